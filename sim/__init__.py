@@ -1,0 +1,12 @@
+"""sim: an agent-based systemic stress simulator for DeFi.
+
+    >>> import sim
+    >>> ds = sim.run("scenarios/eth_crash.toml", steps=8)   # doctest: +SKIP
+    >>> ds.liquidated_value.sel(protocol="aave").sum()      # doctest: +SKIP
+"""
+
+from sim.api import __version__, load_scenario, open_results, run, write_results
+from sim.errors import ResultsError, ScenarioError, SimError
+
+__all__ = ["ResultsError", "ScenarioError", "SimError", "__version__", "load_scenario",
+           "open_results", "run", "write_results"]

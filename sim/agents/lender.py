@@ -1,0 +1,52 @@
+"""Lenders: supply to the lending pool, withdraw when utilisation or fear rises.
+
+A lender withdraws ``withdraw_fraction`` of its balance in a market each step while that
+market's utilisation is above ``withdraw_utilisation``, and from every market while the
+drawdown of the external price of any non-stable asset (from its running peak) exceeds its
+own ``fear_drawdown``. Withdrawals are filled pro rata from the pool's cash: at 100%
+utilisation the pool is frozen.
+"""
+
+from __future__ import annotations
+
+import mesa
+import numpy as np
+
+from sim.protocols.lending import LendingPool
+
+
+class Lender(mesa.Agent):
+    """A supplier; its balances are row ``row`` of ``model.lenders``."""
+
+    def __init__(self, model: mesa.Model, row: int):
+        super().__init__(model)
+        self.row = row
+
+
+class LenderTable:
+    """Scaled supply balances and wallets (lenders x assets), fear thresholds."""
+
+    def __init__(self, shares: np.ndarray, fear: np.ndarray, *, withdraw_utilisation: float,
+                 withdraw_fraction: float):
+        self.shares = np.asarray(shares, dtype=np.float64)
+        self.wallet = np.zeros_like(self.shares)
+        self.fear = np.asarray(fear, dtype=np.float64)
+        self.withdraw_utilisation = withdraw_utilisation
+        self.withdraw_fraction = withdraw_fraction
+
+    def __len__(self) -> int:
+        return len(self.fear)
+
+    def act(self, pool: LendingPool, drawdown: float) -> None:
+        """Withdraw where triggered, as far as the pool's cash allows."""
+        util = pool.utilisation()
+        afraid = self.fear < drawdown
+        for a in np.flatnonzero(pool.listed):
+            asking = (afraid | (util[a] > self.withdraw_utilisation)) & (self.shares[:, a] > 0)
+            if not asking.any():
+                continue
+            rows = np.flatnonzero(asking)
+            request = self.shares[rows, a] * self.withdraw_fraction
+            paid, burnt = pool.withdraw(a, request)
+            self.shares[rows, a] -= burnt
+            self.wallet[rows, a] += paid

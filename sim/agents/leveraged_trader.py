@@ -1,0 +1,107 @@
+"""Leveraged traders: borrow against collateral at a target leverage, answer margin calls.
+
+Positions open at ``debt = value * (1 - 1 / leverage)`` (leverage = collateral / equity),
+capped at the market's LTV. Each step, every position whose health factor (at the oracle
+prices the trader sees) is below ``margin_call_health``:
+
+1. tops up: repays debt from the trader's spare funds (held in the debt asset) toward
+   ``target_health``;
+2. if funds run out and the trader is a deleverager (a share ``deleverage_share`` of them,
+   drawn at start), sells collateral on the market's venue (or off-chain at the external price
+   when the market has none) and repays with the proceeds, as far as the protocol lets it
+   withdraw collateral (HF must stay >= 1);
+3. otherwise waits, and is liquidated once HF < 1.
+
+Sales on one venue in one step go through the pool as one order (uniform price), so the
+deleveraging of many traders moves the price together.
+"""
+
+from __future__ import annotations
+
+import mesa
+import numpy as np
+
+from sim.engine.amm import cp_amount_out
+from sim.protocols.amm import ConstantProductPools
+from sim.protocols.lending import LendingPool
+
+
+class LeveragedTrader(mesa.Agent):
+    """A trader who owns the position rows ``rows`` of the lending book."""
+
+    def __init__(self, model: mesa.Model, rows: slice):
+        super().__init__(model)
+        self.rows = rows
+
+
+class TraderTable:
+    """Spare funds (debt-asset tokens) and behaviour flags per position row."""
+
+    def __init__(self, wallet: np.ndarray, deleverager: np.ndarray, *, margin_call_health: float,
+                 target_health: float):
+        self.wallet = np.asarray(wallet, dtype=np.float64)
+        self.deleverager = np.asarray(deleverager, dtype=bool)
+        self.margin_call_health = margin_call_health
+        self.target_health = target_health
+
+    def act(self, pool: LendingPool, price: np.ndarray, value_price: np.ndarray,
+            amm: ConstantProductPools, venue_pool: np.ndarray, external: np.ndarray) -> float:
+        """Answer this step's margin calls; return the value of collateral sold (numeraire)."""
+        rows = pool.rows_below(price, self.margin_call_health)
+        if len(rows) == 0:
+            return 0.0
+        book = pool.book
+        c = book.coll_asset[rows]
+        d = book.debt_asset[rows]
+        debt = pool.debt_of(rows)
+        health = pool.health_of(rows, price)
+        lt = pool.liquidation_threshold[c]
+        target_debt = book.coll[rows] * price[c] * lt / (self.target_health * price[d])
+        need = np.maximum(debt - target_debt, 0.0)
+        top_up = np.minimum(need, self.wallet[rows])
+        pool.repay(rows, top_up)
+        self.wallet[rows] -= top_up
+        short = need - top_up
+        sellers = (short > 0) & self.deleverager[rows] & (health >= 1.0)
+        if not sellers.any():
+            return 0.0
+        return self._deleverage(pool, rows[sellers], short[sellers], price, value_price, amm,
+                                venue_pool, external)
+
+    def _deleverage(self, pool, rows, short, price, value_price, amm, venue_pool, external):
+        book = pool.book
+        sold_value = 0.0
+        for a in np.unique(book.coll_asset[rows]):
+            sel = rows[book.coll_asset[rows] == a]
+            want = short[book.coll_asset[rows] == a]
+            d = book.debt_asset[sel]
+            v = venue_pool[a]
+            on_venue = v >= 0 and np.all(amm.quote[v] == d)
+            # Collateral to sell at the oracle price; HF >= 1 after the sale needs an execution
+            # price of at least LT * P_coll / P_debt, checked on the pool's quote below.
+            size = np.minimum(want * price[d] / price[a], book.coll[sel])
+            if on_venue:
+                quote = cp_amount_out(size.sum(), amm.reserve_base[v], amm.reserve_quote[v],
+                                      amm.fee[v])
+                rate = quote / size.sum()
+            else:
+                rate = value_price[a] / value_price[d[0]]
+            debt = pool.debt_of(sel)
+            ok = (book.coll[sel] - size) * price[a] * pool.liquidation_threshold[a] >= (
+                np.maximum(debt - size * rate, 0.0) * price[d]) * (1 + 1e-9)
+            sel, size = sel[ok], size[ok]
+            if len(sel) == 0:
+                continue
+            if on_venue:
+                proceeds_total = amm.sell_base(v, size.sum())
+                proceeds = proceeds_total * size / size.sum()
+            else:
+                proceeds = size * rate
+                external[a] += size.sum()
+                external[book.debt_asset[sel[0]]] -= proceeds.sum()
+            repay = np.minimum(proceeds, pool.debt_of(sel))
+            pool.repay(sel, repay)
+            pool.remove_collateral(sel, size, price)
+            self.wallet[sel] += proceeds - repay
+            sold_value += float(size.sum() * value_price[a])
+        return sold_value

@@ -1,0 +1,46 @@
+"""Liquidators (keepers): limited capital, a gas cost and a minimum profit per liquidation.
+
+They act inside the cascade kernel: a liquidator takes a liquidation only when the sale of
+the collateral it receives (on the venue, with price impact) beats the debt it repays plus
+gas plus its minimum profit. Each step they act in a fresh random order (the model's RNG).
+"""
+
+from __future__ import annotations
+
+import mesa
+import numpy as np
+
+
+class Liquidator(mesa.Agent):
+    """A keeper; its balances are row ``row`` of ``model.liquidators``."""
+
+    def __init__(self, model: mesa.Model, row: int):
+        super().__init__(model)
+        self.row = row
+
+    @property
+    def balance(self) -> np.ndarray:
+        """Token balances per asset."""
+        return self.model.liquidators.balance[self.row]
+
+
+class LiquidatorTable:
+    """Balances (liquidators x assets), gas cost and minimum profit (numeraire)."""
+
+    def __init__(self, balance: np.ndarray, gas_cost: np.ndarray, min_profit: np.ndarray):
+        self.balance = np.asarray(balance, dtype=np.float64)
+        self.gas_cost = np.asarray(gas_cost, dtype=np.float64)
+        self.min_profit = np.asarray(min_profit, dtype=np.float64)
+        self.order = np.arange(len(self.gas_cost), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.gas_cost)
+
+    def shuffle(self, rng: np.random.Generator) -> None:
+        """Draw this step's acting order (who sees an opportunity first)."""
+        self.order = rng.permutation(len(self)).astype(np.int64)
+
+    @classmethod
+    def empty(cls, n_assets: int) -> LiquidatorTable:
+        """No liquidators: nothing is ever liquidated."""
+        return cls(np.zeros((0, n_assets)), np.zeros(0), np.zeros(0))

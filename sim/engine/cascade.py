@@ -1,0 +1,211 @@
+"""The liquidation cascade inside one step.
+
+Each round is one block: liquidators walk the book at the round's oracle prices and take
+what Aave v3's rules allow and their capital affords, if the liquidation pays (bonus beats
+slippage plus gas plus their minimum profit). Seized collateral is sold at once on its
+venue pool, moving that pool's price. At the end of the round arbitrageurs back-run the pools
+with the inventory they still hold, then every oracle that reads a pool takes the pool's new
+spot price, and the next round starts. The loop ends when a round
+liquidates nothing or after ``max_rounds``.
+
+Later rounds rescan only a watch list: a position's health factor scales with
+``P_coll / P_debt``, so a position whose health factor was ``h`` when the step began cannot
+fall below 1 unless some collateral-to-debt price ratio fell by more than ``1/h``. Positions
+below ``WATCH_HEALTH`` are kept; the whole book is rescanned only if prices fall past that bound.
+The result is exactly that of a full rescan every round.
+"""
+
+import numpy as np
+
+from sim.engine._jit import kernel
+from sim.engine.amm import arbitrage, cp_amount_out
+from sim.engine.liquidation import liquidation_amounts, max_debt_to_cover
+
+# Slots of the ``stats`` output array.
+N_LIQUIDATIONS = 0
+DEBT_REPAID_VALUE = 1
+COLLATERAL_SEIZED_VALUE = 2
+BAD_DEBT_VALUE = 3
+ROUNDS = 4
+POSITIONS_SCANNED = 5
+LIQUIDATOR_PROFIT = 6
+PROTOCOL_FEE_VALUE = 7
+ARBITRAGE_VOLUME = 8
+N_STATS = 9
+
+WATCH_HEALTH = 1.5
+
+
+@kernel
+def _try_liquidate(i, coll_asset, debt_asset, coll, scaled_debt, lt, bonus, protocol_fee,
+                   borrow_index, cash, treasury, deficit, total_coll, total_scaled_debt, rules,
+                   oracle_price, value_price, venue_pool, reserve_base, reserve_quote, pool_fee,
+                   pool_quote, liq_balance, liq_gas, liq_min_profit, liq_order, gas_sink, stats):
+    """Let the first willing liquidator (in ``liq_order``) liquidate position ``i``."""
+    c = coll_asset[i]
+    d = debt_asset[i]
+    index = borrow_index[d]
+    debt = scaled_debt[i] * index
+    pc = oracle_price[c]
+    pd = oracle_price[d]
+    if debt <= 0.0 or coll[i] <= 0.0:
+        return False
+    health = coll[i] * pc * lt[c] / (debt * pd)
+    max_cover = max_debt_to_cover(debt, coll[i], pd, pc, health, rules)
+    if max_cover <= 0.0:
+        return False
+    v = venue_pool[c]
+    for k in range(liq_order.shape[0]):
+        liq = liq_order[k]
+        gas_tokens = liq_gas[liq] / value_price[d]
+        budget = liq_balance[liq, d] - gas_tokens
+        if budget <= 0.0:
+            continue
+        cover = max_cover if max_cover < budget else budget
+        repaid, to_liq, to_protocol, bad = liquidation_amounts(
+            cover, debt, coll[i], pd, pc, bonus[c], protocol_fee[c], rules[3])
+        if repaid <= 0.0:
+            continue
+        if v >= 0:
+            sold_for = cp_amount_out(to_liq, reserve_base[v], reserve_quote[v], pool_fee[v])
+            proceeds = sold_for * value_price[pool_quote[v]]
+        else:
+            sold_for = 0.0
+            proceeds = to_liq * value_price[c]
+        profit = proceeds - repaid * value_price[d] - liq_gas[liq]
+        if profit < liq_min_profit[liq]:
+            continue
+        # Execute: borrower, reserve, treasury, liquidator, venue.
+        seized = to_liq + to_protocol
+        coll[i] -= seized
+        if coll[i] < 0.0:
+            coll[i] = 0.0
+        burnt = (repaid + bad) / index
+        scaled_debt[i] -= burnt
+        if bad > 0.0 or scaled_debt[i] < 0.0:
+            scaled_debt[i] = 0.0
+        total_scaled_debt[d] -= burnt
+        total_coll[c] -= seized
+        cash[d] += repaid
+        deficit[d] += bad
+        treasury[c] += to_protocol
+        liq_balance[liq, d] -= repaid + gas_tokens
+        gas_sink[d] += gas_tokens
+        if v >= 0:
+            reserve_base[v] += to_liq
+            reserve_quote[v] -= sold_for
+            liq_balance[liq, pool_quote[v]] += sold_for
+        else:
+            liq_balance[liq, c] += to_liq
+        stats[N_LIQUIDATIONS] += 1.0
+        stats[DEBT_REPAID_VALUE] += repaid * pd
+        stats[COLLATERAL_SEIZED_VALUE] += seized * pc
+        stats[BAD_DEBT_VALUE] += bad * pd
+        stats[LIQUIDATOR_PROFIT] += profit
+        stats[PROTOCOL_FEE_VALUE] += to_protocol * pc
+        return True
+    return False
+
+
+@kernel
+def run_cascade(coll_asset, debt_asset, coll, scaled_debt,
+                lt, bonus, protocol_fee, borrow_index, cash, treasury, deficit, total_coll,
+                total_scaled_debt, rules,
+                oracle_price, oracle_pool, value_price, venue_pool,
+                reserve_base, reserve_quote, pool_fee, pool_base, pool_quote,
+                liq_balance, liq_gas, liq_min_profit, liq_order, gas_sink,
+                arb_balance, arb_pools, arb_order,
+                max_rounds, stats, round_counts):
+    """Run the cascade to a fixed point (or ``max_rounds``); update every table in place.
+
+    Args:
+        coll_asset, debt_asset: int32[n], asset index of each position's collateral and debt.
+        coll, scaled_debt: float64[n], collateral tokens and scaled debt (in/out).
+        lt, bonus, protocol_fee: float64[m], per-asset market parameters (fractions).
+        borrow_index: float64[m], debt tokens per unit of scaled debt.
+        cash, treasury, deficit: float64[m], reserve liquidity, protocol-fee tokens and
+            booked bad debt, per asset (in/out).
+        total_coll, total_scaled_debt: float64[m], running book totals (in/out).
+        rules: float64[4], see ``liquidation.max_debt_to_cover``.
+        oracle_price: float64[m], prices the protocol reads (in/out: pool-read oracles move).
+        oracle_pool: int64[m], pool whose spot an asset's oracle reads, or -1 (external feed).
+        value_price: float64[m], external prices at which liquidators value tokens.
+        venue_pool: int64[m], pool where seized collateral of an asset is sold, or -1.
+        reserve_base, reserve_quote, pool_fee: float64[p], pool reserves (in/out) and fees.
+        pool_base, pool_quote: int64[p], asset index of each pool's tokens.
+        liq_balance: float64[l, m], liquidators' token balances (in/out).
+        liq_gas, liq_min_profit: float64[l], gas cost and minimum profit per liquidation
+            (numeraire).
+        liq_order: int64[l], the order in which liquidators get to act this step.
+        gas_sink: float64[m], tokens paid as gas (in/out).
+        arb_balance: float64[k, m], arbitrageurs' inventories (in/out).
+        arb_pools: int64[q], pools the arbitrageurs trade.
+        arb_order: int64[k], their acting order.
+        max_rounds: int, round limit.
+        stats: float64[N_STATS], accumulated (slots named at module level).
+        round_counts: int64[max_rounds], liquidations per round (written).
+    """
+    n = coll.shape[0]
+    m = oracle_price.shape[0]
+    round_counts[:] = 0
+    start_price = oracle_price.copy()
+    watch = np.empty(n, dtype=np.int64)
+    n_watch = -1  # -1: the next round scans the whole book
+    for r in range(max_rounds):
+        done = 0
+        if n_watch < 0:
+            n_watch = 0
+            start_price[:] = oracle_price
+            for i in range(n):
+                d = debt_asset[i]
+                debt = scaled_debt[i] * borrow_index[d]
+                if debt <= 0.0:
+                    continue
+                c = coll_asset[i]
+                lhs = coll[i] * oracle_price[c] * lt[c]
+                rhs = debt * oracle_price[d]
+                if lhs < WATCH_HEALTH * rhs:
+                    watch[n_watch] = i
+                    n_watch += 1
+                    if lhs < rhs:
+                        if _try_liquidate(i, coll_asset, debt_asset, coll, scaled_debt, lt,
+                                          bonus, protocol_fee, borrow_index, cash, treasury,
+                                          deficit, total_coll, total_scaled_debt, rules,
+                                          oracle_price, value_price, venue_pool, reserve_base,
+                                          reserve_quote, pool_fee, pool_quote, liq_balance,
+                                          liq_gas, liq_min_profit, liq_order, gas_sink, stats):
+                            done += 1
+            stats[POSITIONS_SCANNED] += n
+        else:
+            for k in range(n_watch):
+                if _try_liquidate(watch[k], coll_asset, debt_asset, coll, scaled_debt, lt,
+                                  bonus, protocol_fee, borrow_index, cash, treasury, deficit,
+                                  total_coll, total_scaled_debt, rules, oracle_price,
+                                  value_price, venue_pool, reserve_base, reserve_quote,
+                                  pool_fee, pool_quote, liq_balance, liq_gas, liq_min_profit,
+                                  liq_order, gas_sink, stats):
+                    done += 1
+            stats[POSITIONS_SCANNED] += n_watch
+        round_counts[r] = done
+        stats[ROUNDS] = r + 1
+        if done == 0:
+            break
+        # End of block: arbitrageurs back-run, then pool oracles read the new spot price.
+        stats[ARBITRAGE_VOLUME] += arbitrage(reserve_base, reserve_quote, pool_fee, pool_base,
+                                             pool_quote, value_price, arb_balance, arb_pools,
+                                             arb_order)
+        for a in range(m):
+            p = oracle_pool[a]
+            if p >= 0:
+                oracle_price[a] = reserve_quote[p] / reserve_base[p] * oracle_price[pool_quote[p]]
+        # Worst fall of any collateral/debt price ratio since the step began.
+        lo = np.inf
+        hi = 0.0
+        for a in range(m):
+            ratio = oracle_price[a] / start_price[a]
+            if ratio < lo:
+                lo = ratio
+            if ratio > hi:
+                hi = ratio
+        if lo / hi * WATCH_HEALTH < 1.0:
+            n_watch = -1

@@ -1,0 +1,353 @@
+"""StressModel: wires market, protocols and agents, and owns the step order.
+
+One step: market (external prices) -> interest accrues -> agents act (arbitrageurs, market
+makers, lenders, leveraged traders) -> oracles publish -> liquidation cascade -> record.
+Every random draw goes through ``self.rng`` (seeded by Mesa from the scenario's seed), so a
+(scenario, seed) pair reproduces a run bit for bit.
+"""
+
+from __future__ import annotations
+
+import mesa
+import numpy as np
+
+from sim import market
+from sim.agents.arbitrageur import Arbitrageur, ArbitrageurTable
+from sim.agents.lender import Lender, LenderTable
+from sim.agents.leveraged_trader import LeveragedTrader, TraderTable
+from sim.agents.liquidator import Liquidator, LiquidatorTable
+from sim.agents.market_maker import MarketMaker, MarketMakerTable
+from sim.engine import cascade as ck
+from sim.errors import ScenarioError
+from sim.protocols.amm import ConstantProductPools
+from sim.protocols.lending import LendingPool
+from sim.protocols.oracle import Oracles
+from sim.results import Recorder
+from sim.scenario import ConstantProduct, Lending, Oracle, Scenario, draw
+
+AGENT_KINDS = ["lender", "leveraged_trader", "market_maker", "liquidator", "arbitrageur"]
+
+
+class StressModel(mesa.Model):
+    """An agent-based stress run of one scenario.
+
+    Args:
+        scenario: a validated scenario.
+        seed: overrides ``simulation.seed``.
+        steps: overrides ``simulation.steps``.
+    """
+
+    def __init__(self, scenario: Scenario, *, seed: int | None = None, steps: int | None = None):
+        self.seed_used = scenario.simulation.seed if seed is None else int(seed)
+        super().__init__(rng=self.seed_used)
+        s = self.scenario = scenario
+        self.n_steps = s.simulation.steps if steps is None else int(steps)
+        self.dt_hours = s.simulation.dt_hours
+        self.assets = list(s.assets)
+        self.protocol_names = list(s.protocols)
+        m = len(self.assets)
+        self.t = 0
+        self.prices = market.price_paths(s, self.rng, self.n_steps)
+        self.running_max = self.prices[0].copy()
+        self.external = np.zeros(m)  # tokens held by the outside world (CEX, spenders)
+        self.gas_sink = np.zeros(m)  # tokens paid as gas
+        self.volume = dict.fromkeys(AGENT_KINDS, 0.0)
+        self._build_protocols()
+        self._build_agents()
+        self.recorder = Recorder(self.n_steps, {
+            "asset": self.assets, "protocol": self.protocol_names,
+            "round": list(range(1, s.simulation.max_cascade_rounds + 1)),
+            "agent_kind": AGENT_KINDS})
+        self._record(np.zeros(ck.N_STATS),
+                     np.zeros(s.simulation.max_cascade_rounds, dtype=np.int64))
+
+    # --- construction -----------------------------------------------------------------------
+
+    def _index(self, asset: str) -> int:
+        return self.assets.index(asset)
+
+    def _fail(self, field: str, message: str) -> None:
+        raise ScenarioError(self.scenario.source, field, message)
+
+    def _build_protocols(self) -> None:
+        s = self.scenario
+        p0 = self.prices[0]
+        cps = s.protocols_of(ConstantProduct)
+        self.pool_names = list(cps)
+        base = np.array([self._index(p.base) for p in cps.values()], dtype=np.int64)
+        quote = np.array([self._index(p.quote) for p in cps.values()], dtype=np.int64)
+        rb = np.array([p.reserve_base for p in cps.values()])
+        self.amm = ConstantProductPools(
+            self.pool_names, base, quote, rb, rb * p0[base] / p0[quote] if len(rb) else rb,
+            np.array([p.fee for p in cps.values()]))
+
+        m = len(self.assets)
+        pool = np.full(m, -1, dtype=np.int64)
+        heartbeat = np.ones(m, dtype=np.int64)
+        deviation = np.zeros(m)
+        delay = np.zeros(m, dtype=np.int64)
+        for o in s.protocols_of(Oracle).values():
+            a = self._index(o.asset)
+            heartbeat[a] = Oracles.heartbeat_in_steps(o.heartbeat_hours, self.dt_hours)
+            deviation[a] = o.deviation
+            delay[a] = o.delay_steps
+            if o.source == "amm":
+                pool[a] = self.pool_names.index(o.pool)
+        self.oracles = Oracles(pool, heartbeat, deviation, delay, p0, self.amm.quote)
+        self.oracles.read_pools(self.amm.spot(), 0)
+
+        lendings = s.protocols_of(Lending)
+        if len(lendings) != 1:
+            self._fail("protocols", "a scenario needs exactly one protocol of kind 'lending' "
+                       f"(found {len(lendings)})")
+        (self.lending_name, cfg), = lendings.items()
+        markets: list[dict | None] = []
+        self.venue_pool = np.full(m, -1, dtype=np.int64)
+        for a, asset in enumerate(self.assets):
+            mk = cfg.markets.get(asset)
+            if mk is None:
+                markets.append(None)
+                continue
+            row = mk.model_dump(exclude={"interest_rate", "liquidation_venue"})
+            row.update(mk.interest_rate.model_dump())
+            markets.append(row)
+            if mk.liquidation_venue is not None:
+                self.venue_pool[a] = self.pool_names.index(mk.liquidation_venue)
+        self.lending = LendingPool(self.lending_name, markets, (
+            cfg.close_factor, cfg.close_factor_hf_threshold,
+            cfg.min_base_max_close_factor_threshold, cfg.min_leftover_base))
+
+    def _build_agents(self) -> None:
+        a = self.scenario.agents
+        m = len(self.assets)
+        p0 = self.prices[0]
+        rng = self.rng
+
+        self.lenders = None
+        if a.lenders is not None:
+            cfg = a.lenders
+            n = cfg.count
+            shares = np.zeros((n, m))
+            for asset, amount in cfg.supply.items():
+                k = self._index(asset)
+                shares[:, k] = self.lending.supply(k, amount * rng.dirichlet(np.ones(n)))
+            self.lenders = LenderTable(shares, draw(cfg.fear_drawdown, rng, n),
+                                       withdraw_utilisation=cfg.withdraw_utilisation,
+                                       withdraw_fraction=cfg.withdraw_fraction)
+            for row in range(n):
+                Lender(self, row)
+
+        self.traders = None
+        if a.leveraged_traders is not None:
+            self._build_traders(a.leveraged_traders)
+
+        self.market_makers = None
+        if a.market_makers is not None:
+            cfg = a.market_makers
+            p = self.pool_names.index(cfg.pool)
+            shares = np.full(cfg.count, self.amm.lp_supply[p] / cfg.count)
+            window = max(2, round(cfg.volatility_window_hours / self.dt_hours))
+            self.market_makers = MarketMakerTable(
+                p, shares, m, volatility_limit=cfg.volatility_limit,
+                pull_fraction=cfg.pull_fraction, window_steps=window)
+            for row in range(cfg.count):
+                MarketMaker(self, row)
+
+        self.liquidators = LiquidatorTable.empty(m)
+        if a.liquidators is not None:
+            cfg = a.liquidators
+            n = cfg.count
+            balance = np.zeros((n, m))
+            k = self._index(cfg.capital_asset)
+            balance[:, k] = draw(cfg.capital, rng, n) / p0[k]
+            self.liquidators = LiquidatorTable(balance, draw(cfg.gas_cost, rng, n),
+                                               draw(cfg.min_profit, rng, n))
+            for row in range(n):
+                Liquidator(self, row)
+
+        self.arbitrageurs = None
+        if a.arbitrageurs is not None and len(self.amm):
+            cfg = a.arbitrageurs
+            names = cfg.pools or self.pool_names
+            pools = np.array([self.pool_names.index(n) for n in names], dtype=np.int64)
+            self.arbitrageurs = ArbitrageurTable.with_capital(
+                draw(cfg.capital, rng, cfg.count), pools, self.amm, p0)
+            for row in range(cfg.count):
+                Arbitrageur(self, row)
+
+    def _build_traders(self, cfg) -> None:
+        rng = self.rng
+        p0 = self.prices[0]
+        pool = self.lending
+        n = cfg.count * cfg.positions_per_agent
+        names = list(cfg.collateral)
+        weights = np.array([cfg.collateral[k] for k in names])
+        coll_asset = np.array([self._index(k) for k in names])[
+            rng.choice(len(names), size=n, p=weights / weights.sum())]
+        d = self._index(cfg.debt_asset)
+        value = draw(cfg.position_value, rng, n)
+        leverage = draw(cfg.leverage, rng, n)
+        if np.any(value <= 0) or np.any(leverage < 1):
+            self._fail("agents.leveraged_traders", "position_value must be > 0 and leverage "
+                       ">= 1 in every draw")
+        ltv_cap = pool.ltv[coll_asset] * (1.0 - 1e-9)
+        debt_value = value * np.minimum(1.0 - 1.0 / leverage, ltv_cap)
+        debt = debt_value / p0[d]
+        if debt.sum() > pool.cash[d]:
+            self._fail("agents.leveraged_traders", f"traders borrow {debt.sum():,.0f} "
+                       f"{cfg.debt_asset} but lenders supply only {pool.cash[d]:,.0f}; raise "
+                       f"agents.lenders.supply.{cfg.debt_asset} or lower position_value")
+        owner = np.arange(n) // cfg.positions_per_agent
+        rows = pool.open_positions(owner, coll_asset, np.full(n, d), value / p0[coll_asset],
+                                   debt, p0)
+        self.external[d] += debt.sum()  # borrowed funds were spent on the collateral
+        self.traders = TraderTable(draw(cfg.wallet_share, rng, n) * value / p0[d],
+                                   rng.random(n) < cfg.deleverage_share,
+                                   margin_call_health=cfg.margin_call_health,
+                                   target_health=cfg.target_health)
+        self.trader_debt_asset = d
+        for k in range(cfg.count):
+            LeveragedTrader(self, slice(rows.start + k * cfg.positions_per_agent,
+                                        rows.start + (k + 1) * cfg.positions_per_agent))
+
+    # --- the step ---------------------------------------------------------------------------
+
+    def step(self) -> None:
+        """Advance one step of ``dt_hours``."""
+        self.t += 1
+        t = self.t
+        ext = self.prices[t]
+        np.maximum(self.running_max, ext, out=self.running_max)
+        self.volume = dict.fromkeys(AGENT_KINDS, 0.0)
+        self.lending.accrue(self.dt_hours)
+        if self.arbitrageurs is not None:
+            self.volume["arbitrageur"] = self.arbitrageurs.act(self.amm, ext, self.external,
+                                                               self.rng)
+        if self.market_makers is not None:
+            mm = self.market_makers
+            self.market_makers.act(self.amm, self.prices[: t + 1, self.amm.base[mm.pool]],
+                                   self.dt_hours)
+        if self.lenders is not None:
+            drawdown = float(np.max(1.0 - ext / self.running_max))
+            self.lenders.act(self.lending, drawdown)
+        if self.traders is not None:
+            self.volume["leveraged_trader"] = self.traders.act(
+                self.lending, self.oracles.price, ext, self.amm, self.venue_pool, self.external)
+        self.oracles.update(t, self.prices[: t + 1], self.amm.spot())
+        self.liquidators.shuffle(self.rng)
+        stats, rounds = self.lending.liquidate(
+            oracle_price=self.oracles.price, oracle_pool=self.oracles.pool, value_price=ext,
+            venue_pool=self.venue_pool, pools=self.amm, liquidators=self.liquidators,
+            arbitrage=self._arbitrage_inputs(), gas_sink=self.gas_sink,
+            max_rounds=self.scenario.simulation.max_cascade_rounds)
+        self.volume["liquidator"] = stats[ck.COLLATERAL_SEIZED_VALUE]
+        self.volume["arbitrageur"] += stats[ck.ARBITRAGE_VOLUME]
+        self._record(stats, rounds)
+
+    def _arbitrage_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        arb = self.arbitrageurs
+        if arb is None:
+            return np.zeros((0, len(self.assets))), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return arb.balance, arb.pools, self.rng.permutation(len(arb)).astype(np.int64)
+
+    def run(self, progress=None) -> None:
+        """Run every remaining step; ``progress(n)`` is called after each step if given."""
+        while self.t < self.n_steps:
+            self.step()
+            if progress is not None:
+                progress(1)
+
+    # --- accounting -------------------------------------------------------------------------
+
+    def token_totals(self) -> np.ndarray:
+        """Tokens per asset summed over every account (conserved: nothing is minted)."""
+        m = len(self.assets)
+        amm = self.amm
+        total = (self.lending.cash + self.lending.total_coll + self.lending.treasury
+                 + np.bincount(amm.base, weights=amm.reserve_base, minlength=m)
+                 + np.bincount(amm.quote, weights=amm.reserve_quote, minlength=m)
+                 + self.liquidators.balance.sum(axis=0) + self.external + self.gas_sink)
+        if self.lenders is not None:
+            total += self.lenders.wallet.sum(axis=0)
+        if self.traders is not None:
+            total[self.trader_debt_asset] += self.traders.wallet.sum()
+        if self.market_makers is not None:
+            total += self.market_makers.wallet.sum(axis=0)
+        if self.arbitrageurs is not None:
+            total += self.arbitrageurs.balance.sum(axis=0)
+        return total
+
+    def net_worth(self, coll: np.ndarray, debt: np.ndarray) -> np.ndarray:
+        """Net worth per agent kind at external prices (order of ``AGENT_KINDS``)."""
+        ext = self.prices[self.t]
+        out = np.zeros(len(AGENT_KINDS))
+        pool = self.lending
+        if self.lenders is not None:
+            out[0] = (self.lenders.shares * pool.supply_index + self.lenders.wallet).sum(0) @ ext
+        if self.traders is not None:
+            out[1] = (coll - debt) @ ext + self.traders.wallet.sum() * ext[self.trader_debt_asset]
+        if self.market_makers is not None:
+            mm = self.market_makers
+            p = mm.pool
+            share = mm.shares.sum() / self.amm.lp_supply[p]
+            out[2] = (share * (self.amm.reserve_base[p] * ext[self.amm.base[p]]
+                               + self.amm.reserve_quote[p] * ext[self.amm.quote[p]])
+                      + mm.wallet.sum(0) @ ext)
+        out[3] = self.liquidators.balance.sum(0) @ ext
+        if self.arbitrageurs is not None:
+            out[4] = self.arbitrageurs.balance.sum(0) @ ext
+        return out
+
+    def _record(self, stats: np.ndarray, rounds: np.ndarray) -> None:
+        pool = self.lending
+        price = self.oracles.price
+        coll, debt, insolvent, n_liquidatable = pool.totals(price)
+        n_proto = len(self.protocol_names)
+        li = self.protocol_names.index(self.lending_name)
+
+        def per_protocol(value: float, fill: float = 0.0) -> np.ndarray:
+            out = np.full(n_proto, fill)
+            out[li] = value
+            return out
+
+        def per_market(values: np.ndarray) -> np.ndarray:
+            out = np.full((n_proto, len(self.assets)), np.nan)
+            out[li] = np.where(pool.listed, values, np.nan)
+            return out
+
+        amm_price = np.full(n_proto, np.nan)
+        depth = np.full(n_proto, np.nan)
+        rbase = np.full(n_proto, np.nan)
+        rquote = np.full(n_proto, np.nan)
+        amm = self.amm
+        if len(amm):
+            idx = [self.protocol_names.index(n) for n in self.pool_names]
+            amm_price[idx] = amm.spot() * price[amm.quote]
+            depth[idx] = amm.depth() * amm_price[idx]
+            rbase[idx] = amm.reserve_base
+            rquote[idx] = amm.reserve_quote
+        self.recorder.record(self.t, {
+            "external_price": self.prices[self.t],
+            "oracle_price": price,
+            "amm_price": amm_price,
+            "pool_depth": depth,
+            "pool_reserve_base": rbase,
+            "pool_reserve_quote": rquote,
+            "liquidated_value": per_protocol(stats[ck.DEBT_REPAID_VALUE]),
+            "seized_collateral_value": per_protocol(stats[ck.COLLATERAL_SEIZED_VALUE]),
+            "liquidation_count": per_protocol(stats[ck.N_LIQUIDATIONS]),
+            "bad_debt": per_protocol(stats[ck.BAD_DEBT_VALUE]),
+            "insolvent_debt": per_protocol(insolvent),
+            "liquidatable_count": per_protocol(n_liquidatable),
+            "liquidator_profit": per_protocol(stats[ck.LIQUIDATOR_PROFIT]),
+            "utilisation": per_market(pool.utilisation()),
+            "borrow_rate": per_market(pool.borrow_rate()),
+            "total_collateral": per_market(coll),
+            "total_debt": per_market(debt),
+            "available_liquidity": per_market(pool.cash),
+            "deficit": per_market(pool.deficit),
+            "cascade_rounds": stats[ck.ROUNDS],
+            "round_liquidations": rounds,
+            "net_worth": self.net_worth(coll, debt),
+            "trade_volume": np.array([self.volume[k] for k in AGENT_KINDS]),
+        })

@@ -1,0 +1,118 @@
+"""Recorder (preallocated arrays) -> labelled ``xarray.Dataset`` -> netCDF on disk.
+
+The catalogue ``VARIABLES`` names every result variable once, with its dims, units and long
+name; the same name is used from the model's snapshot to the chart label. NaN marks a
+combination that does not exist (an AMM has no utilisation, a lending pool no pool price),
+never a missing value of a state that exists.
+
+Writes are atomic: a run is written to a temporary file in the target folder and renamed,
+so a crash never leaves a half-written ``results.nc``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from sim.errors import ResultsError
+
+RESULTS_FILE = "results.nc"
+
+# name: (dims after time, units, long_name)
+VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "external_price": (("asset",), "USD", "external market price"),
+    "oracle_price": (("asset",), "USD", "oracle price after the cascade"),
+    "amm_price": (("protocol",), "USD", "pool spot price of the base token after the cascade"),
+    "pool_depth": (("protocol",), "USD", "base volume that moves the pool price 10%"),
+    "pool_reserve_base": (("protocol",), "tokens", "pool reserve of the base token"),
+    "pool_reserve_quote": (("protocol",), "tokens", "pool reserve of the quote token"),
+    "liquidated_value": (("protocol",), "USD", "debt repaid by liquidations in the step"),
+    "seized_collateral_value": (("protocol",), "USD", "collateral seized in the step"),
+    "liquidation_count": (("protocol",), "1", "liquidations in the step"),
+    "bad_debt": (("protocol",), "USD", "debt burnt as deficit in the step"),
+    "insolvent_debt": (("protocol",), "USD",
+                       "sum over positions of max(0, debt value - collateral value)"),
+    "liquidatable_count": (("protocol",), "1", "positions with health factor < 1 after the step"),
+    "liquidator_profit": (("protocol",), "USD", "liquidators' profit in the step"),
+    "utilisation": (("protocol", "asset"), "1", "reserve utilisation"),
+    "borrow_rate": (("protocol", "asset"), "1/year", "annual borrow rate"),
+    "total_collateral": (("protocol", "asset"), "tokens", "collateral held"),
+    "total_debt": (("protocol", "asset"), "tokens", "debt outstanding"),
+    "available_liquidity": (("protocol", "asset"), "tokens", "reserve cash"),
+    "deficit": (("protocol", "asset"), "tokens", "cumulative bad debt booked"),
+    "cascade_rounds": ((), "1", "liquidation rounds in the step"),
+    "round_liquidations": (("round",), "1", "liquidations per cascade round"),
+    "net_worth": (("agent_kind",), "USD", "net worth at external prices"),
+    "trade_volume": (("agent_kind",), "USD", "volume traded on pools and markets in the step"),
+}
+
+
+class Recorder:
+    """Preallocated arrays, one per variable, filled step by step.
+
+    Args:
+        steps: number of steps after time 0.
+        coords: coordinate values per dim name (``asset``, ``protocol``, ``round``, ...).
+        names: the variables to record (keys of ``VARIABLES``).
+    """
+
+    def __init__(self, steps: int, coords: dict[str, list], names: list[str] | None = None):
+        self.coords = coords
+        self.n_time = steps + 1
+        self.data: dict[str, np.ndarray] = {}
+        for name in names or list(VARIABLES):
+            dims = VARIABLES[name][0]
+            shape = (self.n_time, *(len(coords[d]) for d in dims))
+            self.data[name] = np.full(shape, np.nan)
+
+    def record(self, t: int, values: dict[str, np.ndarray | float]) -> None:
+        """Store step ``t``'s values (every recorded name must be given)."""
+        for name, arr in self.data.items():
+            arr[t] = values[name]
+
+    def to_dataset(self, *, hours: np.ndarray, attrs: dict, extra_coords: dict | None = None,
+                   ) -> xr.Dataset:
+        """The labelled dataset: dims ``time`` (hours) plus each variable's own."""
+        data_vars = {}
+        for name, arr in self.data.items():
+            dims, units, long_name = VARIABLES[name]
+            data_vars[name] = xr.Variable(("time", *dims), arr,
+                                          attrs={"units": units, "long_name": long_name})
+        coords: dict = {"time": ("time", hours, {"units": "hours", "long_name": "time"})}
+        for dim, values in self.coords.items():
+            coords[dim] = (dim, np.asarray(values, dtype=object if dim != "round" else None))
+        coords.update(extra_coords or {})
+        return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def write_results(ds: xr.Dataset, folder: str | Path) -> Path:
+    """Write ``ds`` to ``folder/results.nc`` atomically; return the file path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / RESULTS_FILE
+    fd, tmp = tempfile.mkstemp(prefix=".results-", suffix=".nc.part", dir=folder)
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def open_results(path: str | Path) -> xr.Dataset:
+    """Open a run's results: a ``results.nc`` file or the folder that holds it."""
+    path = Path(path)
+    file = path / RESULTS_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise ResultsError(f"{path}: no {RESULTS_FILE} here (run `sim run SCENARIO` first)")
+    try:
+        with xr.open_dataset(file, engine="h5netcdf") as ds:
+            return ds.load()
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"{file}: not a readable results file ({exc})") from None
