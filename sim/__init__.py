@@ -1,8 +1,8 @@
 """sim: an agent-based systemic stress simulator for DeFi.
 
-    >>> import sim
-    >>> ds = sim.run("scenarios/eth_crash.toml", steps=8)   # doctest: +SKIP
-    >>> ds.liquidated_value.sel(protocol="aave").sum()      # doctest: +SKIP
+>>> import sim
+>>> ds = sim.run("scenarios/eth_crash.toml", steps=8)   # doctest: +SKIP
+>>> ds.liquidated_value.sel(protocol="aave").sum()      # doctest: +SKIP
 """
 
 from sim.api import __version__, load_scenario, open_results, run, write_results

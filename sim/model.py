@@ -161,7 +161,8 @@ class StressModel(mesa.Model):
             k = self._index(cfg.capital_asset)
             balance[:, k] = draw(cfg.capital, rng, n) / p0[k]
             self.liquidators = LiquidatorTable(balance, draw(cfg.gas_cost, rng, n),
-                                               draw(cfg.min_profit, rng, n))
+                                               draw(cfg.min_profit, rng, n),
+                                               rng.random(n) < cfg.atomic_share)
             for row in range(n):
                 Liquidator(self, row)
 

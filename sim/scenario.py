@@ -181,7 +181,7 @@ class Market(Strict):
 
 
 class InterestRate(Strict):
-    """Kinked (two-slope) borrow rate, annualised, as in Aave's DefaultReserveInterestRateStrategy."""
+    """Kinked (two-slope) annual borrow rate (Aave's DefaultReserveInterestRateStrategy)."""
 
     base_rate: NonNegativeFloat = 0.0
     slope1: NonNegativeFloat = 0.04
@@ -328,6 +328,8 @@ class Liquidators(Strict):
     capital: Distribution = Field(description="Starting capital per liquidator (numeraire)")
     gas_cost: Distribution = Field(description="Gas per liquidation (numeraire)")
     min_profit: Distribution = Field(description="Minimum profit per liquidation (numeraire)")
+    atomic_share: Fraction = Field(
+        1.0, description="Share that must sell seized collateral on the venue (flash loans)")
 
 
 class Arbitrageurs(Strict):
@@ -539,7 +541,8 @@ def check_references(s: Scenario) -> None:
         proto = s.protocols.get(name)
         if not isinstance(proto, kind):
             names = [k for k, v in s.protocols.items() if isinstance(v, kind)]
-            fail(field, f"'{name}' is not a {label} protocol ({label}: {', '.join(names) or 'none'})")
+            known = ", ".join(names) or "none"
+            fail(field, f"'{name}' is not a {label} protocol ({label}: {known})")
         return proto
 
     for asset in s.market.processes:
@@ -575,7 +578,8 @@ def check_references(s: Scenario) -> None:
                      f"'{oracle_of[proto.asset]}'")
             oracle_of[proto.asset] = name
             if proto.pool is not None:
-                pool = need_protocol(f"{here}.pool", proto.pool, ConstantProduct, "constant_product")
+                pool = need_protocol(f"{here}.pool", proto.pool, ConstantProduct,
+                                     "constant_product")
                 if proto.asset != pool.base:
                     fail(f"{here}.pool", f"pool '{proto.pool}' prices {pool.base}, "
                          f"not {proto.asset}")

@@ -1,8 +1,11 @@
 """Liquidators (keepers): limited capital, a gas cost and a minimum profit per liquidation.
 
-They act inside the cascade kernel: a liquidator takes a liquidation only when the sale of
-the collateral it receives (on the venue, with price impact) beats the debt it repays plus
-gas plus its minimum profit. Each step they act in a fresh random order (the model's RNG).
+They act inside the cascade kernel: a liquidator takes a liquidation only when the value of
+the collateral it receives beats the debt it repays plus gas plus its minimum profit. Atomic
+liquidators (flash-loan bots, a share ``atomic_share`` of them) must sell the collateral on
+the venue in the same transaction, whatever the price impact; the others sell there only when
+the venue pays at least the external price, and otherwise carry the collateral. Each step
+they act in a fresh random order (the model's RNG).
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ class Liquidator(mesa.Agent):
 
 
 class LiquidatorTable:
-    """Balances (liquidators x assets), gas cost and minimum profit (numeraire)."""
+    """Balances (liquidators x assets), gas cost and minimum profit (numeraire), atomicity."""
 
-    def __init__(self, balance: np.ndarray, gas_cost: np.ndarray, min_profit: np.ndarray):
+    def __init__(self, balance: np.ndarray, gas_cost: np.ndarray, min_profit: np.ndarray,
+                 atomic: np.ndarray):
         self.balance = np.asarray(balance, dtype=np.float64)
+        self.atomic = np.asarray(atomic, dtype=np.bool_)
         self.gas_cost = np.asarray(gas_cost, dtype=np.float64)
         self.min_profit = np.asarray(min_profit, dtype=np.float64)
         self.order = np.arange(len(self.gas_cost), dtype=np.int64)
@@ -43,4 +48,4 @@ class LiquidatorTable:
     @classmethod
     def empty(cls, n_assets: int) -> LiquidatorTable:
         """No liquidators: nothing is ever liquidated."""
-        return cls(np.zeros((0, n_assets)), np.zeros(0), np.zeros(0))
+        return cls(np.zeros((0, n_assets)), np.zeros(0), np.zeros(0), np.zeros(0, np.bool_))

@@ -40,7 +40,8 @@ WATCH_HEALTH = 1.5
 def _try_liquidate(i, coll_asset, debt_asset, coll, scaled_debt, lt, bonus, protocol_fee,
                    borrow_index, cash, treasury, deficit, total_coll, total_scaled_debt, rules,
                    oracle_price, value_price, venue_pool, reserve_base, reserve_quote, pool_fee,
-                   pool_quote, liq_balance, liq_gas, liq_min_profit, liq_order, gas_sink, stats):
+                   pool_quote, liq_balance, liq_gas, liq_min_profit, liq_atomic, liq_order,
+                   gas_sink, stats):
     """Let the first willing liquidator (in ``liq_order``) liquidate position ``i``."""
     c = coll_asset[i]
     d = debt_asset[i]
@@ -66,12 +67,18 @@ def _try_liquidate(i, coll_asset, debt_asset, coll, scaled_debt, lt, bonus, prot
             cover, debt, coll[i], pd, pc, bonus[c], protocol_fee[c], rules[3])
         if repaid <= 0.0:
             continue
+        # Atomic (flash-loan) liquidators must sell on the venue; the others sell there only
+        # when it beats carrying the collateral off-chain at the external price.
+        hold_value = to_liq * value_price[c]
+        sell = False
+        sold_for = 0.0
+        proceeds = hold_value
         if v >= 0:
             sold_for = cp_amount_out(to_liq, reserve_base[v], reserve_quote[v], pool_fee[v])
-            proceeds = sold_for * value_price[pool_quote[v]]
-        else:
-            sold_for = 0.0
-            proceeds = to_liq * value_price[c]
+            venue_value = sold_for * value_price[pool_quote[v]]
+            if liq_atomic[liq] or venue_value >= hold_value:
+                sell = True
+                proceeds = venue_value
         profit = proceeds - repaid * value_price[d] - liq_gas[liq]
         if profit < liq_min_profit[liq]:
             continue
@@ -91,7 +98,7 @@ def _try_liquidate(i, coll_asset, debt_asset, coll, scaled_debt, lt, bonus, prot
         treasury[c] += to_protocol
         liq_balance[liq, d] -= repaid + gas_tokens
         gas_sink[d] += gas_tokens
-        if v >= 0:
+        if sell:
             reserve_base[v] += to_liq
             reserve_quote[v] -= sold_for
             liq_balance[liq, pool_quote[v]] += sold_for
@@ -113,7 +120,7 @@ def run_cascade(coll_asset, debt_asset, coll, scaled_debt,
                 total_scaled_debt, rules,
                 oracle_price, oracle_pool, value_price, venue_pool,
                 reserve_base, reserve_quote, pool_fee, pool_base, pool_quote,
-                liq_balance, liq_gas, liq_min_profit, liq_order, gas_sink,
+                liq_balance, liq_gas, liq_min_profit, liq_atomic, liq_order, gas_sink,
                 arb_balance, arb_pools, arb_order,
                 max_rounds, stats, round_counts):
     """Run the cascade to a fixed point (or ``max_rounds``); update every table in place.
@@ -136,6 +143,8 @@ def run_cascade(coll_asset, debt_asset, coll, scaled_debt,
         liq_balance: float64[l, m], liquidators' token balances (in/out).
         liq_gas, liq_min_profit: float64[l], gas cost and minimum profit per liquidation
             (numeraire).
+        liq_atomic: bool[l], liquidators that must sell seized collateral on the venue
+            (flash-loan bots); the others keep it when the venue pays less than the market.
         liq_order: int64[l], the order in which liquidators get to act this step.
         gas_sink: float64[m], tokens paid as gas (in/out).
         arb_balance: float64[k, m], arbitrageurs' inventories (in/out).
@@ -173,7 +182,8 @@ def run_cascade(coll_asset, debt_asset, coll, scaled_debt,
                                           deficit, total_coll, total_scaled_debt, rules,
                                           oracle_price, value_price, venue_pool, reserve_base,
                                           reserve_quote, pool_fee, pool_quote, liq_balance,
-                                          liq_gas, liq_min_profit, liq_order, gas_sink, stats):
+                                          liq_gas, liq_min_profit, liq_atomic, liq_order,
+                                          gas_sink, stats):
                             done += 1
             stats[POSITIONS_SCANNED] += n
         else:
@@ -183,7 +193,7 @@ def run_cascade(coll_asset, debt_asset, coll, scaled_debt,
                                   total_coll, total_scaled_debt, rules, oracle_price,
                                   value_price, venue_pool, reserve_base, reserve_quote,
                                   pool_fee, pool_quote, liq_balance, liq_gas, liq_min_profit,
-                                  liq_order, gas_sink, stats):
+                                  liq_atomic, liq_order, gas_sink, stats):
                     done += 1
             stats[POSITIONS_SCANNED] += n_watch
         round_counts[r] = done

@@ -254,5 +254,5 @@ class LendingPool:
             oracle_price, oracle_pool, value_price, venue_pool,
             pools.reserve_base, pools.reserve_quote, pools.fee, pools.base, pools.quote,
             liquidators.balance, liquidators.gas_cost, liquidators.min_profit,
-            liquidators.order, gas_sink, *arbitrage, max_rounds, stats, rounds)
+            liquidators.atomic, liquidators.order, gas_sink, *arbitrage, max_rounds, stats, rounds)
         return stats, rounds

@@ -1,0 +1,180 @@
+"""The ``sim`` command: run, validate, plot, schema.
+
+Bad input (a scenario that does not validate, a missing file, a bad option) prints one line
+to stderr and exits with code 2; never a traceback, never a half-written result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from sim.errors import SimError
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``sim``."""
+    parser = _Parser(prog="sim", description="Agent-based systemic stress simulator for DeFi")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="run a scenario, write results and the cascade chart")
+    run.add_argument("scenario", type=Path)
+    run.add_argument("--seed", type=_non_negative, help="override simulation.seed")
+    run.add_argument("--steps", type=_positive, help="override simulation.steps")
+    run.add_argument("--out", type=Path, help="output folder (default results/<scenario>)")
+    run.add_argument("--no-plot", action="store_true", help="skip the chart")
+    val = sub.add_parser("validate", help="check a scenario file")
+    val.add_argument("scenario", type=Path)
+    plot = sub.add_parser("plot", help="draw the cascade chart of a result")
+    plot.add_argument("results", type=Path)
+    plot.add_argument("--format", nargs="+", default=["png", "pdf"],
+                      choices=["png", "pdf", "svg"])
+    sub.add_parser("schema", help="print the scenario JSON schema")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``sim`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except SimError as exc:
+        print(f"sim: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("sim: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from sim.scenario import Scenario
+
+    print(json.dumps(Scenario.model_json_schema(), indent=2))
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from sim.scenario import load_scenario
+
+    s = load_scenario(args.scenario)
+    agents = {k: v.count for k, v in s.agents if v is not None}
+    print(f"{args.scenario}: ok ({len(s.assets)} assets, {len(s.protocols)} protocols, "
+          f"agents: {', '.join(f'{k} {n}' for k, n in agents.items()) or 'none'})")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    import sim
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    out = args.out or Path("results") / scenario.name
+    steps = args.steps or scenario.simulation.steps
+    with tqdm(total=steps, desc=scenario.name, unit="step", delay=1.0, leave=False,
+              file=sys.stderr) as bar:
+        ds = sim.run(scenario, seed=args.seed, steps=args.steps, progress=bar.update)
+    files = _publish(out, ds, plot=not args.no_plot)
+    print(_summary(ds, files))
+    return 0
+
+
+def _publish(out: Path, ds, *, plot: bool) -> list[Path]:
+    """Write results (and charts) to a temporary folder, then swap it into place."""
+    from sim.plots import cascade_figure, save_figure
+    from sim.results import write_results
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        names = [write_results(ds, staging).name]
+        if plot:
+            names += [p.name for p in save_figure(cascade_figure(ds), staging / "cascade")]
+        staging.chmod(0o755)
+        for path in staging.iterdir():
+            path.chmod(0o644)
+        old = None
+        if out.exists():
+            old = out.parent / f".{out.name}-old"
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+        staging.rename(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return [out / n for n in names]
+
+
+def _summary(ds, files: list[Path]) -> str:
+    from sim.plots import venue_asset
+
+    lending = ds.attrs["lending_protocol"]
+    a = ds.sel(protocol=lending)
+    asset, _ = venue_asset(ds)
+    ext = ds.external_price.sel(asset=asset)
+    rounds = ds.cascade_rounds
+    worst = int(rounds.values.argmax())
+    util = a.utilisation.max("time")
+    lines = [
+        f"{ds.attrs['scenario_name']} (seed {ds.attrs['seed']}): {ds.sizes['time'] - 1} steps, "
+        f"{float(ds.time[-1]):g} hours",
+        f"  {asset} external price  {float(ext[0]):,.0f} -> min {float(ext.min()):,.0f} -> "
+        f"{float(ext[-1]):,.0f} USD; oracle min "
+        f"{float(ds.oracle_price.sel(asset=asset).min()):,.0f}",
+        f"  liquidations          {int(a.liquidation_count.sum()):,} "
+        f"({float(a.liquidated_value.sum()) / 1e6:,.2f} M USD of debt repaid)",
+        f"  bad debt              {float(a.bad_debt.sum()) / 1e6:,.2f} M USD "
+        f"(+ {float(a.insolvent_debt[-1]) / 1e6:,.2f} M USD insolvent, not yet booked)",
+        f"  longest cascade       {int(rounds.max())} rounds at hour {float(ds.time[worst]):g}",
+        "  peak utilisation      " + ", ".join(
+            f"{k} {float(v):.0%}" for k, v in zip(util.asset.values, util.values, strict=True)
+            if v == v),
+        "  written               " + ", ".join(str(f) for f in files),
+    ]
+    return "\n".join(lines)
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from sim.plots import cascade_figure, save_figure
+    from sim.results import open_results
+
+    ds = open_results(args.results)
+    folder = args.results if args.results.is_dir() else args.results.parent
+    paths = save_figure(cascade_figure(ds), folder / "cascade", tuple(args.format))
+    print("written " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+_COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "plot": _cmd_plot,
+             "schema": _cmd_schema}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Research charts from a results Dataset (matplotlib, one style sheet: ``sim.mplstyle``).
+
+Each chart takes an ``xarray.Dataset`` and returns a ``matplotlib.figure.Figure``; saving is
+the caller's choice (``save_figure`` writes several formats at once).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+STYLE = Path(__file__).with_name("sim.mplstyle")
+
+
+def venue_asset(ds: xr.Dataset) -> tuple[str, str | None]:
+    """The asset the cascade chart follows and its pool: the most liquidated pool's base."""
+    pools = [p for p, k in zip(ds.protocol.values, ds.protocol_kind.values, strict=True)
+             if k == "constant_product"]
+    if not pools:
+        asset = str(ds.asset.values[int(ds.external_price.std("time").values.argmax())])
+        return asset, None
+    pool = pools[0]
+    return str(ds.pool_base.sel(protocol=pool).item()), str(pool)
+
+
+def cascade_figure(ds: xr.Dataset) -> Figure:
+    """Cascade anatomy: prices (external, pool, oracle), liquidations per step, bad debt."""
+    asset, pool = venue_asset(ds)
+    lending = ds.attrs.get("lending_protocol", str(ds.protocol.values[0]))
+    hours = ds.time.values
+    with plt.style.context(STYLE):
+        fig, (ax_p, ax_l, ax_b) = plt.subplots(3, 1, sharex=True, layout="constrained",
+                                               height_ratios=[2.2, 1.3, 1.0])
+        ax_p.plot(hours, ds.external_price.sel(asset=asset), label="external market", color="C0")
+        if pool is not None:
+            ax_p.plot(hours, ds.amm_price.sel(protocol=pool), label=f"pool ({pool})",
+                      color="C2", linestyle="--")
+        ax_p.plot(hours, ds.oracle_price.sel(asset=asset), label="oracle", color="C1",
+                  linewidth=1.0)
+        ax_p.set_ylabel(f"{asset} price (USD)")
+        ax_p.set_title(f"{ds.attrs.get('scenario_name', '')}: {asset} price, liquidations "
+                       f"and bad debt in {lending} (seed {ds.attrs.get('seed', '?')})")
+        ax_p.legend(loc="upper right")
+
+        liq = ds.liquidated_value.sel(protocol=lending) / 1e6
+        width = float(ds.attrs.get("dt_hours", np.diff(hours[:2])[0] if len(hours) > 1 else 1))
+        ax_l.bar(hours, liq, width=width, color="C1", align="center")
+        ax_l.set_ylabel("debt liquidated\n(M USD per step)")
+        ax_r = ax_l.twinx()
+        rounds = ds.cascade_rounds.values
+        many = rounds > 1
+        ax_r.plot(hours[many], rounds[many], "o", color="C3", markersize=3.5,
+                  label="cascade rounds (> 1)")
+        ax_r.set_ylabel("cascade rounds", color="C3")
+        ax_r.set_ylim(bottom=0)
+        ax_r.spines["right"].set_visible(True)
+        ax_r.grid(False)
+
+        bad = ds.bad_debt.sel(protocol=lending).cumsum("time") / 1e6
+        ax_b.fill_between(hours, 0, bad, color="C1", alpha=0.35, step="post")
+        ax_b.plot(hours, bad, color="C1", drawstyle="steps-post")
+        ax_b.set_ylabel("cumulative bad\ndebt (M USD)")
+        ax_b.set_xlabel("time (hours)")
+        ax_b.set_ylim(bottom=0)
+    return fig
+
+
+def save_figure(fig: Figure, stem: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
+    """Save ``fig`` as ``stem.<fmt>`` for each format; return the paths."""
+    paths = []
+    for fmt in formats:
+        path = stem.with_suffix(f".{fmt}")
+        fig.savefig(path, format=fmt)
+        paths.append(path)
+    plt.close(fig)
+    return paths
