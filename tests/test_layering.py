@@ -1,0 +1,74 @@
+"""The import layering of DESIGN.md: engine <- protocols <- agents <- model <- api <- cli.
+
+Each package may import only from the layers below it (and from the stand-alone modules
+``scenario``, ``results``, ``errors``, ``market``, ``plots`` as listed). Checked on the source
+with ``ast``, so a new import that breaks the layering fails here.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SIM = Path(__file__).resolve().parents[1] / "sim"
+
+ALLOWED = {
+    "engine": {"engine"},
+    "protocols": {"engine", "protocols"},
+    "agents": {"engine", "protocols", "agents"},
+    "scenario": {"errors"},
+    "errors": set(),
+    "results": {"errors"},
+    "plots": set(),
+    "market": {"errors", "scenario"},
+    "model": {"engine", "protocols", "agents", "market", "scenario", "results", "errors"},
+    "api": {"model", "results", "scenario", "errors"},
+    "cli": {"api", "errors", "scenario", "results", "plots", "__init__"},
+}
+
+
+def sim_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "sim":
+            found.update(alias.name for alias in node.names)  # from sim import market
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sim."):
+            found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == "sim":
+                    found.add("__init__")
+                elif alias.name.startswith("sim."):
+                    found.add(alias.name.split(".")[1])
+    return found
+
+
+def layer_of(path: Path) -> str:
+    rel = path.relative_to(SIM)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+FILES = sorted(p for p in SIM.rglob("*.py") if p.name != "__init__.py" or p.parent != SIM)
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(SIM)))
+def test_imports_point_down_the_layers(path):
+    layer = layer_of(path)
+    assert layer in ALLOWED, f"{path}: new module, add it to the layering table"
+    bad = sim_imports(path) - ALLOWED[layer] - {layer}
+    assert not bad, f"{path.relative_to(SIM)} ({layer}) imports {sorted(bad)}"
+
+
+def test_engine_imports_only_numpy_and_numba():
+    for path in (SIM / "engine").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for name in names:
+                top = name.split(".")[0]
+                assert top in {"numpy", "numba", "math", "sim"}, f"{path.name} imports {name}"
