@@ -55,9 +55,22 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None, steps: int 
         })
         return ds.isel(round=slice(0, used))
     finally:
-        # Mesa 3.3.1 keeps every model alive through Agent._ids (a class-level dict).
-        model.remove_all_agents()
-        getattr(mesa.Agent, "_ids", {}).pop(model, None)
+        _release(model)
+
+
+def check(scenario: Scenario | str | Path) -> Scenario:
+    """Validate a scenario and build its model (all setup checks), without running it."""
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    model = StressModel(scenario, steps=1)
+    _release(model)
+    return scenario
+
+
+def _release(model: StressModel) -> None:
+    # Mesa 3.3.1 keeps every model alive through Agent._ids (a class-level dict).
+    model.remove_all_agents()
+    getattr(mesa.Agent, "_ids", {}).pop(model, None)
 
 
 def _pool_token(model: StressModel, side: str) -> np.ndarray:
@@ -68,4 +81,4 @@ def _pool_token(model: StressModel, side: str) -> np.ndarray:
     return out
 
 
-__all__ = ["__version__", "load_scenario", "open_results", "run", "write_results"]
+__all__ = ["__version__", "check", "load_scenario", "open_results", "run", "write_results"]

@@ -23,18 +23,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+def _integer(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
     return value
+
+
+def _positive(text: str) -> int:
+    return _integer(text, 1)
 
 
 def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+    return _integer(text, 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--steps", type=_positive, help="override simulation.steps")
     run.add_argument("--out", type=Path, help="output folder (default results/<scenario>)")
     run.add_argument("--no-plot", action="store_true", help="skip the chart")
-    val = sub.add_parser("validate", help="check a scenario file")
+    val = sub.add_parser("validate", help="check a scenario file (and build its model)")
     val.add_argument("scenario", type=Path)
     plot = sub.add_parser("plot", help="draw the cascade chart of a result")
     plot.add_argument("results", type=Path)
@@ -78,9 +82,9 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from sim.scenario import load_scenario
+    from sim.api import check
 
-    s = load_scenario(args.scenario)
+    s = check(args.scenario)
     agents = {k: v.count for k, v in s.agents if v is not None}
     print(f"{args.scenario}: ok ({len(s.assets)} assets, {len(s.protocols)} protocols, "
           f"agents: {', '.join(f'{k} {n}' for k, n in agents.items()) or 'none'})")

@@ -37,7 +37,7 @@ OpenFraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 class Strict(BaseModel):
     """Base of every scenario table: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, strict=True)
 
 
 # --- distributions -------------------------------------------------------------------------
@@ -132,7 +132,8 @@ class ShockPath(Strict):
     """Deterministic path: piecewise-linear price multiplier through ``[hours, multiplier]``."""
 
     kind: Literal["shock_path"]
-    points: list[tuple[NonNegativeFloat, PositiveFloat]] = Field(min_length=1)
+    points: list[Annotated[tuple[NonNegativeFloat, PositiveFloat], Field(strict=False)]] = Field(
+        min_length=1, description="[hours, price multiplier] pairs")
 
     @model_validator(mode="after")
     def _increasing(self) -> ShockPath:
@@ -418,15 +419,39 @@ def _message(err: dict, data: Any) -> tuple[str, str]:
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
     if kind == "missing":
+        typo = _misspelt(loc, data)
+        if typo is not None:
+            return _field_path(typo, data), _unknown_key_message(typo, data)
         return path, "required field is missing"
-    if kind == "union_tag_invalid":
-        return path, msg.replace("Input tag", "kind/dist").replace("found using", "in")
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tag = err["ctx"]["discriminator"].strip("'")
+        if kind == "union_tag_not_found":
+            return f"{path}.{tag}", "required field is missing"
+        return f"{path}.{tag}", (f"unknown {tag} {err['ctx']['tag']!r} "
+                                 f"(expected one of: {err['ctx']['expected_tags']})")
     given = err.get("input")
     if kind not in ("model_type", "dict_type") and not isinstance(given, dict | list):
         msg = f"{msg[0].lower()}{msg[1:]}, got {given!r}"
     else:
         msg = f"{msg[0].lower()}{msg[1:]}"
     return path, msg
+
+
+def _misspelt(loc: tuple, data: Any) -> tuple | None:
+    """Location of an unknown key next to the missing key at ``loc`` that looks like it."""
+    node = data
+    for part in loc[:-1]:
+        if (isinstance(node, dict) and part in node) or (
+                isinstance(node, list) and isinstance(part, int) and part < len(node)):
+            node = node[part]
+    if not isinstance(node, dict):
+        return None
+    allowed = set(_allowed_keys(loc[:-1], data))
+    if not allowed:
+        return None
+    unknown = [k for k in node if k not in allowed]
+    close = difflib.get_close_matches(str(loc[-1]), unknown, n=1)
+    return (*loc[:-1], close[0]) if close else None
 
 
 def _unknown_key_message(loc: tuple, data: Any) -> str:
@@ -477,6 +502,10 @@ def _allowed_keys(parent_loc: tuple, data: Any) -> list[str]:
     node = resolve(root, data)
     value = data
     for part in parent_loc:
+        if isinstance(value, list) and isinstance(part, int) and part < len(value):
+            value = value[part]
+            node = resolve(node.get("items", {}), value)
+            continue
         if not isinstance(value, dict) or part not in value:
             continue  # a union tag in the location
         value = value[part]
@@ -497,8 +526,7 @@ def parse_scenario(data: dict, *, source: str = "<scenario>", text: str = "") ->
     except ValidationError as exc:
         errors = exc.errors()
         path, msg = _message(errors[0], data)
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ScenarioError(source, path, msg + more) from None
+        raise ScenarioError(source, path, msg) from None
     scenario._source = source
     scenario._text = text
     check_references(scenario)
@@ -594,6 +622,8 @@ def check_references(s: Scenario) -> None:
                         fail(field, f"pool '{market.liquidation_venue}' sells {pool.base}, "
                              f"not {asset}")
     lending = s.protocols_of(Lending)
+    if not lending:
+        fail("protocols", "a scenario needs exactly one protocol of kind 'lending' (found 0)")
     if len(lending) > 1:
         fail("protocols", "one lending protocol per scenario for now "
              f"(found {', '.join(lending)})")
