@@ -62,6 +62,15 @@ def cp_depth(reserve_base, price_move):
 
 
 @kernel
+def cp_swap(reserve_in, reserve_out, p, amount_in, fee):
+    """Sell ``amount_in`` into pool ``p`` (reserve arrays updated in place); return tokens out."""
+    out = cp_amount_out(amount_in, reserve_in[p], reserve_out[p], fee)
+    reserve_in[p] += amount_in
+    reserve_out[p] -= out
+    return out
+
+
+@kernel
 def arbitrage(reserve_base, reserve_quote, pool_fee, pool_base, pool_quote, price, balance,
               pools, order):
     """Trade every pool in ``pools`` toward the external price, capped by inventories.
@@ -94,23 +103,15 @@ def arbitrage(reserve_base, reserve_quote, pool_fee, pool_base, pool_quote, pric
             spot = reserve_quote[p] / reserve_base[p]
             if g * spot > target:
                 size = cp_input_to_price(reserve_base[p], reserve_quote[p], pool_fee[p], target)
-                if size > balance[k, b]:
-                    size = balance[k, b]
-                out = cp_amount_out(size, reserve_base[p], reserve_quote[p], pool_fee[p])
-                reserve_base[p] += size
-                reserve_quote[p] -= out
+                size = min(size, balance[k, b])
+                balance[k, q] += cp_swap(reserve_base, reserve_quote, p, size, pool_fee[p])
                 balance[k, b] -= size
-                balance[k, q] += out
                 volume += size * price[b]
             elif spot < g * target:
                 size = cp_input_to_price(reserve_quote[p], reserve_base[p], pool_fee[p],
                                          1.0 / target)
-                if size > balance[k, q]:
-                    size = balance[k, q]
-                out = cp_amount_out(size, reserve_quote[p], reserve_base[p], pool_fee[p])
-                reserve_quote[p] += size
-                reserve_base[p] -= out
+                size = min(size, balance[k, q])
+                balance[k, b] += cp_swap(reserve_quote, reserve_base, p, size, pool_fee[p])
                 balance[k, q] -= size
-                balance[k, b] += out
                 volume += size * price[q]
     return volume

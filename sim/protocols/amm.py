@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.engine.amm import cp_amount_out, cp_depth
+from sim.engine.amm import cp_depth, cp_swap
 
 DEPTH_PRICE_MOVE = 0.10  # depth = base volume that moves the price 10% (Risk DAO)
 
@@ -47,19 +47,11 @@ class ConstantProductPools:
 
     def sell_base(self, pool: int, amount: float) -> float:
         """Sell ``amount`` base tokens into ``pool``; return quote tokens paid out."""
-        out = cp_amount_out(amount, self.reserve_base[pool], self.reserve_quote[pool],
-                            self.fee[pool])
-        self.reserve_base[pool] += amount
-        self.reserve_quote[pool] -= out
-        return out
+        return cp_swap(self.reserve_base, self.reserve_quote, pool, amount, self.fee[pool])
 
     def sell_quote(self, pool: int, amount: float) -> float:
         """Sell ``amount`` quote tokens into ``pool``; return base tokens paid out."""
-        out = cp_amount_out(amount, self.reserve_quote[pool], self.reserve_base[pool],
-                            self.fee[pool])
-        self.reserve_quote[pool] += amount
-        self.reserve_base[pool] -= out
-        return out
+        return cp_swap(self.reserve_quote, self.reserve_base, pool, amount, self.fee[pool])
 
     def remove_liquidity(self, pool: int, shares: float) -> tuple[float, float]:
         """Burn LP ``shares``; return the (base, quote) tokens paid out pro rata."""
