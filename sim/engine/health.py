@@ -45,12 +45,13 @@ def select_below(coll_asset, debt_asset, coll, scaled_debt, price, lt, borrow_in
     hits = np.empty(n, dtype=np.int64)
     k = 0
     for i in range(n):
-        c = coll_asset[i]
-        d = debt_asset[i]
+        # Branch-free (health factors cluster near the threshold, so a branch mispredicts)
+        # and unsigned indices (no negative-index wraparound).
+        c = np.uint64(coll_asset[i])
+        d = np.uint64(debt_asset[i])
         debt = scaled_debt[i] * borrow_index[d]
-        if debt > 0.0 and coll[i] * price[c] * lt[c] < threshold * debt * price[d]:
-            hits[k] = i
-            k += 1
+        hits[k] = i
+        k += (debt > 0.0) & (coll[i] * price[c] * lt[c] < threshold * debt * price[d])
     return hits[:k].copy()
 
 
@@ -70,15 +71,16 @@ def book_totals(coll_asset, debt_asset, coll, scaled_debt, price, lt, borrow_ind
     """
     total_coll[:] = 0.0
     total_debt[:] = 0.0
-    insolvent[:] = 0.0
+    gap_sum = 0.0  # local accumulators: the compiler cannot keep array elements in registers
+    n_below = 0
     for i in range(coll.shape[0]):
-        c = coll_asset[i]
-        d = debt_asset[i]
+        c = np.uint64(coll_asset[i])
+        d = np.uint64(debt_asset[i])
         debt = scaled_debt[i] * borrow_index[d]
         total_coll[c] += coll[i]
         total_debt[d] += debt
         gap = debt * price[d] - coll[i] * price[c]
-        if gap > 0.0:
-            insolvent[0] += gap
-        if debt > 0.0 and coll[i] * price[c] * lt[c] < debt * price[d]:
-            insolvent[1] += 1.0
+        gap_sum += max(gap, 0.0)  # adding 0.0 leaves the sum's bits unchanged
+        n_below += (debt > 0.0) & (coll[i] * price[c] * lt[c] < debt * price[d])
+    insolvent[0] = gap_sum
+    insolvent[1] = n_below

@@ -1,0 +1,135 @@
+"""Synthetic inputs for the cascade kernel: one lending pool, WETH/WBTC/USDC, one venue.
+
+The book is drawn at pre-shock prices (WETH 3,000, WBTC 60,000, USDC 1): 75% WETH and 25%
+WBTC collateral, USDC debt, collateral value lognormal (median 60,000 USD, sigma 1.2) and
+health factor lognormal (median 2.0, sigma 0.3, at least LT / LTV). Prices are then shocked
+(WETH -30%, WBTC -20%), which leaves about 11% of positions liquidatable in the first round
+and 55% on the kernel's watch list (HF < 1.5). Seized WETH is sold on one WETH/USDC
+constant-product pool (0.3% fee, WETH reserve 3x the WETH collateral) that the WETH oracle
+reads, so sales push more positions under: about 15% of positions are liquidated over 9 to 12
+rounds. WBTC has no venue (liquidators carry it). Eight liquidators act in a fixed order,
+alternately flash-loan bots (must sell on the venue) and inventory holders, each with USDC
+worth 5% of the book's debt, so the first ones run out of capital and later ones step in.
+Everything scales with the book, so the cascade has the same shape at every size. There are
+no arbitrageurs (the Mesa reference models none).
+
+``make_book(n)`` returns the keyword arguments of ``sim.engine.cascade.run_cascade``, in its
+order; ``fresh(book)`` copies every array (the kernel updates them in place).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from sim.engine import cascade
+
+ASSETS = ("WETH", "WBTC", "USDC")
+WETH, WBTC, USDC = 0, 1, 2
+START_PRICE = np.array([3000.0, 60000.0, 1.0])
+SHOCK = np.array([0.70, 0.80, 1.0])  # price multipliers applied before the cascade
+COLLATERAL_SHARE = np.array([0.75, 0.25])  # of positions, WETH / WBTC collateral
+# Aave v3 Ethereum launch parameters, as in scenarios/eth_crash.toml.
+LTV = np.array([0.825, 0.72, 0.865])
+LT = np.array([0.86, 0.82, 0.885])
+BONUS = np.array([0.05, 0.05, 0.045])
+PROTOCOL_FEE = np.array([0.10, 0.10, 0.10])
+RULES = np.array([0.5, 0.95, 2000.0, 1000.0])  # close factor, HF threshold, 2,000 / 1,000 USD
+BORROW_INDEX = np.array([1.0, 1.0, 1.03])
+HEALTH_MEDIAN, HEALTH_SIGMA = 2.0, 0.3  # pre-shock health factor, lognormal
+POOL_RESERVE_SHARE = 3.0  # WETH pool reserve / WETH collateral in the book
+POOL_FEE = 0.003
+N_LIQUIDATORS = 8
+LIQUIDATOR_CAPITAL_SHARE = 0.05  # each liquidator's USDC / total debt
+MAX_ROUNDS = 100
+
+
+def make_book(n: int, seed: int = 0) -> dict:
+    """The ``run_cascade`` arguments for a book of ``n`` positions (deterministic in seed)."""
+    rng = np.random.default_rng(seed)
+    m = len(ASSETS)
+    coll_asset = rng.choice(2, size=n, p=COLLATERAL_SHARE).astype(np.int32)
+    debt_asset = np.full(n, USDC, dtype=np.int32)
+    value = 60_000.0 * np.exp(1.2 * rng.standard_normal(n))  # collateral USD, pre-shock
+    health = HEALTH_MEDIAN * np.exp(HEALTH_SIGMA * rng.standard_normal(n))
+    health = np.maximum(health, (LT / LTV * 1.001)[coll_asset])  # opened within the LTV
+    coll = value / START_PRICE[coll_asset]
+    debt = value * LT[coll_asset] / health / START_PRICE[USDC]
+    scaled_debt = debt / BORROW_INDEX[USDC]
+
+    price = START_PRICE * SHOCK
+    total_coll = np.bincount(coll_asset, weights=coll, minlength=m)
+    total_scaled_debt = np.bincount(debt_asset, weights=scaled_debt, minlength=m)
+    reserve_base = np.array([POOL_RESERVE_SHARE * total_coll[WETH]])
+    liq_balance = np.zeros((N_LIQUIDATORS, m))
+    liq_balance[:, USDC] = LIQUIDATOR_CAPITAL_SHARE * debt.sum()
+    book = {
+        "coll_asset": coll_asset,
+        "debt_asset": debt_asset,
+        "coll": coll,
+        "scaled_debt": scaled_debt,
+        "lt": LT.copy(),
+        "bonus": BONUS.copy(),
+        "protocol_fee": PROTOCOL_FEE.copy(),
+        "borrow_index": BORROW_INDEX.copy(),
+        "cash": np.array([0.0, 0.0, 0.2 * debt.sum()]),
+        "treasury": np.zeros(m),
+        "deficit": np.zeros(m),
+        "total_coll": total_coll,
+        "total_scaled_debt": total_scaled_debt,
+        "rules": RULES.copy(),
+        "oracle_price": price.copy(),
+        "oracle_pool": np.array([0, -1, -1], dtype=np.int64),  # WETH reads the pool
+        "value_price": price.copy(),
+        "venue_pool": np.array([0, -1, -1], dtype=np.int64),
+        "reserve_base": reserve_base,
+        "reserve_quote": reserve_base * price[WETH] / price[USDC],
+        "pool_fee": np.array([POOL_FEE]),
+        "pool_base": np.array([WETH], dtype=np.int64),
+        "pool_quote": np.array([USDC], dtype=np.int64),
+        "liq_balance": liq_balance,
+        "liq_gas": rng.uniform(5.0, 40.0, N_LIQUIDATORS),
+        "liq_min_profit": rng.uniform(10.0, 200.0, N_LIQUIDATORS),
+        "liq_atomic": np.arange(N_LIQUIDATORS) % 2 == 0,  # half are flash-loan bots
+        "liq_order": np.arange(N_LIQUIDATORS, dtype=np.int64),
+        "gas_sink": np.zeros(m),
+        "arb_balance": np.zeros((0, m)),
+        "arb_pools": np.zeros(0, dtype=np.int64),
+        "arb_order": np.zeros(0, dtype=np.int64),
+        "max_rounds": MAX_ROUNDS,
+        "stats": np.zeros(cascade.N_STATS),
+        "round_counts": np.zeros(MAX_ROUNDS, dtype=np.int64),
+    }
+    expected = list(inspect.signature(cascade.run_cascade.py_func).parameters)
+    if list(book) != expected:
+        raise RuntimeError(f"run_cascade's arguments changed: {expected}")
+    return book
+
+
+def fresh(book: dict) -> dict:
+    """A copy of ``book`` whose arrays can be mutated by a run."""
+    return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in book.items()}
+
+
+def run(book: dict) -> None:
+    """Run the cascade on ``book`` (in place)."""
+    cascade.run_cascade(*book.values())
+
+
+def liquidatable_share(book: dict) -> float:
+    """Share of positions with health factor < 1 at the book's oracle prices."""
+    c, d = book["coll_asset"], book["debt_asset"]
+    price = book["oracle_price"]
+    debt = book["scaled_debt"] * book["borrow_index"][d]
+    lhs = book["coll"] * price[c] * book["lt"][c]
+    return float(np.mean(lhs < debt * price[d]))
+
+
+def watched_share(book: dict) -> float:
+    """Share of positions on the kernel's watch list (health < WATCH_HEALTH) at the start."""
+    c, d = book["coll_asset"], book["debt_asset"]
+    price = book["oracle_price"]
+    debt = book["scaled_debt"] * book["borrow_index"][d]
+    lhs = book["coll"] * price[c] * book["lt"][c]
+    return float(np.mean(lhs < cascade.WATCH_HEALTH * debt * price[d]))
