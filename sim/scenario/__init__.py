@@ -1,0 +1,47 @@
+"""Scenario files: a TOML schema, validated into typed objects with defaults.
+
+Unknown keys are errors (a typo must never be silently ignored), and every error is one
+line: ``file: field.path: what was expected, got what``. ``schema`` holds the typed tables,
+``load`` reads files and formats errors, ``references`` checks the names that point
+elsewhere in the file (a market's venue, an agent's protocol, an oracle's pool).
+"""
+
+from sim.scenario.load import load_scenario, parse_scenario
+from sim.scenario.references import check_references
+from sim.scenario.schema import (
+    GBM,
+    Agents,
+    Arbitrageurs,
+    Asset,
+    Constant,
+    ConstantProcess,
+    ConstantProduct,
+    Distribution,
+    InterestRate,
+    Jump,
+    JumpDiffusion,
+    Lenders,
+    Lending,
+    LendingMarket,
+    LeveragedTraders,
+    Liquidators,
+    LogNormal,
+    Market,
+    MarketMakers,
+    Oracle,
+    Replay,
+    Scenario,
+    ShockPath,
+    Simulation,
+    Uniform,
+    draw,
+    replay_path,
+)
+
+__all__ = [
+    "GBM", "Agents", "Arbitrageurs", "Asset", "Constant", "ConstantProcess", "ConstantProduct",
+    "Distribution", "InterestRate", "Jump", "JumpDiffusion", "Lenders", "Lending",
+    "LendingMarket", "LeveragedTraders", "Liquidators", "LogNormal", "Market", "MarketMakers",
+    "Oracle", "Replay", "Scenario", "ShockPath", "Simulation", "Uniform", "check_references",
+    "draw", "load_scenario", "parse_scenario", "replay_path",
+]

@@ -1,0 +1,137 @@
+"""Cross-references of a scenario: every name that points elsewhere in the file.
+
+A market's venue must be a pool of that asset, an oracle's pool must price its asset, an
+agent's protocol must exist and list the assets it uses, and so on. Errors have the same
+one-line form as schema errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sim.errors import ScenarioError
+from sim.scenario.schema import (
+    Constant,
+    ConstantProduct,
+    Lending,
+    Oracle,
+    Replay,
+    Scenario,
+    Uniform,
+    replay_path,
+)
+
+
+def check_references(s: Scenario) -> None:
+    """Check every name that points elsewhere in the file; raise ``ScenarioError``."""
+
+    def fail(field: str, message: str) -> None:
+        raise ScenarioError(s.source, field, message)
+
+    assets = list(s.assets)
+
+    def need_asset(field: str, name: str) -> None:
+        if name not in s.assets:
+            fail(field, f"unknown asset '{name}' (assets: {', '.join(assets)})")
+
+    def need_protocol(field: str, name: str, kind: type, label: str) -> Any:
+        proto = s.protocols.get(name)
+        if not isinstance(proto, kind):
+            names = [k for k, v in s.protocols.items() if isinstance(v, kind)]
+            known = ", ".join(names) or "none"
+            fail(field, f"'{name}' is not a {label} protocol ({label}: {known})")
+        return proto
+
+    for asset in s.market.processes:
+        need_asset(f"market.processes.{asset}", asset)
+    for asset, proc in s.market.processes.items():
+        if isinstance(proc, Replay) and not replay_path(s, proc).is_file():
+            fail(f"market.processes.{asset}.file", f"no such file: {replay_path(s, proc)}")
+    for k, jump in enumerate(s.market.jumps):
+        need_asset(f"market.jumps[{k}].asset", jump.asset)
+    if s.market.correlation is not None:
+        corr = np.asarray(s.market.correlation, dtype=float)
+        n = len(assets)
+        if corr.shape != (n, n):
+            fail("market.correlation", f"must be a {n}x{n} matrix in the order of [assets] "
+                 f"({', '.join(assets)}), got shape {corr.shape}")
+        if not np.allclose(corr, corr.T) or not np.allclose(np.diag(corr), 1.0):
+            fail("market.correlation", "must be symmetric with ones on the diagonal")
+        if np.linalg.eigvalsh(corr).min() < -1e-10:
+            fail("market.correlation", "must be positive semi-definite")
+
+    oracle_of: dict[str, str] = {}
+    for name, proto in s.protocols.items():
+        here = f"protocols.{name}"
+        if isinstance(proto, ConstantProduct):
+            need_asset(f"{here}.base", proto.base)
+            need_asset(f"{here}.quote", proto.quote)
+            if proto.base == proto.quote:
+                fail(f"{here}.quote", "must differ from base")
+        elif isinstance(proto, Oracle):
+            need_asset(f"{here}.asset", proto.asset)
+            if proto.asset in oracle_of:
+                fail(f"{here}.asset", f"asset '{proto.asset}' already has oracle "
+                     f"'{oracle_of[proto.asset]}'")
+            oracle_of[proto.asset] = name
+            if proto.pool is not None:
+                pool = need_protocol(f"{here}.pool", proto.pool, ConstantProduct,
+                                     "constant_product")
+                if proto.asset != pool.base:
+                    fail(f"{here}.pool", f"pool '{proto.pool}' prices {pool.base}, "
+                         f"not {proto.asset}")
+        elif isinstance(proto, Lending):
+            for asset, market in proto.markets.items():
+                need_asset(f"{here}.markets.{asset}", asset)
+                if market.liquidation_venue is not None:
+                    field = f"{here}.markets.{asset}.liquidation_venue"
+                    pool = need_protocol(field, market.liquidation_venue, ConstantProduct,
+                                         "constant_product")
+                    if pool.base != asset:
+                        fail(field, f"pool '{market.liquidation_venue}' sells {pool.base}, "
+                             f"not {asset}")
+    lending = s.protocols_of(Lending)
+    if not lending:
+        fail("protocols", "a scenario needs exactly one protocol of kind 'lending' (found 0)")
+    if len(lending) > 1:
+        fail("protocols", "one lending protocol per scenario for now "
+             f"(found {', '.join(lending)})")
+
+    a = s.agents
+
+    def market_of(field: str, proto_name: str, asset: str) -> None:
+        proto = need_protocol(f"{field}.protocol", proto_name, Lending, "lending")
+        if asset not in proto.markets:
+            fail(field, f"'{asset}' is not a market of '{proto_name}' "
+                 f"(markets: {', '.join(proto.markets)})")
+
+    if a.lenders is not None:
+        need_protocol("agents.lenders.protocol", a.lenders.protocol, Lending, "lending")
+        for asset in a.lenders.supply:
+            market_of(f"agents.lenders.supply.{asset}", a.lenders.protocol, asset)
+    if a.leveraged_traders is not None:
+        t = a.leveraged_traders
+        need_protocol("agents.leveraged_traders.protocol", t.protocol, Lending, "lending")
+        market_of("agents.leveraged_traders.debt_asset", t.protocol, t.debt_asset)
+        for asset in t.collateral:
+            market_of(f"agents.leveraged_traders.collateral.{asset}", t.protocol, asset)
+            if asset == t.debt_asset:
+                fail(f"agents.leveraged_traders.collateral.{asset}",
+                     "collateral must differ from debt_asset")
+        if isinstance(t.leverage, Constant | Uniform) and _low(t.leverage) < 1.0:
+            fail("agents.leveraged_traders.leverage", "leverage must be >= 1")
+    if a.market_makers is not None:
+        need_protocol("agents.market_makers.pool", a.market_makers.pool, ConstantProduct,
+                      "constant_product")
+    if a.liquidators is not None:
+        need_asset("agents.liquidators.capital_asset", a.liquidators.capital_asset)
+    if a.arbitrageurs is not None and a.arbitrageurs.pools is not None:
+        for k, pool in enumerate(a.arbitrageurs.pools):
+            need_protocol(f"agents.arbitrageurs.pools[{k}]", pool, ConstantProduct,
+                          "constant_product")
+
+
+def _low(dist: Constant | Uniform) -> float:
+    return dist.value if isinstance(dist, Constant) else dist.low
