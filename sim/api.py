@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 
 from sim.model import StressModel
+from sim.network import edge_table
 from sim.results import open_results, write_results
 from sim.scenario import Scenario, load_scenario
 
@@ -52,6 +53,7 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None, steps: int 
             "pool_base": ("protocol", _pool_token(model, "base")),
             "pool_quote": ("protocol", _pool_token(model, "quote")),
             "protocol_kind": ("protocol", [p.kind for p in scenario.protocols.values()]),
+            **{name: ("edge", col) for name, col in edge_table(model.graph).items()},
         })
         return ds.isel(round=slice(0, used))
     finally:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import mesa
 import numpy as np
 
-from sim import market
+from sim import market, network
 from sim.agents.arbitrageur import Arbitrageur, ArbitrageurTable
 from sim.agents.lender import Lender, LenderTable
 from sim.agents.leveraged_trader import LeveragedTrader, TraderTable
@@ -52,6 +52,7 @@ class StressModel(mesa.Model):
         self.external = np.zeros(m)  # tokens held by the outside world (CEX, spenders)
         self.gas_sink = np.zeros(m)  # tokens paid as gas
         self.volume = dict.fromkeys(AGENT_KINDS, 0.0)
+        self.graph = network.build_graph(s)
         self._build_protocols()
         self._build_agents()
         self.recorder = Recorder(self.n_steps, {
@@ -135,7 +136,7 @@ class StressModel(mesa.Model):
                                        withdraw_utilisation=cfg.withdraw_utilisation,
                                        withdraw_fraction=cfg.withdraw_fraction)
             for row in range(n):
-                Lender(self, row)
+                Lender(self, row, protocols=(self.lending_name,))
 
         self.traders = None
         if a.leveraged_traders is not None:
@@ -151,7 +152,7 @@ class StressModel(mesa.Model):
                 p, shares, m, volatility_limit=cfg.volatility_limit,
                 pull_fraction=cfg.pull_fraction, window_steps=window)
             for row in range(cfg.count):
-                MarketMaker(self, row)
+                MarketMaker(self, row, protocols=(cfg.pool,))
 
         self.liquidators = LiquidatorTable.empty(m)
         if a.liquidators is not None:
@@ -163,8 +164,9 @@ class StressModel(mesa.Model):
             self.liquidators = LiquidatorTable(balance, draw(cfg.gas_cost, rng, n),
                                                draw(cfg.min_profit, rng, n),
                                                rng.random(n) < cfg.atomic_share)
+            venues = tuple(self.pool_names[p] for p in np.unique(self.venue_pool) if p >= 0)
             for row in range(n):
-                Liquidator(self, row)
+                Liquidator(self, row, protocols=(self.lending_name, *venues))
 
         self.arbitrageurs = None
         if a.arbitrageurs is not None and len(self.amm):
@@ -174,7 +176,7 @@ class StressModel(mesa.Model):
             self.arbitrageurs = ArbitrageurTable.with_capital(
                 draw(cfg.capital, rng, cfg.count), pools, self.amm, p0)
             for row in range(cfg.count):
-                Arbitrageur(self, row)
+                Arbitrageur(self, row, protocols=tuple(names))
 
     def _build_traders(self, cfg) -> None:
         rng = self.rng
@@ -207,9 +209,12 @@ class StressModel(mesa.Model):
                                    margin_call_health=cfg.margin_call_health,
                                    target_health=cfg.target_health)
         self.trader_debt_asset = d
+        venues = tuple(self.pool_names[self.venue_pool[self._index(a)]] for a in names
+                       if self.venue_pool[self._index(a)] >= 0)
         for k in range(cfg.count):
             LeveragedTrader(self, slice(rows.start + k * cfg.positions_per_agent,
-                                        rows.start + (k + 1) * cfg.positions_per_agent))
+                                        rows.start + (k + 1) * cfg.positions_per_agent),
+                            protocols=(self.lending_name, *venues))
 
     # --- the step ---------------------------------------------------------------------------
 
@@ -250,6 +255,10 @@ class StressModel(mesa.Model):
         if arb is None:
             return np.zeros((0, len(self.assets))), np.zeros(0, np.int64), np.zeros(0, np.int64)
         return arb.balance, arb.pools, self.rng.permutation(len(arb)).astype(np.int64)
+
+    def agents_using(self, protocol: str) -> mesa.agent.AgentSet:
+        """The agents attached to ``protocol`` on the dependency graph."""
+        return self.agents.select(lambda a: protocol in a.protocols)
 
     def run(self, progress=None) -> None:
         """Run every remaining step; ``progress(n)`` is called after each step if given."""

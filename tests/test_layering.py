@@ -21,8 +21,10 @@ ALLOWED = {
     "results": {"errors"},
     "plots": set(),
     "market": {"errors", "scenario"},
-    "model": {"engine", "protocols", "agents", "market", "scenario", "results", "errors"},
-    "api": {"model", "results", "scenario", "errors"},
+    "network": {"scenario", "errors"},
+    "model": {"engine", "protocols", "agents", "market", "network", "scenario", "results",
+              "errors"},
+    "api": {"model", "network", "results", "scenario", "errors"},
     "cli": {"api", "errors", "scenario", "results", "plots", "__init__"},
 }
 

@@ -14,15 +14,16 @@ from __future__ import annotations
 import mesa
 import numpy as np
 
+from sim.agents.base import ProtocolAgent
 from sim.engine.amm import arbitrage
 from sim.protocols.amm import ConstantProductPools
 
 
-class Arbitrageur(mesa.Agent):
+class Arbitrageur(ProtocolAgent):
     """An arbitrageur; its inventory is row ``row`` of ``model.arbitrageurs``."""
 
-    def __init__(self, model: mesa.Model, row: int):
-        super().__init__(model)
+    def __init__(self, model: mesa.Model, row: int, *, protocols: tuple[str, ...]):
+        super().__init__(model, protocols=protocols)
         self.row = row
 
 

@@ -12,14 +12,15 @@ from __future__ import annotations
 import mesa
 import numpy as np
 
+from sim.agents.base import ProtocolAgent
 from sim.protocols.lending import LendingPool
 
 
-class Lender(mesa.Agent):
+class Lender(ProtocolAgent):
     """A supplier; its balances are row ``row`` of ``model.lenders``."""
 
-    def __init__(self, model: mesa.Model, row: int):
-        super().__init__(model)
+    def __init__(self, model: mesa.Model, row: int, *, protocols: tuple[str, ...]):
+        super().__init__(model, protocols=protocols)
         self.row = row
 
 

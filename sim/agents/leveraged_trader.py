@@ -21,16 +21,17 @@ from __future__ import annotations
 import mesa
 import numpy as np
 
+from sim.agents.base import ProtocolAgent
 from sim.engine.amm import cp_amount_out
 from sim.protocols.amm import ConstantProductPools
 from sim.protocols.lending import LendingPool
 
 
-class LeveragedTrader(mesa.Agent):
+class LeveragedTrader(ProtocolAgent):
     """A trader who owns the position rows ``rows`` of the lending book."""
 
-    def __init__(self, model: mesa.Model, rows: slice):
-        super().__init__(model)
+    def __init__(self, model: mesa.Model, rows: slice, *, protocols: tuple[str, ...]):
+        super().__init__(model, protocols=protocols)
         self.rows = rows
 
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 import mesa
 import numpy as np
 
+from sim.agents.base import ProtocolAgent
 
-class Liquidator(mesa.Agent):
+
+class Liquidator(ProtocolAgent):
     """A keeper; its balances are row ``row`` of ``model.liquidators``."""
 
-    def __init__(self, model: mesa.Model, row: int):
-        super().__init__(model)
+    def __init__(self, model: mesa.Model, row: int, *, protocols: tuple[str, ...]):
+        super().__init__(model, protocols=protocols)
         self.row = row
 
     @property

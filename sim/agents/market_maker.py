@@ -13,14 +13,15 @@ import math
 import mesa
 import numpy as np
 
+from sim.agents.base import ProtocolAgent
 from sim.protocols.amm import ConstantProductPools
 
 
-class MarketMaker(mesa.Agent):
+class MarketMaker(ProtocolAgent):
     """A liquidity provider; its state is row ``row`` of ``model.market_makers``."""
 
-    def __init__(self, model: mesa.Model, row: int):
-        super().__init__(model)
+    def __init__(self, model: mesa.Model, row: int, *, protocols: tuple[str, ...]):
+        super().__init__(model, protocols=protocols)
         self.row = row
 
 

@@ -17,6 +17,7 @@ from sim.scenario.schema import (
     ConstantProcess,
     ConstantProduct,
     Distribution,
+    Edge,
     InterestRate,
     Jump,
     JumpDiffusion,
@@ -40,7 +41,7 @@ from sim.scenario.schema import (
 
 __all__ = [
     "GBM", "Agents", "Arbitrageurs", "Asset", "Constant", "ConstantProcess", "ConstantProduct",
-    "Distribution", "InterestRate", "Jump", "JumpDiffusion", "Lenders", "Lending",
+    "Distribution", "Edge", "InterestRate", "Jump", "JumpDiffusion", "Lenders", "Lending",
     "LendingMarket", "LeveragedTraders", "Liquidators", "LogNormal", "Market", "MarketMakers",
     "Oracle", "Replay", "Scenario", "ShockPath", "Simulation", "Uniform", "check_references",
     "draw", "load_scenario", "parse_scenario", "replay_path",

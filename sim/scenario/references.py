@@ -44,6 +44,10 @@ def check_references(s: Scenario) -> None:
             fail(field, f"'{name}' is not a {label} protocol ({label}: {known})")
         return proto
 
+    for asset, spec in s.assets.items():
+        if spec.issuer is not None and spec.issuer not in s.protocols:
+            fail(f"assets.{asset}.issuer", f"unknown protocol '{spec.issuer}' "
+                 f"(protocols: {', '.join(s.protocols)})")
     for asset in s.market.processes:
         need_asset(f"market.processes.{asset}", asset)
     for asset, proc in s.market.processes.items():

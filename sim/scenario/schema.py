@@ -92,6 +92,8 @@ class Asset(Strict):
     """A token; ``price`` is its external price at time 0 in the numeraire (USD)."""
 
     price: PositiveFloat
+    issuer: str | None = Field(
+        None, description="Protocol that issues this token: its losses devalue the token")
 
 
 class ConstantProcess(Strict):
@@ -342,6 +344,22 @@ class Agents(Strict):
     arbitrageurs: Arbitrageurs | None = None
 
 
+EdgeKind = Literal["collateral", "oracle", "liquidation_venue", "deposits", "backing"]
+
+
+class Edge(Strict):
+    """A dependency between protocols: how stress travels from ``to`` back to ``from``.
+
+    ``collateral``: ``from`` accepts ``to``'s token; ``oracle``: ``from`` reads its price from
+    ``to``; ``liquidation_venue``: ``from`` sells seized collateral on ``to``; ``deposits``:
+    ``from`` keeps funds in ``to``; ``backing``: ``from``'s token is backed by assets in ``to``.
+    """
+
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+    kind: EdgeKind
+
+
 class Scenario(Strict):
     """A whole scenario file."""
 
@@ -350,6 +368,7 @@ class Scenario(Strict):
     assets: dict[str, Asset] = Field(min_length=1)
     market: Market = Field(default_factory=Market)
     protocols: dict[str, Protocol] = Field(min_length=1)
+    edges: list[Edge] = Field(default_factory=list, description="Protocol dependencies")
     agents: Agents = Field(default_factory=Agents)
 
     _source: str = PrivateAttr("<scenario>")
