@@ -2,7 +2,8 @@
 
 The whole path is drawn when the model is built, from the model's generator, so a run is a
 pure function of (scenario, seed). Brownian drivers are correlated through the Cholesky
-factor of ``market.correlation``. Scheduled jumps multiply the price from their step on.
+factor of ``market.correlation``. Scheduled jumps multiply the price from their step on;
+depeg and bridge-failure shocks move an asset's external price the same way.
 Time is in hours; volatilities and drifts are annualised on a 365-day year (8,760 hours).
 """
 
@@ -15,7 +16,9 @@ import numpy as np
 from sim.errors import ScenarioError
 from sim.scenario import (
     GBM,
+    BridgeFailure,
     ConstantProcess,
+    Depeg,
     JumpDiffusion,
     Replay,
     Scenario,
@@ -116,7 +119,36 @@ def price_paths(s: Scenario, rng: np.random.Generator, steps: int | None = None)
         else:
             paths[:, k] = p0
     for jump in s.market.jumps:
-        first = math.ceil(jump.at_hours / dt_h - 1e-9)
+        first = first_step(jump.at_hours, dt_h)
         if first <= steps:
             paths[first:, assets.index(jump.asset)] *= 1.0 + jump.size
+    for shock in s.shocks:
+        if isinstance(shock, Depeg | BridgeFailure):
+            first = first_step(shock.at_hours, dt_h)
+            if first <= steps:
+                k = assets.index(shock.asset)
+                paths[first:, k] *= price_event_multiplier(shock, paths[first, k], steps - first,
+                                                           dt_h)
     return paths
+
+
+def first_step(at_hours: float, dt_hours: float) -> int:
+    """The first step at or after ``at_hours``."""
+    return math.ceil(at_hours / dt_hours - 1e-9)
+
+
+def price_event_multiplier(shock: Depeg | BridgeFailure, price_then: float, remaining: int,
+                           dt_hours: float) -> np.ndarray:
+    """Multiplier of the external path from a depeg's or bridge failure's first step on.
+
+    A depeg sets the price to ``shock.price`` and recovers linearly to the underlying path over
+    ``recovery_hours`` (never when 0); a bridge failure keeps ``residual`` of the value.
+    """
+    n = remaining + 1
+    if isinstance(shock, BridgeFailure):
+        return np.full(n, shock.residual)
+    low = shock.price / price_then
+    if shock.recovery_hours <= 0:
+        return np.full(n, low)
+    progress = np.minimum(np.arange(n) * dt_hours / shock.recovery_hours, 1.0)
+    return low + (1.0 - low) * progress

@@ -1,7 +1,9 @@
 """StressModel: wires market, protocols and agents, and owns the step order.
 
-One step: market (external prices) -> interest accrues -> agents act (arbitrageurs, market
-makers, lenders, leveraged traders) -> oracles publish -> liquidation cascade -> record.
+One step: market (external prices) -> interest accrues -> exploits and liquidity withdrawals
+-> agents act (arbitrageurs, market makers, lenders, leveraged traders) -> oracle
+manipulations -> oracles publish (stale ones do not) -> liquidation cascade (at this step's
+gas cost) -> manipulations unwind -> record.
 Every random draw goes through ``self.rng`` (seeded by Mesa from the scenario's seed), so a
 (scenario, seed) pair reproduces a run bit for bit.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 import mesa
 import numpy as np
 
-from sim import market, network
+from sim import market, network, shocks
 from sim.agents.arbitrageur import Arbitrageur, ArbitrageurTable
 from sim.agents.lender import Lender, LenderTable
 from sim.agents.leveraged_trader import LeveragedTrader, TraderTable
@@ -55,6 +57,10 @@ class StressModel(mesa.Model):
         self.graph = network.build_graph(s)
         self._build_protocols()
         self._build_agents()
+        self.shocks = shocks.ShockSchedule(s, dt_hours=self.dt_hours, assets=self.assets,
+                                           pool_names=self.pool_names)
+        self.exploited = np.zeros(len(self.protocol_names))  # value stolen this step
+        self.gas_multiplier = 1.0
         self.recorder = Recorder(self.n_steps, {
             "asset": self.assets, "protocol": self.protocol_names,
             "round": list(range(1, s.simulation.max_cascade_rounds + 1)),
@@ -226,6 +232,7 @@ class StressModel(mesa.Model):
         np.maximum(self.running_max, ext, out=self.running_max)
         self.volume = dict.fromkeys(AGENT_KINDS, 0.0)
         self.lending.accrue(self.dt_hours)
+        self._protocol_shocks(t, ext)
         if self.arbitrageurs is not None:
             self.volume["arbitrageur"] = self.arbitrageurs.act(self.amm, ext, self.external,
                                                                self.rng)
@@ -239,17 +246,45 @@ class StressModel(mesa.Model):
         if self.traders is not None:
             self.volume["leveraged_trader"] = self.traders.act(
                 self.lending, self.oracles.price, ext, self.amm, self.venue_pool, self.external)
-        self.oracles.update(t, self.prices[: t + 1], self.amm.spot())
+        unwinds = [(p, shocks.manipulate(self.amm, p, size, self.external))
+                   for p, size in self.shocks.manipulations(t)]
+        stale = self.shocks.stale_assets(t)
+        self.oracles.update(t, self.prices[: t + 1], self.amm.spot(), stale)
+        self.gas_multiplier = self.shocks.gas_multiplier(t)
+        self.liquidators.set_gas_multiplier(self.gas_multiplier)
         self.liquidators.shuffle(self.rng)
         stats, rounds = self.lending.liquidate(
-            oracle_price=self.oracles.price, oracle_pool=self.oracles.pool, value_price=ext,
+            oracle_price=self.oracles.price, oracle_pool=self.oracles.live_pools(stale),
+            value_price=ext,
             venue_pool=self.venue_pool, pools=self.amm, liquidators=self.liquidators,
             arbitrage=self._arbitrage_inputs(), gas_sink=self.gas_sink,
             max_rounds=self.scenario.simulation.max_cascade_rounds)
         self.volume["liquidator"] = stats[ck.COLLATERAL_SEIZED_VALUE]
         self.volume["arbitrageur"] += stats[ck.ARBITRAGE_VOLUME]
+        for p, trade in reversed(unwinds):
+            shocks.unwind(self.amm, p, trade, self.external)
         self._record(stats, rounds)
 
+    def _protocol_shocks(self, t: int, ext: np.ndarray) -> None:
+        """Exploits and liquidity withdrawals scheduled for step ``t``."""
+        self.exploited[:] = 0.0
+        for name, share in self.shocks.exploit.get(t, []):
+            k = self.protocol_names.index(name)
+            if name == self.lending_name:
+                stolen = shocks.steal_from_lending(self.lending, share, self.external)
+                self.exploited[k] += stolen @ ext
+            else:
+                p = self.pool_names.index(name)
+                base, quote = shocks.steal_from_pool(self.amm, p, share, self.external)
+                self.exploited[k] += base * ext[self.amm.base[p]] + quote * ext[self.amm.quote[p]]
+        for p, share in self.shocks.withdrawal.get(t, []):
+            mm = self.market_makers
+            if mm is not None and mm.pool == p:
+                mm.withdraw(self.amm, share)
+            else:  # liquidity held by LPs outside the model
+                base, quote = self.amm.remove_liquidity(p, self.amm.lp_supply[p] * share)
+                self.external[self.amm.base[p]] += base
+                self.external[self.amm.quote[p]] += quote
     def _arbitrage_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         arb = self.arbitrageurs
         if arb is None:
@@ -356,6 +391,8 @@ class StressModel(mesa.Model):
             "total_debt": per_market(debt),
             "available_liquidity": per_market(pool.cash),
             "deficit": per_market(pool.deficit),
+            "exploit_loss": self.exploited,
+            "gas_multiplier": self.gas_multiplier,
             "cascade_rounds": stats[ck.ROUNDS],
             "round_liquidations": rounds,
             "net_worth": self.net_worth(coll, debt),

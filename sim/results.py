@@ -44,6 +44,8 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "total_debt": (("protocol", "asset"), "tokens", "debt outstanding"),
     "available_liquidity": (("protocol", "asset"), "tokens", "reserve cash"),
     "deficit": (("protocol", "asset"), "tokens", "cumulative bad debt booked"),
+    "exploit_loss": (("protocol",), "USD", "value stolen from the protocol in the step"),
+    "gas_multiplier": ((), "1", "gas cost multiplier of the step (gas spikes)"),
     "cascade_rounds": ((), "1", "liquidation rounds in the step"),
     "round_liquidations": (("round",), "1", "liquidations per cascade round"),
     "net_worth": (("agent_kind",), "USD", "net worth at external prices"),

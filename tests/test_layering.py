@@ -22,8 +22,9 @@ ALLOWED = {
     "plots": set(),
     "market": {"errors", "scenario"},
     "network": {"scenario", "errors"},
-    "model": {"engine", "protocols", "agents", "market", "network", "scenario", "results",
-              "errors"},
+    "shocks": {"engine", "protocols", "market", "scenario"},
+    "model": {"engine", "protocols", "agents", "market", "network", "shocks", "scenario",
+              "results", "errors"},
     "api": {"model", "network", "results", "scenario", "errors"},
     "cli": {"api", "errors", "scenario", "results", "plots", "__init__"},
 }

@@ -36,12 +36,17 @@ class LiquidatorTable:
                  atomic: np.ndarray):
         self.balance = np.asarray(balance, dtype=np.float64)
         self.atomic = np.asarray(atomic, dtype=np.bool_)
-        self.gas_cost = np.asarray(gas_cost, dtype=np.float64)
+        self.base_gas_cost = np.asarray(gas_cost, dtype=np.float64)
+        self.gas_cost = self.base_gas_cost.copy()  # this step's, after gas spikes
         self.min_profit = np.asarray(min_profit, dtype=np.float64)
         self.order = np.arange(len(self.gas_cost), dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.gas_cost)
+
+    def set_gas_multiplier(self, multiplier: float) -> None:
+        """Scale this step's gas cost (a gas spike) from the base cost."""
+        np.multiply(self.base_gas_cost, multiplier, out=self.gas_cost)
 
     def shuffle(self, rng: np.random.Generator) -> None:
         """Draw this step's acting order (who sees an opportunity first)."""

@@ -49,6 +49,16 @@ class MarketMakerTable:
     def __len__(self) -> int:
         return len(self.shares)
 
+    def withdraw(self, amm: ConstantProductPools, share: float) -> None:
+        """Every market maker pulls ``share`` of its liquidity now (a scheduled withdrawal)."""
+        p = self.pool
+        for k in range(len(self)):
+            burn = self.shares[k] * share
+            base, quote = amm.remove_liquidity(p, burn)
+            self.shares[k] -= burn
+            self.wallet[k, amm.base[p]] += base
+            self.wallet[k, amm.quote[p]] += quote
+
     def act(self, amm: ConstantProductPools, history: np.ndarray, dt_hours: float) -> float:
         """Pull or return liquidity; ``history`` holds the base's external prices so far.
 

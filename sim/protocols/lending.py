@@ -6,8 +6,9 @@ borrow index, as Aave's ``scaledBalanceOf``, so interest accrues in O(assets) pe
 
 Collateral deposits are held apart from the lendable reserve (as in Compound v3 and Morpho
 markets; Aave also lends them out, which only changes utilisation). The reserve ledger
-``cash + debt + deficit == supplied + treasury_claim`` holds at every step: bad debt
-(``deficit``) is the only gap between what suppliers are owed and what the pool holds.
+``cash + debt + deficit + exploit_loss == supplied + treasury_claim`` holds at every step:
+bad debt (``deficit``) and stolen cash (``exploit_loss``) are the only gaps between what
+suppliers are owed and what the pool holds.
 
 Liquidation follows Aave v3's rules (``sim.engine.liquidation``) inside the cascade kernel
 (``sim.engine.cascade``).
@@ -89,6 +90,7 @@ class LendingPool:
         self.treasury = np.zeros(m)  # protocol-fee tokens from liquidations
         self.treasury_claim = np.zeros(m)  # reserve-factor share of interest (a claim)
         self.deficit = np.zeros(m)
+        self.exploit_loss = np.zeros(m)  # cash stolen by exploits
         self.book = PositionBook()
 
     # --- reserves ---------------------------------------------------------------------------

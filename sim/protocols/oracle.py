@@ -42,29 +42,39 @@ class Oracles:
         """Whole steps in a heartbeat (at least one)."""
         return max(1, math.ceil(heartbeat_hours / dt_hours - 1e-9))
 
-    def update(self, t: int, external_history: np.ndarray, pool_spot: np.ndarray) -> None:
+    def update(self, t: int, external_history: np.ndarray, pool_spot: np.ndarray,
+               stale: list[int] = ()) -> None:
         """Publish step ``t``'s prices.
 
         Args:
             t: current step.
             external_history: external prices of steps ``0..t`` (rows) per asset.
             pool_spot: spot price (quote per base) of every pool.
+            stale: assets whose feed publishes nothing this step.
         """
         for a in range(len(self.price)):
             p = self.pool[a]
-            if p >= 0:
+            if p >= 0 or a in stale:
                 continue
             reading = external_history[max(0, t - self.delay_steps[a]), a]
             moved = abs(reading - self.price[a]) > self.deviation[a] * self.price[a]
-            stale = t - self.last_update[a] >= self.heartbeat_steps[a]
-            if moved or stale:
+            heartbeat_due = t - self.last_update[a] >= self.heartbeat_steps[a]
+            if moved or heartbeat_due:
                 self.price[a] = reading
                 self.last_update[a] = t
-        self.read_pools(pool_spot, t)
+        self.read_pools(pool_spot, t, stale)
 
-    def read_pools(self, pool_spot: np.ndarray, t: int) -> None:
+    def live_pools(self, stale: list[int]) -> np.ndarray:
+        """The pool each oracle reads inside the cascade, -1 where stale or external."""
+        live = self.pool.copy()
+        live[list(stale)] = -1
+        return live
+
+    def read_pools(self, pool_spot: np.ndarray, t: int, stale: list[int] = ()) -> None:
         """Pool oracles take their pool's spot price times the quote's oracle price."""
         for a in np.flatnonzero(self.pool >= 0):
+            if a in stale:
+                continue
             p = self.pool[a]
             self.price[a] = pool_spot[p] * self.price[self.pool_quote[p]]
             self.last_update[a] = t

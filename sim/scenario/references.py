@@ -13,12 +13,18 @@ import numpy as np
 
 from sim.errors import ScenarioError
 from sim.scenario.schema import (
+    BridgeFailure,
     Constant,
     ConstantProduct,
+    Depeg,
+    Exploit,
     Lending,
+    LiquidityWithdrawal,
     Oracle,
+    OracleManipulation,
     Replay,
     Scenario,
+    StaleOracle,
     Uniform,
     replay_path,
 )
@@ -53,6 +59,21 @@ def check_references(s: Scenario) -> None:
     for asset, proc in s.market.processes.items():
         if isinstance(proc, Replay) and not replay_path(s, proc).is_file():
             fail(f"market.processes.{asset}.file", f"no such file: {replay_path(s, proc)}")
+    for k, shock in enumerate(s.shocks):
+        here = f"shocks[{k}]"
+        if isinstance(shock, LiquidityWithdrawal | OracleManipulation):
+            need_protocol(f"{here}.pool", shock.pool, ConstantProduct, "constant_product")
+        elif isinstance(shock, StaleOracle):
+            need_protocol(f"{here}.oracle", shock.oracle, Oracle, "oracle")
+        elif isinstance(shock, Exploit):
+            target = s.protocols.get(shock.protocol)
+            if not isinstance(target, Lending | ConstantProduct):
+                fail(f"{here}.protocol", f"'{shock.protocol}' is not a lending or "
+                     "constant_product protocol (an exploit steals what a protocol holds)")
+            if isinstance(target, ConstantProduct) and shock.share >= 1.0:
+                fail(f"{here}.share", "must be < 1 for a pool (an empty pool has no price)")
+        elif isinstance(shock, Depeg | BridgeFailure):
+            need_asset(f"{here}.asset", shock.asset)
     for k, jump in enumerate(s.market.jumps):
         need_asset(f"market.jumps[{k}].asset", jump.asset)
     if s.market.correlation is not None:

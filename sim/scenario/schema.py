@@ -171,6 +171,85 @@ class Market(Strict):
     jumps: list[Jump] = Field(default_factory=list)
 
 
+# --- shocks --------------------------------------------------------------------------------
+
+
+class Shock(Strict):
+    """Base of scheduled events: each starts at ``at_hours``."""
+
+    at_hours: NonNegativeFloat
+
+
+class GasSpike(Shock):
+    """Gas costs of liquidators multiplied by ``multiplier`` for ``duration_hours``."""
+
+    kind: Literal["gas_spike"]
+    multiplier: Annotated[float, Field(ge=1.0)]
+    duration_hours: PositiveFloat
+
+
+class LiquidityWithdrawal(Shock):
+    """Liquidity providers pull ``share`` of a pool's liquidity at once."""
+
+    kind: Literal["liquidity_withdrawal"]
+    pool: str
+    share: Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class StaleOracle(Shock):
+    """An oracle stops publishing for ``duration_hours`` (a stale feed)."""
+
+    kind: Literal["stale_oracle"]
+    oracle: str
+    duration_hours: PositiveFloat
+
+
+class OracleManipulation(Shock):
+    """A flash-loan attacker moves a pool's spot by ``size`` (relative) for a window.
+
+    Each step of the window the trade lands right before the oracles read the pool and is
+    unwound after the cascade.
+    """
+
+    kind: Literal["oracle_manipulation"]
+    pool: str
+    size: Annotated[float, Field(gt=-1.0)]
+    duration_hours: PositiveFloat
+
+
+class Exploit(Shock):
+    """A share of a protocol's holdings (lending cash, or pool reserves) is stolen."""
+
+    kind: Literal["exploit"]
+    protocol: str
+    share: Annotated[float, Field(gt=0.0, le=1.0)]
+
+
+class Depeg(Shock):
+    """An asset's external price drops to ``price``.
+
+    It recovers linearly to the underlying path over ``recovery_hours`` (0: never).
+    """
+
+    kind: Literal["depeg"]
+    asset: str
+    price: PositiveFloat
+    recovery_hours: NonNegativeFloat = 0.0
+
+
+class BridgeFailure(Shock):
+    """A wrapped asset's bridge fails: its external price keeps ``residual`` of its value."""
+
+    kind: Literal["bridge_failure"]
+    asset: str
+    residual: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.01
+
+
+ShockSpec = Annotated[
+    GasSpike | LiquidityWithdrawal | StaleOracle | OracleManipulation | Exploit | Depeg
+    | BridgeFailure, Field(discriminator="kind")]
+
+
 # --- protocols -----------------------------------------------------------------------------
 
 
@@ -369,6 +448,7 @@ class Scenario(Strict):
     market: Market = Field(default_factory=Market)
     protocols: dict[str, Protocol] = Field(min_length=1)
     edges: list[Edge] = Field(default_factory=list, description="Protocol dependencies")
+    shocks: list[ShockSpec] = Field(default_factory=list, description="Scheduled events")
     agents: Agents = Field(default_factory=Agents)
 
     _source: str = PrivateAttr("<scenario>")
