@@ -5,8 +5,8 @@
 >>> ds.liquidated_value.sel(protocol="aave").sum()      # doctest: +SKIP
 """
 
-from sim.api import __version__, load_scenario, open_results, run, write_results
+from sim.api import __version__, check, load_scenario, open_results, run, write_results
 from sim.errors import ResultsError, ScenarioError, SimError
 
-__all__ = ["ResultsError", "ScenarioError", "SimError", "__version__", "load_scenario",
+__all__ = ["ResultsError", "ScenarioError", "SimError", "__version__", "check", "load_scenario",
            "open_results", "run", "write_results"]
