@@ -161,9 +161,10 @@ def stableswap_amount_out(i, j, dx, balances, amp, fee):
 def stableswap_swap(i, j, dx, balances, amp, fee):
     """Sell ``dx`` of coin i for coin j, updating ``balances`` in place; return coin j out.
 
-    ``balances[i] += dx`` and ``balances[j] -= dy`` with ``dy`` from
-    ``stableswap_amount_out``; the fee left in the pool makes D rise. On NaN the balances are
-    left unchanged.
+    ``balances[i] += dx`` and ``balances[j] -= dy`` with ``dy`` as in
+    ``stableswap_amount_out`` (coin j is set to ``y_new + fee (x_j - y_new)``, the same
+    number computed without cancellation); the fee left in the pool makes D rise. On NaN the
+    balances are left unchanged.
 
     Args:
         i: int, index of the coin sold.
@@ -176,11 +177,19 @@ def stableswap_swap(i, j, dx, balances, amp, fee):
     Returns:
         float, amount of coin j paid out.
     """
-    dy = stableswap_amount_out(i, j, dx, balances, amp, fee)
-    if math.isnan(dy) or dy <= 0.0:
-        return dy
+    if dx <= 0.0:
+        return 0.0
+    y_new = stableswap_y(i, j, balances[i] + dx, balances, amp)
+    if math.isnan(y_new):
+        return math.nan
+    gross = balances[j] - y_new
+    if gross <= 0.0:
+        return 0.0
+    dy = gross * (1.0 - fee)
     balances[i] += dx
-    balances[j] -= dy
+    # y_new plus the fee kept, rather than x_j - dy: when coin j is nearly drained the
+    # subtraction would lose the digits of y_new that hold D fixed.
+    balances[j] = y_new + gross * fee
     return dy
 
 
