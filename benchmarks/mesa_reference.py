@@ -11,6 +11,9 @@ stops after a round without liquidations or after ``max_rounds``.
 The liquidation rule (Aave v3 close factor, bonus, protocol fee, 1,000 USD dust rule,
 deficit) is written again here from the rules, in plain Python; nothing calls the numba
 functions. It assumes no arbitrageurs (the kernel is given none).
+
+As in the kernel, positions point at *markets* (one asset of one lending protocol): market
+parameters, rules, reserves and venues are per market; prices and token balances per asset.
 """
 
 from __future__ import annotations
@@ -85,28 +88,28 @@ class Pool:
 
 
 class Position(mesa.Agent):
-    """One borrower position: collateral and scaled debt, one asset each."""
+    """One borrower position: collateral and scaled debt, one market each."""
 
-    def __init__(self, model: CascadeModel, coll_asset: int, debt_asset: int, coll: float,
+    def __init__(self, model: CascadeModel, coll_market: int, debt_market: int, coll: float,
                  scaled_debt: float):
         super().__init__(model)
-        self.coll_asset = coll_asset
-        self.debt_asset = debt_asset
+        self.coll_market = coll_market
+        self.debt_market = debt_market
         self.coll = coll
         self.scaled_debt = scaled_debt
 
     def step(self) -> None:
         """Offer the position to the liquidators if its health factor is below 1."""
         m = self.model
-        c, d = self.coll_asset, self.debt_asset
+        c, d = self.coll_market, self.debt_market
         debt = self.scaled_debt * m.borrow_index[d]
         if debt <= 0.0 or self.coll <= 0.0:
             return
-        pc, pd = m.oracle_price[c], m.oracle_price[d]
+        pc, pd = m.oracle_price[m.market_asset[c]], m.oracle_price[m.market_asset[d]]
         health = self.coll * pc * m.lt[c] / (debt * pd)
         if health >= 1.0:
             return
-        max_cover = max_debt_to_cover(debt, self.coll, pd, pc, health, m.rules)
+        max_cover = max_debt_to_cover(debt, self.coll, pd, pc, health, m.rules[c])
         for liquidator in m.liquidators:
             if liquidator.liquidate(self, debt, max_cover):
                 m.done += 1
@@ -127,19 +130,20 @@ class Liquidator(mesa.Agent):
     def liquidate(self, pos: Position, debt: float, max_cover: float) -> bool:
         """Liquidate ``pos`` as far as capital allows, if it pays; True if done."""
         m = self.model
-        c, d = pos.coll_asset, pos.debt_asset
-        pc, pd = m.oracle_price[c], m.oracle_price[d]
-        gas_tokens = self.gas / m.value_price[d]
-        budget = self.balance[d] - gas_tokens
+        c, d = pos.coll_market, pos.debt_market  # markets
+        ca, da = m.market_asset[c], m.market_asset[d]  # their assets
+        pc, pd = m.oracle_price[ca], m.oracle_price[da]
+        gas_tokens = self.gas / m.value_price[da]
+        budget = self.balance[da] - gas_tokens
         if budget <= 0.0:
             return False
         repaid, to_liq, to_protocol, bad = liquidation_amounts(
             min(max_cover, budget), debt, pos.coll, pd, pc, m.bonus[c], m.protocol_fee[c],
-            m.rules[3])
+            m.rules[c][3])
         if repaid <= 0.0:
             return False
         # Flash-loan bots must sell on the venue; others only when it beats holding.
-        hold_value = to_liq * m.value_price[c]
+        hold_value = to_liq * m.value_price[ca]
         pool = m.venue[c]
         sell, sold_for, proceeds = False, 0.0, hold_value
         if pool is not None:
@@ -147,7 +151,7 @@ class Liquidator(mesa.Agent):
             venue_value = sold_for * m.value_price[pool.quote]
             if self.atomic or venue_value >= hold_value:
                 sell, proceeds = True, venue_value
-        profit = proceeds - repaid * m.value_price[d] - self.gas
+        profit = proceeds - repaid * m.value_price[da] - self.gas
         if profit < self.min_profit:
             return False
 
@@ -163,14 +167,14 @@ class Liquidator(mesa.Agent):
         m.cash[d] += repaid
         m.deficit[d] += bad
         m.treasury[c] += to_protocol
-        self.balance[d] -= repaid + gas_tokens
-        m.gas_sink[d] += gas_tokens
+        self.balance[da] -= repaid + gas_tokens
+        m.gas_sink[da] += gas_tokens
         if sell:
             pool.reserve_base += to_liq
             pool.reserve_quote -= sold_for
             self.balance[pool.quote] += sold_for
         else:
-            self.balance[c] += to_liq
+            self.balance[ca] += to_liq
         m.n_liquidations += 1
         m.debt_repaid_value += repaid * pd
         m.bad_debt_value += bad * pd
@@ -195,7 +199,8 @@ class CascadeModel(mesa.Model):
         self.total_coll = [float(x) for x in book["total_coll"]]
         self.total_scaled_debt = [float(x) for x in book["total_scaled_debt"]]
         self.gas_sink = [float(x) for x in book["gas_sink"]]
-        self.rules = tuple(float(x) for x in book["rules"])
+        self.market_asset = [int(a) for a in book["market_asset"]]
+        self.rules = [tuple(float(x) for x in row) for row in book["market_rules"]]
         self.oracle_price = [float(x) for x in book["oracle_price"]]
         self.value_price = [float(x) for x in book["value_price"]]
         self.pools = [
@@ -211,7 +216,7 @@ class CascadeModel(mesa.Model):
 
         self.positions = [
             Position(self, c, d, x, s)
-            for c, d, x, s in zip(book["coll_asset"].tolist(), book["debt_asset"].tolist(),
+            for c, d, x, s in zip(book["coll_market"].tolist(), book["debt_market"].tolist(),
                                   book["coll"].tolist(), book["scaled_debt"].tolist(),
                                   strict=True)]
         by_row = [

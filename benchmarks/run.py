@@ -43,7 +43,7 @@ MEMORY_TARGET = 200.0  # peak bytes per position, engine state
 LINEARITY_TARGET = 2.0  # max / min time per position-round across book sizes
 END_TO_END_TARGET = 60.0  # seconds for sim.run of 1M positions x 1,000 steps
 
-BYTES_PER_SCAN = 4 + 4 + 8 + 8  # coll_asset, debt_asset (int32), coll, scaled_debt (float64)
+BYTES_PER_SCAN = 4 + 4 + 8 + 8  # coll_market, debt_market (int32), coll, scaled_debt (float64)
 TOLERANCE = 1e-9  # relative, kernel vs Mesa
 
 
@@ -186,17 +186,18 @@ def bench_kernel(n: int, repeats: int) -> tuple[dict, dict, dict]:
     book = synthetic.make_book(n)
     synthetic.run(synthetic.fresh(book))  # warm-up: JIT load, page faults
     times, copies = [], []
-    first_stats = None
+    first_stats = first_totals = None
     for _ in range(repeats):
         after = synthetic.fresh(book)  # copies outside the timed region
         times.append(timed(synthetic.run, after))
         copies.append(copy_bound(n))
         if first_stats is None:
-            first_stats = after["stats"].copy()
-        elif not np.array_equal(first_stats, after["stats"]):
+            first_stats, first_totals = after["stats"].copy(), after["totals"].copy()
+        elif not (np.array_equal(first_stats, after["stats"])
+                  and np.array_equal(first_totals, after["totals"])):
             raise RuntimeError(f"the cascade on {n} positions is not deterministic")
-    stats = after["stats"]
-    scanned = float(stats[ck.POSITIONS_SCANNED])
+    stats, totals = after["stats"][0], after["totals"]  # one lending protocol
+    scanned = float(totals[ck.POSITIONS_SCANNED])
     best, best_copy = min(times), min(copies)
     row = {
         "positions": n,
@@ -205,7 +206,7 @@ def bench_kernel(n: int, repeats: int) -> tuple[dict, dict, dict]:
         "watched_at_start": synthetic.watched_share(book),
         "positions_liquidated": float(np.mean(after["coll"] != book["coll"])),
         "liquidations": int(stats[ck.N_LIQUIDATIONS]),
-        "rounds": int(stats[ck.ROUNDS]),
+        "rounds": int(totals[ck.ROUNDS]),
         "positions_scanned": scanned,
         "best_s": best,
         "median_s": float(np.median(times)),
@@ -237,7 +238,7 @@ def linearity(rows: list[dict]) -> dict:
 
 def bench_mesa(n: int, repeats: int, kernel: dict, book: dict, after: dict) -> dict:
     """The same cascade in the per-agent Mesa model; compare results and time."""
-    stats = after["stats"]
+    stats, totals = after["stats"][0], after["totals"]  # one lending protocol
     builds, runs = [], []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -246,7 +247,7 @@ def bench_mesa(n: int, repeats: int, kernel: dict, book: dict, after: dict) -> d
         runs.append(timed(model.run_cascade))
         check = {
             "liquidations": [int(stats[ck.N_LIQUIDATIONS]), model.n_liquidations],
-            "rounds": [int(stats[ck.ROUNDS]), len(model.round_counts)],
+            "rounds": [int(totals[ck.ROUNDS]), len(model.round_counts)],
             "round_counts_equal": bool(np.array_equal(
                 after["round_counts"][:len(model.round_counts)], model.round_counts)),
             "debt_repaid_rel_diff": rel_diff(stats[ck.DEBT_REPAID_VALUE],

@@ -1,5 +1,7 @@
 """Synthetic inputs for the cascade kernel: one lending pool, WETH/WBTC/USDC, one venue.
 
+One lending protocol, so its markets are the three assets (market k is asset k, protocol 0).
+
 The book is drawn at pre-shock prices (WETH 3,000, WBTC 60,000, USDC 1): 75% WETH and 25%
 WBTC collateral, USDC debt, collateral value lognormal (median 60,000 USD, sigma 1.2) and
 health factor lognormal (median 2.0, sigma 0.3, at least LT / LTV). Prices are then shocked
@@ -49,26 +51,29 @@ def make_book(n: int, seed: int = 0) -> dict:
     """The ``run_cascade`` arguments for a book of ``n`` positions (deterministic in seed)."""
     rng = np.random.default_rng(seed)
     m = len(ASSETS)
-    coll_asset = rng.choice(2, size=n, p=COLLATERAL_SHARE).astype(np.int32)
-    debt_asset = np.full(n, USDC, dtype=np.int32)
+    # One protocol: market k is asset k.
+    coll_market = rng.choice(2, size=n, p=COLLATERAL_SHARE).astype(np.int32)
+    debt_market = np.full(n, USDC, dtype=np.int32)
     value = 60_000.0 * np.exp(1.2 * rng.standard_normal(n))  # collateral USD, pre-shock
     health = HEALTH_MEDIAN * np.exp(HEALTH_SIGMA * rng.standard_normal(n))
-    health = np.maximum(health, (LT / LTV * 1.001)[coll_asset])  # opened within the LTV
-    coll = value / START_PRICE[coll_asset]
-    debt = value * LT[coll_asset] / health / START_PRICE[USDC]
+    health = np.maximum(health, (LT / LTV * 1.001)[coll_market])  # opened within the LTV
+    coll = value / START_PRICE[coll_market]
+    debt = value * LT[coll_market] / health / START_PRICE[USDC]
     scaled_debt = debt / BORROW_INDEX[USDC]
 
     price = START_PRICE * SHOCK
-    total_coll = np.bincount(coll_asset, weights=coll, minlength=m)
-    total_scaled_debt = np.bincount(debt_asset, weights=scaled_debt, minlength=m)
+    total_coll = np.bincount(coll_market, weights=coll, minlength=m)
+    total_scaled_debt = np.bincount(debt_market, weights=scaled_debt, minlength=m)
     reserve_base = np.array([POOL_RESERVE_SHARE * total_coll[WETH]])
     liq_balance = np.zeros((N_LIQUIDATORS, m))
     liq_balance[:, USDC] = LIQUIDATOR_CAPITAL_SHARE * debt.sum()
     book = {
-        "coll_asset": coll_asset,
-        "debt_asset": debt_asset,
+        "coll_market": coll_market,
+        "debt_market": debt_market,
         "coll": coll,
         "scaled_debt": scaled_debt,
+        "market_asset": np.arange(m, dtype=np.int64),
+        "market_protocol": np.zeros(m, dtype=np.int64),
         "lt": LT.copy(),
         "bonus": BONUS.copy(),
         "protocol_fee": PROTOCOL_FEE.copy(),
@@ -78,7 +83,7 @@ def make_book(n: int, seed: int = 0) -> dict:
         "deficit": np.zeros(m),
         "total_coll": total_coll,
         "total_scaled_debt": total_scaled_debt,
-        "rules": RULES.copy(),
+        "market_rules": np.tile(RULES, (m, 1)),
         "oracle_price": price.copy(),
         "oracle_pool": np.array([0, -1, -1], dtype=np.int64),  # WETH reads the pool
         "value_price": price.copy(),
@@ -98,7 +103,8 @@ def make_book(n: int, seed: int = 0) -> dict:
         "arb_pools": np.zeros(0, dtype=np.int64),
         "arb_order": np.zeros(0, dtype=np.int64),
         "max_rounds": MAX_ROUNDS,
-        "stats": np.zeros(cascade.N_STATS),
+        "stats": np.zeros((1, cascade.N_STATS)),
+        "totals": np.zeros(cascade.N_TOTALS),
         "round_counts": np.zeros(MAX_ROUNDS, dtype=np.int64),
     }
     expected = list(inspect.signature(cascade.run_cascade.py_func).parameters)
@@ -119,8 +125,8 @@ def run(book: dict) -> None:
 
 def liquidatable_share(book: dict) -> float:
     """Share of positions with health factor < 1 at the book's oracle prices."""
-    c, d = book["coll_asset"], book["debt_asset"]
-    price = book["oracle_price"]
+    c, d = book["coll_market"], book["debt_market"]
+    price = book["oracle_price"][book["market_asset"]]
     debt = book["scaled_debt"] * book["borrow_index"][d]
     lhs = book["coll"] * price[c] * book["lt"][c]
     return float(np.mean(lhs < debt * price[d]))
@@ -128,8 +134,8 @@ def liquidatable_share(book: dict) -> float:
 
 def watched_share(book: dict) -> float:
     """Share of positions on the kernel's watch list (health < WATCH_HEALTH) at the start."""
-    c, d = book["coll_asset"], book["debt_asset"]
-    price = book["oracle_price"]
+    c, d = book["coll_market"], book["debt_market"]
+    price = book["oracle_price"][book["market_asset"]]
     debt = book["scaled_debt"] * book["borrow_index"][d]
     lhs = book["coll"] * price[c] * book["lt"][c]
     return float(np.mean(lhs < cascade.WATCH_HEALTH * debt * price[d]))

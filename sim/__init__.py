@@ -5,8 +5,18 @@
 >>> ds.liquidated_value.sel(protocol="aave").sum()      # doctest: +SKIP
 """
 
-from sim.api import __version__, check, load_scenario, open_results, run, write_results
+from sim.api import (
+    __version__,
+    attribute_losses,
+    check,
+    load_scenario,
+    open_results,
+    protocol_losses,
+    run,
+    write_results,
+)
 from sim.errors import ResultsError, ScenarioError, SimError
 
-__all__ = ["ResultsError", "ScenarioError", "SimError", "__version__", "check", "load_scenario",
+__all__ = ["ResultsError", "ScenarioError", "SimError", "__version__", "attribute_losses",
+           "check", "load_scenario", "protocol_losses",
            "open_results", "run", "write_results"]

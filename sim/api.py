@@ -22,7 +22,7 @@ except PackageNotFoundError:  # running from a source tree without install
 
 
 def run(scenario: Scenario | str | Path, *, seed: int | None = None, steps: int | None = None,
-        progress: Callable[[int], None] | None = None) -> xr.Dataset:
+        progress: Callable[[int], None] | None = None, contagion: bool = True) -> xr.Dataset:
     """Run one scenario and return its labelled results.
 
     Args:
@@ -30,13 +30,15 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None, steps: int 
         seed: overrides ``simulation.seed``.
         steps: overrides ``simulation.steps``.
         progress: called with 1 after every step (for progress bars).
+        contagion: False runs the counterfactual in which receipt tokens keep their
+            issuer's starting value (see ``attribute_losses``).
 
     Returns:
         The results ``Dataset`` (see ``sim.results.VARIABLES``).
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
-    model = StressModel(scenario, seed=seed, steps=steps)
+    model = StressModel(scenario, seed=seed, steps=steps, contagion=contagion)
     try:
         model.run(progress)
         hours = np.arange(model.n_steps + 1) * model.dt_hours
@@ -48,7 +50,7 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None, steps: int 
             "seed": model.seed_used,
             "dt_hours": model.dt_hours,
             "sim_version": __version__,
-            "lending_protocol": model.lending_name,
+            "contagion": int(contagion),
         }, extra_coords={
             "pool_base": ("protocol", _pool_token(model, "base")),
             "pool_quote": ("protocol", _pool_token(model, "quote")),
@@ -58,6 +60,40 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None, steps: int 
         return ds.isel(round=slice(0, used))
     finally:
         _release(model)
+
+
+def protocol_losses(ds: xr.Dataset) -> xr.DataArray:
+    """Each protocol's loss over the run (USD).
+
+    Bad debt booked, value stolen, and debt still insolvent at the end.
+    """
+    loss = ds.bad_debt.sum("time") + ds.exploit_loss.sum("time") + ds.insolvent_debt[-1]
+    return loss.drop_vars("time", errors="ignore").rename("loss")
+
+
+def attribute_losses(scenario: Scenario | str | Path, *, seed: int | None = None,
+                     steps: int | None = None) -> xr.Dataset:
+    """Split each protocol's loss into first-round and contagion, by counterfactual.
+
+    The scenario runs twice with the same seed: as is, and with receipt tokens frozen at
+    their issuers' starting value, so that no protocol's loss reaches another through the
+    tokens it issued. The counterfactual's losses are the first-round losses; the rest of
+    each protocol's loss is contagion.
+
+    Returns:
+        Dataset with ``loss``, ``first_round_loss`` and ``contagion_loss`` per protocol (USD).
+    """
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    total = protocol_losses(run(scenario, seed=seed, steps=steps))
+    first = protocol_losses(run(scenario, seed=seed, steps=steps, contagion=False))
+    out = xr.Dataset({"loss": total, "first_round_loss": first,
+                      "contagion_loss": (total - first).clip(min=0.0)})
+    for name, text in (("loss", "loss over the run"),
+                       ("first_round_loss", "loss without token contagion"),
+                       ("contagion_loss", "loss that arrived through issued tokens")):
+        out[name].attrs = {"units": "USD", "long_name": text}
+    return out
 
 
 def check(scenario: Scenario | str | Path) -> Scenario:
@@ -83,4 +119,5 @@ def _pool_token(model: StressModel, side: str) -> np.ndarray:
     return out
 
 
-__all__ = ["__version__", "check", "load_scenario", "open_results", "run", "write_results"]
+__all__ = ["__version__", "attribute_losses", "check", "load_scenario", "open_results",
+           "protocol_losses", "run", "write_results"]

@@ -85,7 +85,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from sim.api import check
 
     s = check(args.scenario)
-    agents = {k: v.count for k, v in s.agents if v is not None}
+    agents = {kind: sum(p.count for _, p in s.agents.populations(kind))
+              for kind in type(s.agents).model_fields if s.agents.populations(kind)}
     print(f"{args.scenario}: ok ({len(s.assets)} assets, {len(s.protocols)} protocols, "
           f"agents: {', '.join(f'{k} {n}' for k, n in agents.items()) or 'none'})")
     return 0
@@ -138,30 +139,36 @@ def _publish(out: Path, ds, *, plot: bool) -> list[Path]:
 
 def _summary(ds, files: list[Path]) -> str:
     from sim.plots import venue_asset
+    from sim.results import protocols_of_kind
 
-    lending = ds.attrs["lending_protocol"]
-    a = ds.sel(protocol=lending)
     asset, _ = venue_asset(ds)
     ext = ds.external_price.sel(asset=asset)
     rounds = ds.cascade_rounds
     worst = int(rounds.values.argmax())
-    util = a.utilisation.max("time")
     lines = [
         f"{ds.attrs['scenario_name']} (seed {ds.attrs['seed']}): {ds.sizes['time'] - 1} steps, "
         f"{float(ds.time[-1]):g} hours",
         f"  {asset} external price  {float(ext[0]):,.0f} -> min {float(ext.min()):,.0f} -> "
         f"{float(ext[-1]):,.0f} USD; oracle min "
         f"{float(ds.oracle_price.sel(asset=asset).min()):,.0f}",
-        f"  liquidations          {int(a.liquidation_count.sum()):,} "
-        f"({float(a.liquidated_value.sum()) / 1e6:,.2f} M USD of debt repaid)",
-        f"  bad debt              {float(a.bad_debt.sum()) / 1e6:,.2f} M USD "
-        f"(+ {float(a.insolvent_debt[-1]) / 1e6:,.2f} M USD insolvent, not yet booked)",
         f"  longest cascade       {int(rounds.max())} rounds at hour {float(ds.time[worst]):g}",
-        "  peak utilisation      " + ", ".join(
-            f"{k} {float(v):.0%}" for k, v in zip(util.asset.values, util.values, strict=True)
-            if v == v),
-        "  written               " + ", ".join(str(f) for f in files),
     ]
+    for name in protocols_of_kind(ds, "lending"):
+        a = ds.sel(protocol=name)
+        util = a.utilisation.max("time")
+        lines += [
+            f"  {name}:",
+            f"    liquidations        {int(a.liquidation_count.sum()):,} "
+            f"({float(a.liquidated_value.sum()) / 1e6:,.2f} M USD of debt repaid)",
+            f"    bad debt            {float(a.bad_debt.sum()) / 1e6:,.2f} M USD "
+            f"(+ {float(a.insolvent_debt[-1]) / 1e6:,.2f} M USD insolvent, not yet booked)",
+            "    peak utilisation    " + ", ".join(
+                f"{k} {float(v):.0%}" for k, v in zip(util.asset.values, util.values,
+                                                      strict=True) if v == v),
+        ]
+        if float(a.exploit_loss.sum()) > 0:
+            lines.append(f"    exploit loss        {float(a.exploit_loss.sum()) / 1e6:,.2f} M USD")
+    lines.append("  written               " + ", ".join(str(f) for f in files))
     return "\n".join(lines)
 
 

@@ -22,7 +22,7 @@ from sim.agents.market_maker import MarketMaker, MarketMakerTable
 from sim.engine import cascade as ck
 from sim.errors import ScenarioError
 from sim.protocols.amm import ConstantProductPools
-from sim.protocols.lending import LendingPool
+from sim.protocols.lending import LendingPools
 from sim.protocols.oracle import Oracles
 from sim.results import Recorder
 from sim.scenario import ConstantProduct, Lending, Oracle, Scenario, draw
@@ -37,9 +37,13 @@ class StressModel(mesa.Model):
         scenario: a validated scenario.
         seed: overrides ``simulation.seed``.
         steps: overrides ``simulation.steps``.
+        contagion: when False, receipt tokens keep their issuer's starting backing ratio
+            (the counterfactual in which losses do not travel through tokens).
     """
 
-    def __init__(self, scenario: Scenario, *, seed: int | None = None, steps: int | None = None):
+    def __init__(self, scenario: Scenario, *, seed: int | None = None, steps: int | None = None,
+                 contagion: bool = True):
+        self.contagion = contagion
         self.seed_used = scenario.simulation.seed if seed is None else int(seed)
         super().__init__(rng=self.seed_used)
         s = self.scenario = scenario
@@ -59,13 +63,14 @@ class StressModel(mesa.Model):
         self._build_agents()
         self.shocks = shocks.ShockSchedule(s, dt_hours=self.dt_hours, assets=self.assets,
                                            pool_names=self.pool_names)
+        self.receipts = self._receipt_tokens()
         self.exploited = np.zeros(len(self.protocol_names))  # value stolen this step
         self.gas_multiplier = 1.0
         self.recorder = Recorder(self.n_steps, {
             "asset": self.assets, "protocol": self.protocol_names,
             "round": list(range(1, s.simulation.max_cascade_rounds + 1)),
             "agent_kind": AGENT_KINDS})
-        self._record(np.zeros(ck.N_STATS),
+        self._record(np.zeros((len(self.lending_names), ck.N_STATS)), np.zeros(ck.N_TOTALS),
                      np.zeros(s.simulation.max_cascade_rounds, dtype=np.int64))
 
     # --- construction -----------------------------------------------------------------------
@@ -104,25 +109,47 @@ class StressModel(mesa.Model):
         self.oracles.read_pools(self.amm.spot(), 0)
 
         lendings = s.protocols_of(Lending)
-        if len(lendings) != 1:
-            self._fail("protocols", "a scenario needs exactly one protocol of kind 'lending' "
-                       f"(found {len(lendings)})")
-        (self.lending_name, cfg), = lendings.items()
-        markets: list[dict | None] = []
-        self.venue_pool = np.full(m, -1, dtype=np.int64)
-        for a, asset in enumerate(self.assets):
-            mk = cfg.markets.get(asset)
-            if mk is None:
-                markets.append(None)
-                continue
-            row = mk.model_dump(exclude={"interest_rate", "liquidation_venue"})
-            row.update(mk.interest_rate.model_dump())
+        self.lending_names = list(lendings)
+        self.venue_pool = np.full(len(lendings) * m, -1, dtype=np.int64)  # per market
+        markets: list[list[dict | None]] = []
+        for p, cfg in enumerate(lendings.values()):
+            row: list[dict | None] = []
+            for a, asset in enumerate(self.assets):
+                mk = cfg.markets.get(asset)
+                if mk is None:
+                    row.append(None)
+                    continue
+                params = mk.model_dump(exclude={"interest_rate", "liquidation_venue"})
+                params.update(mk.interest_rate.model_dump())
+                row.append(params)
+                if mk.liquidation_venue is not None:
+                    self.venue_pool[p * m + a] = self.pool_names.index(mk.liquidation_venue)
             markets.append(row)
-            if mk.liquidation_venue is not None:
-                self.venue_pool[a] = self.pool_names.index(mk.liquidation_venue)
-        self.lending = LendingPool(self.lending_name, markets, (
-            cfg.close_factor, cfg.close_factor_hf_threshold,
-            cfg.min_base_max_close_factor_threshold, cfg.min_leftover_base))
+        self.lending = LendingPools(self.lending_names, markets, [
+            (c.close_factor, c.close_factor_hf_threshold, c.min_base_max_close_factor_threshold,
+             c.min_leftover_base) for c in lendings.values()])
+
+    def _receipt_tokens(self) -> list[tuple[int, int, int]]:
+        """(token, underlying, market) of every lending receipt token; checks start prices."""
+        out = []
+        for name, spec in self.scenario.assets.items():
+            if spec.underlying is None:
+                continue
+            token, under = self._index(name), self._index(spec.underlying)
+            if abs(self.prices[0, token] - self.prices[0, under]) > 1e-9 * self.prices[0, under]:
+                self._fail(f"assets.{name}.price", f"must equal {spec.underlying}'s price "
+                           f"({self.prices[0, under]:g}) at start: a receipt token is priced "
+                           "from its underlying")
+            out.append((token, under, self.lending.market(spec.issuer, under)))
+        return out
+
+    def _price_receipts(self, t: int) -> None:
+        """Receipt tokens: the underlying's external price times the issuer's backing ratio."""
+        if not self.receipts:
+            return
+        ratio = self.lending.backing_ratio() if self.contagion else None
+        for token, under, k in self.receipts:
+            self.prices[t, token] = self.prices[t, under] * (1.0 if ratio is None else ratio[k])
 
     def _build_agents(self) -> None:
         a = self.scenario.agents
@@ -130,23 +157,23 @@ class StressModel(mesa.Model):
         p0 = self.prices[0]
         rng = self.rng
 
-        self.lenders = None
-        if a.lenders is not None:
-            cfg = a.lenders
+        self.lenders: list[LenderTable] = []
+        for _, cfg in a.populations("lenders"):
             n = cfg.count
             shares = np.zeros((n, m))
             for asset, amount in cfg.supply.items():
                 k = self._index(asset)
-                shares[:, k] = self.lending.supply(k, amount * rng.dirichlet(np.ones(n)))
-            self.lenders = LenderTable(shares, draw(cfg.fear_drawdown, rng, n),
-                                       withdraw_utilisation=cfg.withdraw_utilisation,
-                                       withdraw_fraction=cfg.withdraw_fraction)
+                market = self.lending.market(cfg.protocol, k)
+                shares[:, k] = self.lending.supply(market, amount * rng.dirichlet(np.ones(n)))
+            self.lenders.append(LenderTable(cfg.protocol, shares, draw(cfg.fear_drawdown, rng, n),
+                                            withdraw_utilisation=cfg.withdraw_utilisation,
+                                            withdraw_fraction=cfg.withdraw_fraction))
             for row in range(n):
-                Lender(self, row, protocols=(self.lending_name,))
+                Lender(self, row, protocols=(cfg.protocol,))
 
-        self.traders = None
-        if a.leveraged_traders is not None:
-            self._build_traders(a.leveraged_traders)
+        self.traders: list[TraderTable] = []
+        for field, cfg in a.populations("leveraged_traders"):
+            self._build_traders(field, cfg)
 
         self.market_makers = None
         if a.market_makers is not None:
@@ -172,7 +199,7 @@ class StressModel(mesa.Model):
                                                rng.random(n) < cfg.atomic_share)
             venues = tuple(self.pool_names[p] for p in np.unique(self.venue_pool) if p >= 0)
             for row in range(n):
-                Liquidator(self, row, protocols=(self.lending_name, *venues))
+                Liquidator(self, row, protocols=(*self.lending_names, *venues))
 
         self.arbitrageurs = None
         if a.arbitrageurs is not None and len(self.amm):
@@ -184,7 +211,7 @@ class StressModel(mesa.Model):
             for row in range(cfg.count):
                 Arbitrageur(self, row, protocols=tuple(names))
 
-    def _build_traders(self, cfg) -> None:
+    def _build_traders(self, field: str, cfg) -> None:
         rng = self.rng
         p0 = self.prices[0]
         pool = self.lending
@@ -194,33 +221,37 @@ class StressModel(mesa.Model):
         coll_asset = np.array([self._index(k) for k in names])[
             rng.choice(len(names), size=n, p=weights / weights.sum())]
         d = self._index(cfg.debt_asset)
+        coll_market = pool.market(cfg.protocol, 0) + coll_asset
+        debt_market = pool.market(cfg.protocol, d)
         value = draw(cfg.position_value, rng, n)
         leverage = draw(cfg.leverage, rng, n)
         if np.any(value <= 0) or np.any(leverage < 1):
-            self._fail("agents.leveraged_traders", "position_value must be > 0 and leverage "
-                       ">= 1 in every draw")
-        ltv_cap = pool.ltv[coll_asset] * (1.0 - 1e-9)
+            self._fail(field, "position_value must be > 0 and leverage >= 1 in every draw")
+        ltv_cap = pool.ltv[coll_market] * (1.0 - 1e-9)
         debt_value = value * np.minimum(1.0 - 1.0 / leverage, ltv_cap)
         debt = debt_value / p0[d]
-        if debt.sum() > pool.cash[d]:
-            self._fail("agents.leveraged_traders", f"traders borrow {debt.sum():,.0f} "
-                       f"{cfg.debt_asset} but lenders supply only {pool.cash[d]:,.0f}; raise "
-                       f"agents.lenders.supply.{cfg.debt_asset} or lower position_value")
+        if debt.sum() > pool.cash[debt_market]:
+            suppliers = [f"{here}.supply.{cfg.debt_asset}" for here, lenders in
+                         self.scenario.agents.populations("lenders")
+                         if lenders.protocol == cfg.protocol]
+            fix = f"raise {suppliers[0]}" if suppliers else f"add lenders to {cfg.protocol}"
+            self._fail(field, f"traders borrow {debt.sum():,.0f} {cfg.debt_asset} from "
+                       f"{cfg.protocol} but its lenders supply only "
+                       f"{pool.cash[debt_market]:,.0f}; {fix} or lower position_value")
         owner = np.arange(n) // cfg.positions_per_agent
-        rows = pool.open_positions(owner, coll_asset, np.full(n, d), value / p0[coll_asset],
-                                   debt, p0)
+        rows = pool.open_positions(owner, coll_market, np.full(n, debt_market),
+                                   value / p0[coll_asset], debt, p0)
         self.external[d] += debt.sum()  # borrowed funds were spent on the collateral
-        self.traders = TraderTable(draw(cfg.wallet_share, rng, n) * value / p0[d],
-                                   rng.random(n) < cfg.deleverage_share,
-                                   margin_call_health=cfg.margin_call_health,
-                                   target_health=cfg.target_health)
-        self.trader_debt_asset = d
-        venues = tuple(self.pool_names[self.venue_pool[self._index(a)]] for a in names
-                       if self.venue_pool[self._index(a)] >= 0)
+        self.traders.append(TraderTable(rows, draw(cfg.wallet_share, rng, n) * value / p0[d],
+                                        rng.random(n) < cfg.deleverage_share,
+                                        margin_call_health=cfg.margin_call_health,
+                                        target_health=cfg.target_health))
+        venues = tuple(dict.fromkeys(
+            self.pool_names[v] for v in self.venue_pool[np.unique(coll_market)] if v >= 0))
         for k in range(cfg.count):
             LeveragedTrader(self, slice(rows.start + k * cfg.positions_per_agent,
                                         rows.start + (k + 1) * cfg.positions_per_agent),
-                            protocols=(self.lending_name, *venues))
+                            protocols=(cfg.protocol, *venues))
 
     # --- the step ---------------------------------------------------------------------------
 
@@ -229,10 +260,11 @@ class StressModel(mesa.Model):
         self.t += 1
         t = self.t
         ext = self.prices[t]
-        np.maximum(self.running_max, ext, out=self.running_max)
         self.volume = dict.fromkeys(AGENT_KINDS, 0.0)
         self.lending.accrue(self.dt_hours)
         self._protocol_shocks(t, ext)
+        self._price_receipts(t)
+        np.maximum(self.running_max, ext, out=self.running_max)
         if self.arbitrageurs is not None:
             self.volume["arbitrageur"] = self.arbitrageurs.act(self.amm, ext, self.external,
                                                                self.rng)
@@ -240,11 +272,11 @@ class StressModel(mesa.Model):
             mm = self.market_makers
             self.market_makers.act(self.amm, self.prices[: t + 1, self.amm.base[mm.pool]],
                                    self.dt_hours)
-        if self.lenders is not None:
-            drawdown = float(np.max(1.0 - ext / self.running_max))
-            self.lenders.act(self.lending, drawdown)
-        if self.traders is not None:
-            self.volume["leveraged_trader"] = self.traders.act(
+        drawdown = float(np.max(1.0 - ext / self.running_max))
+        for lenders in self.lenders:
+            lenders.act(self.lending, drawdown)
+        for traders in self.traders:
+            self.volume["leveraged_trader"] += traders.act(
                 self.lending, self.oracles.price, ext, self.amm, self.venue_pool, self.external)
         unwinds = [(p, shocks.manipulate(self.amm, p, size, self.external))
                    for p, size in self.shocks.manipulations(t)]
@@ -253,25 +285,25 @@ class StressModel(mesa.Model):
         self.gas_multiplier = self.shocks.gas_multiplier(t)
         self.liquidators.set_gas_multiplier(self.gas_multiplier)
         self.liquidators.shuffle(self.rng)
-        stats, rounds = self.lending.liquidate(
+        stats, totals, rounds = self.lending.liquidate(
             oracle_price=self.oracles.price, oracle_pool=self.oracles.live_pools(stale),
             value_price=ext,
             venue_pool=self.venue_pool, pools=self.amm, liquidators=self.liquidators,
             arbitrage=self._arbitrage_inputs(), gas_sink=self.gas_sink,
             max_rounds=self.scenario.simulation.max_cascade_rounds)
-        self.volume["liquidator"] = stats[ck.COLLATERAL_SEIZED_VALUE]
-        self.volume["arbitrageur"] += stats[ck.ARBITRAGE_VOLUME]
+        self.volume["liquidator"] = stats[:, ck.COLLATERAL_SEIZED_VALUE].sum()
+        self.volume["arbitrageur"] += totals[ck.ARBITRAGE_VOLUME]
         for p, trade in reversed(unwinds):
             shocks.unwind(self.amm, p, trade, self.external)
-        self._record(stats, rounds)
+        self._record(stats, totals, rounds)
 
     def _protocol_shocks(self, t: int, ext: np.ndarray) -> None:
         """Exploits and liquidity withdrawals scheduled for step ``t``."""
         self.exploited[:] = 0.0
         for name, share in self.shocks.exploit.get(t, []):
             k = self.protocol_names.index(name)
-            if name == self.lending_name:
-                stolen = shocks.steal_from_lending(self.lending, share, self.external)
+            if name in self.lending_names:
+                stolen = shocks.steal_from_lending(self.lending, name, share, self.external)
                 self.exploited[k] += stolen @ ext
             else:
                 p = self.pool_names.index(name)
@@ -308,29 +340,38 @@ class StressModel(mesa.Model):
         """Tokens per asset summed over every account (conserved: nothing is minted)."""
         m = len(self.assets)
         amm = self.amm
-        total = (self.lending.cash + self.lending.total_coll + self.lending.treasury
+        pool = self.lending
+        total = (pool.per_asset(pool.cash + pool.total_coll + pool.treasury)
                  + np.bincount(amm.base, weights=amm.reserve_base, minlength=m)
                  + np.bincount(amm.quote, weights=amm.reserve_quote, minlength=m)
                  + self.liquidators.balance.sum(axis=0) + self.external + self.gas_sink)
-        if self.lenders is not None:
-            total += self.lenders.wallet.sum(axis=0)
-        if self.traders is not None:
-            total[self.trader_debt_asset] += self.traders.wallet.sum()
+        for lenders in self.lenders:
+            total += lenders.wallet.sum(axis=0)
+        total += self._trader_wallets()
         if self.market_makers is not None:
             total += self.market_makers.wallet.sum(axis=0)
         if self.arbitrageurs is not None:
             total += self.arbitrageurs.balance.sum(axis=0)
         return total
 
+    def _trader_wallets(self) -> np.ndarray:
+        """Traders' spare funds per asset (each row holds its debt asset)."""
+        out = np.zeros(len(self.assets))
+        pool = self.lending
+        for traders in self.traders:
+            asset = pool.market_asset[pool.book.debt_market[traders.rows]]
+            out += np.bincount(asset, weights=traders.wallet, minlength=len(out))
+        return out
+
     def net_worth(self, coll: np.ndarray, debt: np.ndarray) -> np.ndarray:
         """Net worth per agent kind at external prices (order of ``AGENT_KINDS``)."""
         ext = self.prices[self.t]
         out = np.zeros(len(AGENT_KINDS))
         pool = self.lending
-        if self.lenders is not None:
-            out[0] = (self.lenders.shares * pool.supply_index + self.lenders.wallet).sum(0) @ ext
-        if self.traders is not None:
-            out[1] = (coll - debt) @ ext + self.traders.wallet.sum() * ext[self.trader_debt_asset]
+        for lenders in self.lenders:
+            out[0] += (lenders.claims(pool) + lenders.wallet.sum(0)) @ ext
+        if self.traders:
+            out[1] = pool.per_asset(coll - debt) @ ext + self._trader_wallets() @ ext
         if self.market_makers is not None:
             mm = self.market_makers
             p = mm.pool
@@ -343,21 +384,22 @@ class StressModel(mesa.Model):
             out[4] = self.arbitrageurs.balance.sum(0) @ ext
         return out
 
-    def _record(self, stats: np.ndarray, rounds: np.ndarray) -> None:
+    def _record(self, stats: np.ndarray, totals: np.ndarray, rounds: np.ndarray) -> None:
         pool = self.lending
         price = self.oracles.price
-        coll, debt, insolvent, n_liquidatable = pool.totals(price)
+        coll, debt, insolvent = pool.totals(price)
         n_proto = len(self.protocol_names)
-        li = self.protocol_names.index(self.lending_name)
+        lending_rows = [self.protocol_names.index(n) for n in self.lending_names]
 
-        def per_protocol(value: float, fill: float = 0.0) -> np.ndarray:
-            out = np.full(n_proto, fill)
-            out[li] = value
+        def per_protocol(values: np.ndarray) -> np.ndarray:
+            out = np.zeros(n_proto)
+            out[lending_rows] = values
             return out
 
         def per_market(values: np.ndarray) -> np.ndarray:
             out = np.full((n_proto, len(self.assets)), np.nan)
-            out[li] = np.where(pool.listed, values, np.nan)
+            out[lending_rows] = np.where(pool.listed, values, np.nan).reshape(
+                len(lending_rows), len(self.assets))
             return out
 
         amm_price = np.full(n_proto, np.nan)
@@ -378,22 +420,23 @@ class StressModel(mesa.Model):
             "pool_depth": depth,
             "pool_reserve_base": rbase,
             "pool_reserve_quote": rquote,
-            "liquidated_value": per_protocol(stats[ck.DEBT_REPAID_VALUE]),
-            "seized_collateral_value": per_protocol(stats[ck.COLLATERAL_SEIZED_VALUE]),
-            "liquidation_count": per_protocol(stats[ck.N_LIQUIDATIONS]),
-            "bad_debt": per_protocol(stats[ck.BAD_DEBT_VALUE]),
-            "insolvent_debt": per_protocol(insolvent),
-            "liquidatable_count": per_protocol(n_liquidatable),
-            "liquidator_profit": per_protocol(stats[ck.LIQUIDATOR_PROFIT]),
+            "liquidated_value": per_protocol(stats[:, ck.DEBT_REPAID_VALUE]),
+            "seized_collateral_value": per_protocol(stats[:, ck.COLLATERAL_SEIZED_VALUE]),
+            "liquidation_count": per_protocol(stats[:, ck.N_LIQUIDATIONS]),
+            "bad_debt": per_protocol(stats[:, ck.BAD_DEBT_VALUE]),
+            "insolvent_debt": per_protocol(insolvent[:, 0]),
+            "liquidatable_count": per_protocol(insolvent[:, 1]),
+            "liquidator_profit": per_protocol(stats[:, ck.LIQUIDATOR_PROFIT]),
             "utilisation": per_market(pool.utilisation()),
             "borrow_rate": per_market(pool.borrow_rate()),
             "total_collateral": per_market(coll),
             "total_debt": per_market(debt),
             "available_liquidity": per_market(pool.cash),
             "deficit": per_market(pool.deficit),
+            "backing_ratio": per_market(pool.backing_ratio()),
             "exploit_loss": self.exploited,
             "gas_multiplier": self.gas_multiplier,
-            "cascade_rounds": stats[ck.ROUNDS],
+            "cascade_rounds": totals[ck.ROUNDS],
             "round_liquidations": rounds,
             "net_worth": self.net_worth(coll, debt),
             "trade_volume": np.array([self.volume[k] for k in AGENT_KINDS]),

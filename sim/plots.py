@@ -16,6 +16,8 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from sim.results import protocols_of_kind  # noqa: E402
+
 STYLE = Path(__file__).with_name("sim.mplstyle")
 
 
@@ -33,7 +35,7 @@ def venue_asset(ds: xr.Dataset) -> tuple[str, str | None]:
 def cascade_figure(ds: xr.Dataset) -> Figure:
     """Cascade anatomy: prices (external, pool, oracle), liquidations per step, bad debt."""
     asset, pool = venue_asset(ds)
-    lending = ds.attrs.get("lending_protocol", str(ds.protocol.values[0]))
+    lending = protocols_of_kind(ds, "lending")
     hours = ds.time.values
     with plt.style.context(STYLE):
         fig, (ax_p, ax_l, ax_b) = plt.subplots(3, 1, sharex=True, layout="constrained",
@@ -46,13 +48,20 @@ def cascade_figure(ds: xr.Dataset) -> Figure:
                   linewidth=1.0)
         ax_p.set_ylabel(f"{asset} price (USD)")
         ax_p.set_title(f"{ds.attrs.get('scenario_name', '')}: {asset} price, liquidations "
-                       f"and bad debt in {lending} (seed {ds.attrs.get('seed', '?')})")
+                       f"and bad debt in {', '.join(lending)} "
+                       f"(seed {ds.attrs.get('seed', '?')})")
         ax_p.legend(loc="upper right")
 
-        liq = ds.liquidated_value.sel(protocol=lending) / 1e6
         width = float(ds.attrs.get("dt_hours", np.diff(hours[:2])[0] if len(hours) > 1 else 1))
-        ax_l.bar(hours, liq, width=width, color="C1", align="center")
+        bottom = np.zeros(len(hours))
+        for k, name in enumerate(lending):
+            liq = ds.liquidated_value.sel(protocol=name).values / 1e6
+            ax_l.bar(hours, liq, width=width, bottom=bottom, color=f"C{(k + 1) % 6}",
+                     align="center", label=name)
+            bottom += liq
         ax_l.set_ylabel("debt liquidated\n(M USD per step)")
+        if len(lending) > 1:
+            ax_l.legend(loc="upper left")
         ax_r = ax_l.twinx()
         rounds = ds.cascade_rounds.values
         many = rounds > 1
@@ -63,9 +72,10 @@ def cascade_figure(ds: xr.Dataset) -> Figure:
         ax_r.spines["right"].set_visible(True)
         ax_r.grid(False)
 
-        bad = ds.bad_debt.sel(protocol=lending).cumsum("time") / 1e6
-        ax_b.fill_between(hours, 0, bad, color="C1", alpha=0.35, step="post")
-        ax_b.plot(hours, bad, color="C1", drawstyle="steps-post")
+        for k, name in enumerate(lending):
+            bad = ds.bad_debt.sel(protocol=name).cumsum("time") / 1e6
+            ax_b.fill_between(hours, 0, bad, color=f"C{(k + 1) % 6}", alpha=0.3, step="post")
+            ax_b.plot(hours, bad, color=f"C{(k + 1) % 6}", drawstyle="steps-post", label=name)
         ax_b.set_ylabel("cumulative bad\ndebt (M USD)")
         ax_b.set_xlabel("time (hours)")
         ax_b.set_ylim(bottom=0)

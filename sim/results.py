@@ -44,6 +44,8 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "total_debt": (("protocol", "asset"), "tokens", "debt outstanding"),
     "available_liquidity": (("protocol", "asset"), "tokens", "reserve cash"),
     "deficit": (("protocol", "asset"), "tokens", "cumulative bad debt booked"),
+    "backing_ratio": (("protocol", "asset"), "1",
+                      "(cash + debt) / (supplied + treasury claim): receipt-token value"),
     "exploit_loss": (("protocol",), "USD", "value stolen from the protocol in the step"),
     "gas_multiplier": ((), "1", "gas cost multiplier of the step (gas spikes)"),
     "cascade_rounds": ((), "1", "liquidation rounds in the step"),
@@ -89,6 +91,12 @@ class Recorder:
             coords[dim] = (dim, np.asarray(values, dtype=object if dim != "round" else None))
         coords.update(extra_coords or {})
         return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def protocols_of_kind(ds: xr.Dataset, kind: str) -> list[str]:
+    """Names of the protocols of one kind (``lending``, ``constant_product``, ...)."""
+    return [str(p) for p, k in zip(ds.protocol.values, ds.protocol_kind.values, strict=True)
+            if k == kind]
 
 
 def write_results(ds: xr.Dataset, folder: str | Path) -> Path:

@@ -22,7 +22,7 @@ import numpy as np
 
 from sim.market import first_step
 from sim.protocols.amm import ConstantProductPools
-from sim.protocols.lending import LendingPool
+from sim.protocols.lending import LendingPools
 from sim.scenario import (
     Exploit,
     GasSpike,
@@ -133,10 +133,12 @@ def steal_from_pool(amm: ConstantProductPools, pool: int, share: float,
     return base, quote
 
 
-def steal_from_lending(pool: LendingPool, share: float, external: np.ndarray) -> np.ndarray:
-    """Remove ``share`` of a lending pool's cash to the attacker; return tokens per asset."""
-    stolen = pool.cash * share
-    pool.cash -= stolen
-    pool.exploit_loss += stolen
+def steal_from_lending(pool: LendingPools, protocol: str, share: float,
+                       external: np.ndarray) -> np.ndarray:
+    """Remove ``share`` of a lending protocol's cash to the attacker; return tokens per asset."""
+    markets = pool.markets_of(protocol)
+    stolen = pool.cash[markets] * share
+    pool.cash[markets] -= stolen
+    pool.exploit_loss[markets] += stolen
     external += stolen
     return stolen

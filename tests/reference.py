@@ -79,49 +79,62 @@ def cascade(book, market, rules, oracle, oracle_pool, value_price, venue, pools,
             arbs, max_rounds):
     """Full-rescan cascade: every round visits every position in index order.
 
+    Positions point at markets (one asset of one lending protocol; all protocols share the
+    book): ``pos["c"]``, ``pos["d"]`` and ``venue`` index markets, ``market["asset"]`` gives a
+    market's asset (which indexes prices, pools and token balances) and ``market["protocol"]``
+    its lending protocol, whose liquidation rules are ``rules[protocol]``.
+
     Args are plain lists/dicts (see tests/test_cascade_twin.py). Returns
-    (n_liquidations, debt_repaid_value, bad_debt_value, rounds, per_round).
+    (per_protocol, rounds, per_round, arbitrage_volume): per_protocol[p] sums, over protocol
+    p's liquidations, ``liquidations``, ``repaid``, ``seized``, ``bad`` and ``fee`` (values at
+    oracle prices) and ``profit`` (liquidators', numeraire).
     """
-    n_liq = 0
-    repaid_value = bad_value = 0.0
+    per_protocol = [dict(liquidations=0, repaid=0.0, seized=0.0, bad=0.0, profit=0.0, fee=0.0)
+                    for _ in rules]
     per_round = []
     rounds = 0
+    volume = 0.0
     for _ in range(max_rounds):
         rounds += 1
         done = 0
         for pos in book:
             c, d = pos["c"], pos["d"]
+            protocol = market["protocol"][c]
+            assert market["protocol"][d] == protocol, "collateral and debt in one protocol"
+            ca, da = market["asset"][c], market["asset"][d]
+            rule = rules[protocol]
             idx = market["borrow_index"][d]
             debt = pos["scaled"] * idx
             if debt <= 0 or pos["coll"] <= 0:
                 continue
-            pc, pd = oracle[c], oracle[d]
+            pc, pd = oracle[ca], oracle[da]
             hf = pos["coll"] * pc * market["lt"][c] / (debt * pd)
             if hf >= 1:
                 continue
             for liq in liquidators["order"]:
-                gas_tokens = liquidators["gas"][liq] / value_price[d]
-                budget = liquidators["balance"][liq][d] - gas_tokens
+                gas_tokens = liquidators["gas"][liq] / value_price[da]
+                budget = liquidators["balance"][liq][da] - gas_tokens
                 if budget <= 0:
                     continue
-                close_all = not (pos["coll"] * pc >= rules[2] and debt * pd >= rules[2]
-                                 and hf > rules[1])
-                cover = min(debt if close_all else debt * rules[0], budget)
+                close_all = not (pos["coll"] * pc >= rule[2] and debt * pd >= rule[2]
+                                 and hf > rule[1])
+                cover = min(debt if close_all else debt * rule[0], budget)
                 x, to_liq, to_fee, bad = aave_liquidation(
                     cover, debt, pos["coll"], pd, pc, hf, market["bonus"][c], market["fee"][c],
-                    rules)
+                    rule)
                 if x <= 0:
                     continue
                 v = venue[c]
-                hold = to_liq * value_price[c]
+                hold = to_liq * value_price[ca]
                 sell, sold_for, proceeds = False, 0.0, hold
                 if v >= 0:
                     pool = pools[v]
+                    assert pool["base"] == ca, "a venue sells the market's asset"
                     sold_for = amount_out(to_liq, pool["rb"], pool["rq"], pool["fee"])
                     venue_value = sold_for * value_price[pool["quote"]]
                     if liquidators["atomic"][liq] or venue_value >= hold:
                         sell, proceeds = True, venue_value
-                profit = proceeds - x * value_price[d] - liquidators["gas"][liq]
+                profit = proceeds - x * value_price[da] - liquidators["gas"][liq]
                 if profit < liquidators["min_profit"][liq]:
                     continue
                 pos["coll"] = max(pos["coll"] - to_liq - to_fee, 0.0)
@@ -131,23 +144,162 @@ def cascade(book, market, rules, oracle, oracle_pool, value_price, venue, pools,
                 market["cash"][d] += x
                 market["deficit"][d] += bad
                 market["treasury"][c] += to_fee
-                liquidators["balance"][liq][d] -= x + gas_tokens
+                liquidators["balance"][liq][da] -= x + gas_tokens
                 if sell:
                     pool["rb"] += to_liq
                     pool["rq"] -= sold_for
                     liquidators["balance"][liq][pool["quote"]] += sold_for
                 else:
-                    liquidators["balance"][liq][c] += to_liq
-                n_liq += 1
+                    liquidators["balance"][liq][ca] += to_liq
+                sums = per_protocol[protocol]
+                sums["liquidations"] += 1
+                sums["repaid"] += x * pd
+                sums["seized"] += (to_liq + to_fee) * pc
+                sums["bad"] += bad * pd
+                sums["profit"] += profit
+                sums["fee"] += to_fee * pc
                 done += 1
-                repaid_value += x * pd
-                bad_value += bad * pd
                 break
         per_round.append(done)
         if done == 0:
             break
-        arbitrage(pools, value_price, arbs["balance"], arbs["pools"], arbs["order"])
+        volume += arbitrage(pools, value_price, arbs["balance"], arbs["pools"], arbs["order"])
         for a, p in enumerate(oracle_pool):
             if p >= 0:
                 oracle[a] = pools[p]["rq"] / pools[p]["rb"] * oracle[pools[p]["quote"]]
-    return n_liq, repaid_value, bad_value, rounds, per_round
+    return per_protocol, rounds, per_round, volume
+
+
+# --- Curve StableSwap (sim/engine/stableswap.py) -------------------------------------------
+# Bisection on the whitepaper invariant, A n^n sum(x) + D = A D n^n + D^(n+1) / (n^n prod(x)),
+# instead of Curve's Newton steps: a different method, so agreement checks both.
+
+
+def _stableswap_residual(balances, amp, d):
+    """Whitepaper invariant, right side minus left side (increasing in D, and in each x)."""
+    n = len(balances)
+    ann = amp * n**n
+    d_p = d  # D^(n+1) / (n^n prod(x)), built factor by factor to stay in range
+    for x in balances:
+        d_p *= d / (n * x)
+    return ann * d + d_p - ann * sum(balances) - d
+
+
+def stableswap_d(balances, amp):
+    """D by bisection on [0, sum(balances)] (D <= sum by AM-GM)."""
+    s = sum(balances)
+    if s == 0:
+        return 0.0
+    lo, hi = 0.0, s
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if _stableswap_residual(balances, amp, mid) > 0:
+            hi = mid
+        else:
+            lo = mid
+        if hi - lo <= 1e-15 * hi:
+            break
+    return (lo + hi) / 2
+
+
+def stableswap_y(i, j, x_new, balances, amp):
+    """Coin j's balance keeping D when coin i's becomes x_new, by bisection in y."""
+    d = stableswap_d(balances, amp)
+
+    def residual(y):
+        trial = list(balances)
+        trial[i] = x_new
+        trial[j] = y
+        n = len(trial)
+        ann = amp * n**n
+        d_p = d
+        for x in trial:
+            d_p *= d / (n * x)
+        # Left side minus right side: increasing in y.
+        return ann * sum(trial) + d - ann * d - d_p
+
+    lo, hi = 0.0, d
+    while residual(hi) < 0:
+        lo, hi = hi, 2 * hi
+    for _ in range(400):
+        mid = (lo + hi) / 2
+        if mid in (lo, hi):
+            break
+        if residual(mid) > 0:
+            hi = mid
+        else:
+            lo = mid
+    return (lo + hi) / 2
+
+
+def stableswap_amount_out(i, j, dx, balances, amp, fee):
+    """Curve exchange: dy = (x_j - y_new) * (1 - fee)."""
+    if dx <= 0:
+        return 0.0
+    y_new = stableswap_y(i, j, balances[i] + dx, balances, amp)
+    return max((balances[j] - y_new) * (1 - fee), 0.0)
+
+
+def stableswap_swap(i, j, dx, balances, amp, fee):
+    """Sell dx of coin i into the pool (list updated in place); return coin j out."""
+    dy = stableswap_amount_out(i, j, dx, balances, amp, fee)
+    if dy > 0:
+        balances[i] += dx
+        balances[j] -= dy
+    return dy
+
+
+def stableswap_spot_price(i, j, balances, amp):
+    """Ratio of the invariant's partial derivatives in x_i and x_j at fixed D."""
+    n = len(balances)
+    ann = amp * n**n
+    d = stableswap_d(balances, amp)
+    prod = 1.0
+    for x in balances:
+        prod *= x
+    d_p = d ** (n + 1) / (n**n * prod)
+    return (ann + d_p / balances[i]) / (ann + d_p / balances[j])
+
+
+# --- Maker Liquidations 2.0 auctions (sim/engine/auction.py) -------------------------------
+
+
+def stairstep_exponential_price(top, cut, step, elapsed):
+    """Multiply by cut once per whole step elapsed."""
+    price = top
+    for _ in range(int(elapsed // step)):
+        price *= cut
+    return price
+
+
+def exponential_price(top, cut, elapsed):
+    """top * cut^elapsed through exp and log."""
+    return top * math.exp(elapsed * math.log(cut))
+
+
+def linear_price(top, tau, elapsed):
+    """Straight line from top at 0 to 0 at tau, then 0."""
+    return max(top * (1 - elapsed / tau), 0.0) if elapsed < tau else 0.0
+
+
+def needs_reset(price, top, elapsed, tail, cusp):
+    """Clipper status: past the tail, or price below cusp * top."""
+    return elapsed > tail or price < cusp * top
+
+
+def take_amount(lot, tab, price, max_price, amount_wanted, chost):
+    """Clipper.take line by line; a revert gives (0, 0)."""
+    if not max_price >= price:
+        return 0.0, 0.0  # Clipper/too-expensive
+    slice_ = min(lot, amount_wanted)
+    owe = slice_ * price
+    if owe > tab:
+        owe = tab
+        slice_ = owe / price
+    elif owe < tab and slice_ < lot:
+        if tab - owe < chost:
+            if tab <= chost:
+                return 0.0, 0.0  # Clipper/no-partial-purchase
+            owe = tab - chost
+            slice_ = owe / price
+    return slice_, owe

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sim.protocols.lending import LendingPool
+from sim.protocols.lending import LendingPools
 
 MARKET = dict(ltv=0.8, liquidation_threshold=0.85, liquidation_bonus=0.05,
               liquidation_protocol_fee=0.1, reserve_factor=0.2, base_rate=0.01, slope1=0.04,
@@ -12,7 +12,7 @@ MARKET = dict(ltv=0.8, liquidation_threshold=0.85, liquidation_bonus=0.05,
 
 def pool_at_utilisation(u):
     # Asset 0 is borrowed against asset 1 so that debt / (cash + debt) = u.
-    pool = LendingPool("p", [MARKET, MARKET], (0.5, 0.95, 2000.0, 1000.0))
+    pool = LendingPools(["p"], [[MARKET, MARKET]], [(0.5, 0.95, 2000.0, 1000.0)])
     pool.supply(0, np.array([1000.0]))
     if u > 0:
         pool.open_positions([0], [1], [0], [1e6], [1000.0 * u], np.array([1.0, 1.0]))

@@ -138,7 +138,7 @@ def test_tiny_base_scenario_loads():
     (lending,) = s.protocols_of(Lending).values()
     assert list(lending.markets) == ["WETH", "WBTC", "USDC"]
     assert lending.markets["WETH"].liquidation_venue == "uni"
-    assert s.agents.leveraged_traders.count == 30
+    assert s.agents.populations("leveraged_traders")[0][1].count == 30
     assert s.agents.market_makers is None
 
 

@@ -13,7 +13,7 @@ import mesa
 import numpy as np
 
 from sim.agents.base import ProtocolAgent
-from sim.protocols.lending import LendingPool
+from sim.protocols.lending import LendingPools
 
 
 class Lender(ProtocolAgent):
@@ -25,10 +25,11 @@ class Lender(ProtocolAgent):
 
 
 class LenderTable:
-    """Scaled supply balances and wallets (lenders x assets), fear thresholds."""
+    """Scaled supply balances and wallets (lenders x assets) of one protocol's suppliers."""
 
-    def __init__(self, shares: np.ndarray, fear: np.ndarray, *, withdraw_utilisation: float,
-                 withdraw_fraction: float):
+    def __init__(self, protocol: str, shares: np.ndarray, fear: np.ndarray, *,
+                 withdraw_utilisation: float, withdraw_fraction: float):
+        self.protocol = protocol
         self.shares = np.asarray(shares, dtype=np.float64)
         self.wallet = np.zeros_like(self.shares)
         self.fear = np.asarray(fear, dtype=np.float64)
@@ -38,16 +39,24 @@ class LenderTable:
     def __len__(self) -> int:
         return len(self.fear)
 
-    def act(self, pool: LendingPool, drawdown: float) -> None:
-        """Withdraw where triggered, as far as the pool's cash allows."""
+    def act(self, pool: LendingPools, drawdown: float) -> None:
+        """Withdraw where triggered, as far as the protocol's cash allows."""
         util = pool.utilisation()
         afraid = self.fear < drawdown
-        for a in np.flatnonzero(pool.listed):
-            asking = (afraid | (util[a] > self.withdraw_utilisation)) & (self.shares[:, a] > 0)
+        for a in range(self.shares.shape[1]):
+            k = pool.market(self.protocol, a)
+            if not pool.listed[k]:
+                continue
+            asking = (afraid | (util[k] > self.withdraw_utilisation)) & (self.shares[:, a] > 0)
             if not asking.any():
                 continue
             rows = np.flatnonzero(asking)
             request = self.shares[rows, a] * self.withdraw_fraction
-            paid, burnt = pool.withdraw(a, request)
+            paid, burnt = pool.withdraw(k, request)
             self.shares[rows, a] -= burnt
             self.wallet[rows, a] += paid
+
+    def claims(self, pool: LendingPools) -> np.ndarray:
+        """Tokens each asset's supply balances are worth, summed over lenders."""
+        index = pool.supply_index[pool.markets_of(self.protocol)]
+        return (self.shares * index).sum(axis=0)

@@ -24,7 +24,7 @@ import numpy as np
 from sim.agents.base import ProtocolAgent
 from sim.engine.amm import cp_amount_out
 from sim.protocols.amm import ConstantProductPools
-from sim.protocols.lending import LendingPool
+from sim.protocols.lending import LendingPools
 
 
 class LeveragedTrader(ProtocolAgent):
@@ -36,34 +36,49 @@ class LeveragedTrader(ProtocolAgent):
 
 
 class TraderTable:
-    """Spare funds (debt-asset tokens) and behaviour flags per position row."""
+    """Spare funds (debt-asset tokens) and behaviour flags of one population's position rows.
 
-    def __init__(self, wallet: np.ndarray, deleverager: np.ndarray, *, margin_call_health: float,
-                 target_health: float):
+    Args:
+        rows: the population's rows of the lending book.
+        wallet: spare funds per row, in the row's debt asset.
+        deleverager: whether each row's owner sells collateral when out of funds.
+        margin_call_health, target_health: the population's thresholds.
+    """
+
+    def __init__(self, rows: slice, wallet: np.ndarray, deleverager: np.ndarray, *,
+                 margin_call_health: float, target_health: float):
+        self.rows = rows
         self.wallet = np.asarray(wallet, dtype=np.float64)
         self.deleverager = np.asarray(deleverager, dtype=bool)
         self.margin_call_health = margin_call_health
         self.target_health = target_health
 
-    def act(self, pool: LendingPool, price: np.ndarray, value_price: np.ndarray,
+    def act(self, pool: LendingPools, price: np.ndarray, value_price: np.ndarray,
             amm: ConstantProductPools, venue_pool: np.ndarray, external: np.ndarray) -> float:
-        """Answer this step's margin calls; return the value of collateral sold (numeraire)."""
+        """Answer this step's margin calls; return the value of collateral sold (numeraire).
+
+        ``price`` and ``value_price`` are per asset (oracle and external); ``venue_pool`` is
+        per market.
+        """
         rows = pool.rows_below(price, self.margin_call_health)
+        rows = rows[(rows >= self.rows.start) & (rows < self.rows.stop)]
         if len(rows) == 0:
             return 0.0
+        own = rows - self.rows.start
         book = pool.book
-        c = book.coll_asset[rows]
-        d = book.debt_asset[rows]
+        c = book.coll_market[rows]
+        d = book.debt_market[rows]
+        mprice = pool.market_price(price)
         debt = pool.debt_of(rows)
         health = pool.health_of(rows, price)
         lt = pool.liquidation_threshold[c]
-        target_debt = book.coll[rows] * price[c] * lt / (self.target_health * price[d])
+        target_debt = book.coll[rows] * mprice[c] * lt / (self.target_health * mprice[d])
         need = np.maximum(debt - target_debt, 0.0)
-        top_up = np.minimum(need, self.wallet[rows])
+        top_up = np.minimum(need, self.wallet[own])
         pool.repay(rows, top_up)
-        self.wallet[rows] -= top_up
+        self.wallet[own] -= top_up
         short = need - top_up
-        sellers = (short > 0) & self.deleverager[rows] & (health >= 1.0)
+        sellers = (short > 0) & self.deleverager[own] & (health >= 1.0)
         if not sellers.any():
             return 0.0
         return self._deleverage(pool, rows[sellers], short[sellers], price, value_price, amm,
@@ -71,16 +86,19 @@ class TraderTable:
 
     def _deleverage(self, pool, rows, short, price, value_price, amm, venue_pool, external):
         book = pool.book
+        mprice = pool.market_price(price)
         sold_value = 0.0
-        for a in np.unique(book.coll_asset[rows]):
-            sel = rows[book.coll_asset[rows] == a]
-            want = short[book.coll_asset[rows] == a]
-            d = book.debt_asset[sel]
-            v = venue_pool[a]
+        for k in np.unique(book.coll_market[rows]):
+            here = book.coll_market[rows] == k
+            sel, want = rows[here], short[here]
+            a = pool.market_asset[k]
+            d_market = book.debt_market[sel]
+            d = pool.market_asset[d_market]
+            v = venue_pool[k]
             on_venue = v >= 0 and np.all(amm.quote[v] == d)
             # Collateral to sell at the oracle price; HF >= 1 after the sale needs an execution
             # price of at least LT * P_coll / P_debt, checked on the pool's quote below.
-            size = np.minimum(want * price[d] / price[a], book.coll[sel])
+            size = np.minimum(want * mprice[d_market] / mprice[k], book.coll[sel])
             if on_venue:
                 quote = cp_amount_out(size.sum(), amm.reserve_base[v], amm.reserve_quote[v],
                                       amm.fee[v])
@@ -88,8 +106,8 @@ class TraderTable:
             else:
                 rate = value_price[a] / value_price[d[0]]
             debt = pool.debt_of(sel)
-            ok = (book.coll[sel] - size) * price[a] * pool.liquidation_threshold[a] >= (
-                np.maximum(debt - size * rate, 0.0) * price[d]) * (1 + 1e-9)
+            ok = (book.coll[sel] - size) * mprice[k] * pool.liquidation_threshold[k] >= (
+                np.maximum(debt - size * rate, 0.0) * mprice[d_market]) * (1 + 1e-9)
             sel, size = sel[ok], size[ok]
             if len(sel) == 0:
                 continue
@@ -99,10 +117,10 @@ class TraderTable:
             else:
                 proceeds = size * rate
                 external[a] += size.sum()
-                external[book.debt_asset[sel[0]]] -= proceeds.sum()
+                external[d[0]] -= proceeds.sum()
             repay = np.minimum(proceeds, pool.debt_of(sel))
             pool.repay(sel, repay)
             pool.remove_collateral(sel, size, price)
-            self.wallet[sel] += proceeds - repay
+            self.wallet[sel - self.rows.start] += proceeds - repay
             sold_value += float(size.sum() * value_price[a])
         return sold_value

@@ -28,45 +28,54 @@ from sim.engine._jit import kernel
 from sim.engine.amm import arbitrage, cp_amount_out
 from sim.engine.liquidation import liquidation_amounts, max_debt_to_cover
 
-# Slots of the ``stats`` output array.
+# Slots of the per-protocol ``stats`` rows.
 N_LIQUIDATIONS = 0
 DEBT_REPAID_VALUE = 1
 COLLATERAL_SEIZED_VALUE = 2
 BAD_DEBT_VALUE = 3
-ROUNDS = 4
-POSITIONS_SCANNED = 5
-LIQUIDATOR_PROFIT = 6
-PROTOCOL_FEE_VALUE = 7
-ARBITRAGE_VOLUME = 8
-N_STATS = 9
+LIQUIDATOR_PROFIT = 4
+PROTOCOL_FEE_VALUE = 5
+N_STATS = 6
+# Slots of the ``totals`` output array (the whole cascade).
+ROUNDS = 0
+POSITIONS_SCANNED = 1
+ARBITRAGE_VOLUME = 2
+N_TOTALS = 3
 
 WATCH_HEALTH = 1.5
 
 
 @kernel
-def run_cascade(coll_asset, debt_asset, coll, scaled_debt,
-                lt, bonus, protocol_fee, borrow_index, cash, treasury, deficit, total_coll,
-                total_scaled_debt, rules,
+def run_cascade(coll_market, debt_market, coll, scaled_debt,
+                market_asset, market_protocol, lt, bonus, protocol_fee, borrow_index, cash,
+                treasury, deficit, total_coll, total_scaled_debt, market_rules,
                 oracle_price, oracle_pool, value_price, venue_pool,
                 reserve_base, reserve_quote, pool_fee, pool_base, pool_quote,
                 liq_balance, liq_gas, liq_min_profit, liq_atomic, liq_order, gas_sink,
                 arb_balance, arb_pools, arb_order,
-                max_rounds, stats, round_counts):
+                max_rounds, stats, totals, round_counts):
     """Run the cascade to a fixed point (or ``max_rounds``); update every table in place.
 
+    A *market* is one asset of one lending protocol; positions point at markets, and every
+    lending protocol of the model shares this one book, so one loop cascades across them.
+
     Args:
-        coll_asset, debt_asset: int32[n], asset index of each position's collateral and debt.
+        coll_market, debt_market: int32[n], market index of each position's collateral and
+            debt.
         coll, scaled_debt: float64[n], collateral tokens and scaled debt (in/out).
-        lt, bonus, protocol_fee: float64[m], per-asset market parameters (fractions).
-        borrow_index: float64[m], debt tokens per unit of scaled debt.
-        cash, treasury, deficit: float64[m], reserve liquidity, protocol-fee tokens and
-            booked bad debt, per asset (in/out).
-        total_coll, total_scaled_debt: float64[m], running book totals (in/out).
-        rules: float64[4], see ``liquidation.max_debt_to_cover``.
-        oracle_price: float64[m], prices the protocol reads (in/out: pool-read oracles move).
+        market_asset: int64[K], asset of each market.
+        market_protocol: int64[K], lending protocol of each market (row of ``stats``).
+        lt, bonus, protocol_fee: float64[K], market parameters (fractions).
+        borrow_index: float64[K], debt tokens per unit of scaled debt.
+        cash, treasury, deficit: float64[K], reserve liquidity, protocol-fee tokens and
+            booked bad debt, per market (in/out).
+        total_coll, total_scaled_debt: float64[K], running book totals (in/out).
+        market_rules: float64[K, 4], the liquidation rules of each market's protocol, see
+            ``liquidation.max_debt_to_cover``.
+        oracle_price: float64[m], prices the protocols read (in/out: pool-read oracles move).
         oracle_pool: int64[m], pool whose spot an asset's oracle reads, or -1 (external feed).
         value_price: float64[m], external prices at which liquidators value tokens.
-        venue_pool: int64[m], pool where seized collateral of an asset is sold, or -1.
+        venue_pool: int64[K], pool where a market's seized collateral is sold, or -1.
         reserve_base, reserve_quote, pool_fee: float64[p], pool reserves (in/out) and fees.
         pool_base, pool_quote: int64[p], asset index of each pool's tokens.
         liq_balance: float64[l, m], liquidators' token balances (in/out).
@@ -80,13 +89,15 @@ def run_cascade(coll_asset, debt_asset, coll, scaled_debt,
         arb_pools: int64[q], pools the arbitrageurs trade.
         arb_order: int64[k], their acting order.
         max_rounds: int, round limit.
-        stats: float64[N_STATS], accumulated (slots named at module level).
+        stats: float64[P, N_STATS], accumulated per lending protocol (slots named above).
+        totals: float64[N_TOTALS], rounds, positions scanned and arbitrage volume.
         round_counts: int64[max_rounds], liquidations per round (written).
     """
     n = coll.shape[0]
     m = oracle_price.shape[0]
     round_counts[:] = 0
     start_price = oracle_price.copy()
+    price = oracle_price[market_asset]  # per market, refreshed when the oracles move
     # Row numbers as uint32 (books of up to 2**32 rows): half the index traffic, and
     # unsigned indices need no negative-index wraparound.
     watch = np.empty(n, dtype=np.uint32)
@@ -99,34 +110,37 @@ def run_cascade(coll_asset, debt_asset, coll, scaled_debt,
             n_watch = 0
             start_price[:] = oracle_price
             for i in range(n):
-                c = np.uint64(coll_asset[i])
-                d = np.uint64(debt_asset[i])
-                lhs = coll[i] * oracle_price[c] * lt[c]
-                rhs = scaled_debt[i] * borrow_index[d] * oracle_price[d]
+                c = np.uint64(coll_market[i])
+                d = np.uint64(debt_market[i])
+                lhs = coll[i] * price[c] * lt[c]
+                rhs = scaled_debt[i] * borrow_index[d] * price[d]
                 watch[n_watch] = i
                 n_watch += lhs < WATCH_HEALTH * rhs
                 below[n_below] = i
                 n_below += lhs < rhs
-            stats[POSITIONS_SCANNED] += n
+            totals[POSITIONS_SCANNED] += n
         else:
             for k in range(n_watch):
                 i = np.uint64(watch[k])
-                c = np.uint64(coll_asset[i])
-                d = np.uint64(debt_asset[i])
+                c = np.uint64(coll_market[i])
+                d = np.uint64(debt_market[i])
                 below[n_below] = i
-                n_below += (coll[i] * oracle_price[c] * lt[c]
-                            < scaled_debt[i] * borrow_index[d] * oracle_price[d])
-            stats[POSITIONS_SCANNED] += n_watch
+                n_below += (coll[i] * price[c] * lt[c]
+                            < scaled_debt[i] * borrow_index[d] * price[d])
+            totals[POSITIONS_SCANNED] += n_watch
         # Liquidate: the first willing liquidator (in ``liq_order``) takes each position.
         done = 0
         for k in range(n_below):
             i = np.uint64(below[k])
-            c = np.uint64(coll_asset[i])
-            d = np.uint64(debt_asset[i])
+            c = np.uint64(coll_market[i])
+            d = np.uint64(debt_market[i])
+            ca = market_asset[c]
+            da = market_asset[d]
+            rules = market_rules[c]
             index = borrow_index[d]
             debt = scaled_debt[i] * index
-            pc = oracle_price[c]
-            pd = oracle_price[d]
+            pc = price[c]
+            pd = price[d]
             if debt <= 0.0 or coll[i] <= 0.0:
                 continue
             health = coll[i] * pc * lt[c] / (debt * pd)
@@ -136,8 +150,8 @@ def run_cascade(coll_asset, debt_asset, coll, scaled_debt,
             v = venue_pool[c]
             for j in range(liq_order.shape[0]):
                 liq = liq_order[j]
-                gas_tokens = liq_gas[liq] / value_price[d]
-                budget = liq_balance[liq, d] - gas_tokens
+                gas_tokens = liq_gas[liq] / value_price[da]
+                budget = liq_balance[liq, da] - gas_tokens
                 if budget <= 0.0:
                     continue
                 cover = max_cover if max_cover < budget else budget
@@ -148,7 +162,7 @@ def run_cascade(coll_asset, debt_asset, coll, scaled_debt,
                 # Atomic (flash-loan) liquidators must sell on the venue; the others sell
                 # there only when it beats carrying the collateral off-chain at the external
                 # price.
-                hold_value = to_liq * value_price[c]
+                hold_value = to_liq * value_price[ca]
                 sell = False
                 sold_for = 0.0
                 proceeds = hold_value
@@ -159,7 +173,7 @@ def run_cascade(coll_asset, debt_asset, coll, scaled_debt,
                     if liq_atomic[liq] or venue_value >= hold_value:
                         sell = True
                         proceeds = venue_value
-                profit = proceeds - repaid * value_price[d] - liq_gas[liq]
+                profit = proceeds - repaid * value_price[da] - liq_gas[liq]
                 if profit < liq_min_profit[liq]:
                     continue
                 # Execute: borrower, reserve, treasury, liquidator, venue.
@@ -176,35 +190,38 @@ def run_cascade(coll_asset, debt_asset, coll, scaled_debt,
                 cash[d] += repaid
                 deficit[d] += bad
                 treasury[c] += to_protocol
-                liq_balance[liq, d] -= repaid + gas_tokens
-                gas_sink[d] += gas_tokens
+                liq_balance[liq, da] -= repaid + gas_tokens
+                gas_sink[da] += gas_tokens
                 if sell:
                     reserve_base[v] += to_liq
                     reserve_quote[v] -= sold_for
                     liq_balance[liq, pool_quote[v]] += sold_for
                 else:
-                    liq_balance[liq, c] += to_liq
-                stats[N_LIQUIDATIONS] += 1.0
-                stats[DEBT_REPAID_VALUE] += repaid * pd
-                stats[COLLATERAL_SEIZED_VALUE] += seized * pc
-                stats[BAD_DEBT_VALUE] += bad * pd
-                stats[LIQUIDATOR_PROFIT] += profit
-                stats[PROTOCOL_FEE_VALUE] += to_protocol * pc
+                    liq_balance[liq, ca] += to_liq
+                row = stats[market_protocol[c]]
+                row[N_LIQUIDATIONS] += 1.0
+                row[DEBT_REPAID_VALUE] += repaid * pd
+                row[COLLATERAL_SEIZED_VALUE] += seized * pc
+                row[BAD_DEBT_VALUE] += bad * pd
+                row[LIQUIDATOR_PROFIT] += profit
+                row[PROTOCOL_FEE_VALUE] += to_protocol * pc
                 done += 1
                 break
         round_counts[r] = done
-        stats[ROUNDS] = r + 1
+        totals[ROUNDS] = r + 1
         if done == 0:
             break
         # End of block: arbitrageurs back-run, then pool oracles read the new spot price.
-        stats[ARBITRAGE_VOLUME] += arbitrage(reserve_base, reserve_quote, pool_fee, pool_base,
-                                             pool_quote, value_price, arb_balance, arb_pools,
-                                             arb_order)
+        totals[ARBITRAGE_VOLUME] += arbitrage(reserve_base, reserve_quote, pool_fee, pool_base,
+                                              pool_quote, value_price, arb_balance, arb_pools,
+                                              arb_order)
         for a in range(m):
             p = oracle_pool[a]
             if p >= 0:
                 oracle_price[a] = reserve_quote[p] / reserve_base[p] * oracle_price[pool_quote[p]]
-        # Worst fall of any collateral/debt price ratio since the step began.
+        for k in range(price.shape[0]):
+            price[k] = oracle_price[market_asset[k]]
+        # Worst fall of any collateral/debt price ratio since the last full scan.
         lo = np.inf
         hi = 0.0
         for a in range(m):

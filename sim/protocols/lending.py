@@ -1,14 +1,16 @@
-"""An Aave-v3-like lending pool: reserves, kinked interest, positions and liquidations.
+"""Aave-v3-like lending protocols: reserves, kinked interest, positions and liquidations.
 
-State is arrays indexed by asset (reserves) and a structure-of-arrays position book (one row
-per position: one collateral asset, one debt asset). Debt is stored scaled by the reserve's
-borrow index, as Aave's ``scaledBalanceOf``, so interest accrues in O(assets) per step.
+All lending protocols of a model live in one table of *markets* (one asset of one protocol;
+market ``k = protocol * n_assets + asset``) and share one structure-of-arrays position book
+(one row per position: one collateral market, one debt market of the same protocol), so the
+cascade kernel runs across protocols in one loop. Debt is stored scaled by the market's
+borrow index, as Aave's ``scaledBalanceOf``, so interest accrues in O(markets) per step.
 
 Collateral deposits are held apart from the lendable reserve (as in Compound v3 and Morpho
 markets; Aave also lends them out, which only changes utilisation). The reserve ledger
-``cash + debt + deficit + exploit_loss == supplied + treasury_claim`` holds at every step:
-bad debt (``deficit``) and stolen cash (``exploit_loss``) are the only gaps between what
-suppliers are owed and what the pool holds.
+``cash + debt + deficit + exploit_loss == supplied + treasury_claim`` holds per market at
+every step: bad debt (``deficit``) and stolen cash (``exploit_loss``) are the only gaps between
+what suppliers are owed and what the protocol holds.
 
 Liquidation follows Aave v3's rules (``sim.engine.liquidation``) inside the cascade kernel
 (``sim.engine.cascade``).
@@ -33,42 +35,47 @@ class PositionBook:
 
     def __init__(self) -> None:
         self.owner = np.zeros(0, dtype=np.int32)
-        self.coll_asset = np.zeros(0, dtype=np.int32)
-        self.debt_asset = np.zeros(0, dtype=np.int32)
+        self.coll_market = np.zeros(0, dtype=np.int32)
+        self.debt_market = np.zeros(0, dtype=np.int32)
         self.coll = np.zeros(0, dtype=np.float64)
         self.scaled_debt = np.zeros(0, dtype=np.float64)
 
     def __len__(self) -> int:
         return len(self.coll)
 
-    def append(self, owner, coll_asset, debt_asset, coll, scaled_debt) -> slice:
+    def append(self, owner, coll_market, debt_market, coll, scaled_debt) -> slice:
         """Add rows; return the slice they occupy."""
         start = len(self)
         self.owner = np.concatenate([self.owner, np.asarray(owner, dtype=np.int32)])
-        self.coll_asset = np.concatenate([self.coll_asset, np.asarray(coll_asset, np.int32)])
-        self.debt_asset = np.concatenate([self.debt_asset, np.asarray(debt_asset, np.int32)])
+        self.coll_market = np.concatenate([self.coll_market, np.asarray(coll_market, np.int32)])
+        self.debt_market = np.concatenate([self.debt_market, np.asarray(debt_market, np.int32)])
         self.coll = np.concatenate([self.coll, np.asarray(coll, dtype=np.float64)])
         self.scaled_debt = np.concatenate([self.scaled_debt, np.asarray(scaled_debt, np.float64)])
         return slice(start, len(self))
 
 
-class LendingPool:
-    """One lending protocol.
+class LendingPools:
+    """Every lending protocol of the model, as one table of markets.
 
     Args:
-        name: protocol name.
-        markets: per asset, a mapping of the market's parameters or None if not listed.
-        rules: (close_factor, close_factor_hf_threshold, min_base_max_close_factor_threshold,
-            min_leftover_base).
+        names: lending protocol names.
+        markets: per protocol, per asset, the market's parameters (a mapping) or None.
+        rules: per protocol, (close_factor, close_factor_hf_threshold,
+            min_base_max_close_factor_threshold, min_leftover_base).
     """
 
-    def __init__(self, name: str, markets: list[dict | None], rules: tuple[float, ...]):
-        m = len(markets)
-        self.name = name
-        self.listed = np.array([mk is not None for mk in markets])
+    def __init__(self, names: list[str], markets: list[list[dict | None]],
+                 rules: list[tuple[float, ...]]):
+        self.names = list(names)
+        n_protocols = len(names)
+        self.n_assets = m = len(markets[0]) if markets else 0
+        flat = [mk for per_protocol in markets for mk in per_protocol]
+        self.listed = np.array([mk is not None for mk in flat], dtype=bool)
+        self.market_asset = np.tile(np.arange(m, dtype=np.int64), n_protocols)
+        self.market_protocol = np.repeat(np.arange(n_protocols, dtype=np.int64), m)
 
         def col(key: str, default: float = 0.0) -> np.ndarray:
-            return np.array([mk[key] if mk is not None else default for mk in markets])
+            return np.array([mk[key] if mk is not None else default for mk in flat])
 
         self.ltv = col("ltv")
         self.liquidation_threshold = col("liquidation_threshold")
@@ -79,28 +86,58 @@ class LendingPool:
         self.slope1 = col("slope1")
         self.slope2 = col("slope2")
         self.optimal_utilisation = col("optimal_utilisation", 0.8)
-        self.rules = np.asarray(rules, dtype=np.float64)
+        self.rules = np.asarray(rules, dtype=np.float64).reshape(n_protocols, 4)
+        self.market_rules = self.rules[self.market_protocol].copy()
 
-        self.cash = np.zeros(m)
-        self.supply_scaled = np.zeros(m)
-        self.supply_index = np.ones(m)
-        self.borrow_index = np.ones(m)
-        self.total_scaled_debt = np.zeros(m)
-        self.total_coll = np.zeros(m)
-        self.treasury = np.zeros(m)  # protocol-fee tokens from liquidations
-        self.treasury_claim = np.zeros(m)  # reserve-factor share of interest (a claim)
-        self.deficit = np.zeros(m)
-        self.exploit_loss = np.zeros(m)  # cash stolen by exploits
+        k = len(flat)
+        self.cash = np.zeros(k)
+        self.supply_scaled = np.zeros(k)
+        self.supply_index = np.ones(k)
+        self.borrow_index = np.ones(k)
+        self.total_scaled_debt = np.zeros(k)
+        self.total_coll = np.zeros(k)
+        self.treasury = np.zeros(k)  # protocol-fee tokens from liquidations
+        self.treasury_claim = np.zeros(k)  # reserve-factor share of interest (a claim)
+        self.deficit = np.zeros(k)
+        self.exploit_loss = np.zeros(k)  # cash stolen by exploits
         self.book = PositionBook()
+
+    def market(self, protocol: str | int, asset: int) -> int:
+        """Market index of ``asset`` in ``protocol`` (a name or an index)."""
+        p = self.names.index(protocol) if isinstance(protocol, str) else protocol
+        return p * self.n_assets + asset
+
+    def markets_of(self, protocol: str | int) -> slice:
+        """The market indices of one protocol, as a slice (in asset order)."""
+        p = self.names.index(protocol) if isinstance(protocol, str) else protocol
+        return slice(p * self.n_assets, (p + 1) * self.n_assets)
+
+    def market_price(self, asset_price: np.ndarray) -> np.ndarray:
+        """Per-market prices from per-asset prices."""
+        return asset_price[self.market_asset]
+
+    def per_asset(self, values: np.ndarray) -> np.ndarray:
+        """Sum a per-market array over protocols, per asset."""
+        return np.bincount(self.market_asset, weights=values, minlength=self.n_assets)
 
     # --- reserves ---------------------------------------------------------------------------
 
     def debt(self) -> np.ndarray:
-        """Debt tokens per asset."""
+        """Debt tokens per market."""
         return self.total_scaled_debt * self.borrow_index
 
+    def backing_ratio(self) -> np.ndarray:
+        """What a market holds and is owed per unit it owes suppliers and treasury.
+
+        ``(cash + debt) / (supplied + treasury_claim)``: 1 until bad debt or an exploit opens
+        a gap; the value of the market's receipt token (aToken) per underlying token.
+        """
+        owed = self.supplied() + self.treasury_claim
+        held = self.cash + self.debt()
+        return np.divide(held, owed, out=np.ones_like(owed), where=owed > 0)
+
     def supplied(self) -> np.ndarray:
-        """Tokens owed to suppliers per asset."""
+        """Tokens owed to suppliers per market."""
         return self.supply_scaled * self.supply_index
 
     def utilisation(self) -> np.ndarray:
@@ -136,125 +173,143 @@ class LendingPool:
         self.supply_index[ok] *= 1.0 + to_suppliers[ok] / supplied[ok]
         self.treasury_claim += interest - np.where(ok, to_suppliers, 0.0)
 
-    def supply(self, asset: int, amounts: np.ndarray) -> np.ndarray:
+    def supply(self, market: int, amounts: np.ndarray) -> np.ndarray:
         """Deposit tokens; return the scaled supply balances minted."""
-        if not self.listed[asset]:
-            raise ProtocolError(f"{self.name}: asset {asset} is not listed")
+        if not self.listed[market]:
+            raise ProtocolError(f"market {market} is not listed")
         amounts = np.asarray(amounts, dtype=np.float64)
-        self.cash[asset] += amounts.sum()
-        shares = amounts / self.supply_index[asset]
-        self.supply_scaled[asset] += shares.sum()
+        self.cash[market] += amounts.sum()
+        shares = amounts / self.supply_index[market]
+        self.supply_scaled[market] += shares.sum()
         return shares
 
-    def withdraw(self, asset: int, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def withdraw(self, market: int, shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Redeem scaled balances, filled pro rata when cash is short (a frozen pool).
 
         Returns:
             (tokens paid, shares burnt) per request.
         """
-        wanted = shares * self.supply_index[asset]
+        wanted = shares * self.supply_index[market]
         total = wanted.sum()
-        fill = 1.0 if total <= self.cash[asset] else self.cash[asset] / total
+        fill = 1.0 if total <= self.cash[market] else self.cash[market] / total
         paid = wanted * fill
         burnt = shares * fill
-        self.cash[asset] -= paid.sum()
-        self.supply_scaled[asset] -= burnt.sum()
+        self.cash[market] -= paid.sum()
+        self.supply_scaled[market] -= burnt.sum()
         return paid, burnt
 
     # --- positions --------------------------------------------------------------------------
 
-    def open_positions(self, owner, coll_asset, debt_asset, coll, debt, price) -> slice:
+    def open_positions(self, owner, coll_market, debt_market, coll, debt, asset_price) -> slice:
         """Deposit collateral and borrow, checking LTV and liquidity (Aave ``borrow``)."""
-        coll_asset = np.asarray(coll_asset)
-        debt_asset = np.asarray(debt_asset)
+        coll_market = np.asarray(coll_market)
+        debt_market = np.asarray(debt_market)
         coll = np.asarray(coll, dtype=np.float64)
         debt = np.asarray(debt, dtype=np.float64)
-        if not (self.listed[coll_asset].all() and self.listed[debt_asset].all()):
-            raise ProtocolError(f"{self.name}: position on an unlisted asset")
-        limit = coll * price[coll_asset] * self.ltv[coll_asset]
-        if np.any(debt * price[debt_asset] > limit * (1 + 1e-12)):
-            raise ProtocolError(f"{self.name}: borrow above LTV")
-        need = np.bincount(debt_asset, weights=debt, minlength=len(self.cash))
+        price = self.market_price(asset_price)
+        if not (self.listed[coll_market].all() and self.listed[debt_market].all()):
+            raise ProtocolError("position on an unlisted market")
+        if np.any(self.market_protocol[coll_market] != self.market_protocol[debt_market]):
+            raise ProtocolError("collateral and debt must be in the same protocol")
+        limit = coll * price[coll_market] * self.ltv[coll_market]
+        if np.any(debt * price[debt_market] > limit * (1 + 1e-12)):
+            raise ProtocolError("borrow above LTV")
+        k = len(self.cash)
+        need = np.bincount(debt_market, weights=debt, minlength=k)
         if np.any(need > self.cash * (1 + 1e-12)):
-            raise ProtocolError(f"{self.name}: borrow exceeds available liquidity")
+            raise ProtocolError("borrow exceeds available liquidity")
         self.cash -= need
-        scaled = debt / self.borrow_index[debt_asset]
-        self.total_scaled_debt += np.bincount(debt_asset, weights=scaled, minlength=len(self.cash))
-        self.total_coll += np.bincount(coll_asset, weights=coll, minlength=len(self.cash))
-        return self.book.append(owner, coll_asset, debt_asset, coll, scaled)
+        scaled = debt / self.borrow_index[debt_market]
+        self.total_scaled_debt += np.bincount(debt_market, weights=scaled, minlength=k)
+        self.total_coll += np.bincount(coll_market, weights=coll, minlength=k)
+        return self.book.append(owner, coll_market, debt_market, coll, scaled)
 
     def debt_of(self, rows: np.ndarray) -> np.ndarray:
         """Debt tokens of the given rows."""
         b = self.book
-        return b.scaled_debt[rows] * self.borrow_index[b.debt_asset[rows]]
+        return b.scaled_debt[rows] * self.borrow_index[b.debt_market[rows]]
 
-    def health_of(self, rows: np.ndarray, price: np.ndarray) -> np.ndarray:
+    def health_of(self, rows: np.ndarray, asset_price: np.ndarray) -> np.ndarray:
         """Aave health factors of the given rows (``inf`` without debt)."""
         b = self.book
-        debt = self.debt_of(rows)
-        num = b.coll[rows] * price[b.coll_asset[rows]] * self.liquidation_threshold[
-            b.coll_asset[rows]]
-        den = debt * price[b.debt_asset[rows]]
+        price = self.market_price(asset_price)
+        c, d = b.coll_market[rows], b.debt_market[rows]
+        num = b.coll[rows] * price[c] * self.liquidation_threshold[c]
+        den = self.debt_of(rows) * price[d]
         return np.divide(num, den, out=np.full(len(rows), np.inf), where=den > 0)
 
-    def rows_below(self, price: np.ndarray, threshold: float) -> np.ndarray:
+    def rows_below(self, asset_price: np.ndarray, threshold: float) -> np.ndarray:
         """Rows whose health factor is below ``threshold`` (one numba pass)."""
         b = self.book
-        return select_below(b.coll_asset, b.debt_asset, b.coll, b.scaled_debt, price,
-                            self.liquidation_threshold, self.borrow_index, threshold)
+        return select_below(b.coll_market, b.debt_market, b.coll, b.scaled_debt,
+                            self.market_price(asset_price), self.liquidation_threshold,
+                            self.borrow_index, threshold)
 
     def repay(self, rows: np.ndarray, amounts: np.ndarray) -> None:
         """Repay debt of the given rows (each amount at most that row's debt)."""
         b = self.book
-        d = b.debt_asset[rows]
+        d = b.debt_market[rows]
         scaled = np.minimum(amounts / self.borrow_index[d], b.scaled_debt[rows])
         np.subtract.at(b.scaled_debt, rows, scaled)
         np.subtract.at(self.total_scaled_debt, d, scaled)
         np.add.at(self.cash, d, scaled * self.borrow_index[d])
 
-    def remove_collateral(self, rows: np.ndarray, amounts: np.ndarray, price: np.ndarray) -> None:
+    def remove_collateral(self, rows: np.ndarray, amounts: np.ndarray,
+                          asset_price: np.ndarray) -> None:
         """Withdraw collateral; refused when a row would end with HF < 1 (Aave ``withdraw``)."""
         b = self.book
-        c = b.coll_asset[rows]
+        price = self.market_price(asset_price)
+        c = b.coll_market[rows]
         after = b.coll[rows] - amounts
-        debt_value = self.debt_of(rows) * price[b.debt_asset[rows]]
+        debt_value = self.debt_of(rows) * price[b.debt_market[rows]]
         ok = (after >= -1e-9 * b.coll[rows]) & (
             after * price[c] * self.liquidation_threshold[c] >= debt_value * (1 - 1e-12))
         if not ok.all():
-            raise ProtocolError(f"{self.name}: collateral withdrawal would leave HF < 1")
+            raise ProtocolError("collateral withdrawal would leave HF < 1")
         np.subtract.at(b.coll, rows, amounts)
         np.subtract.at(self.total_coll, c, amounts)
         np.maximum(b.coll, 0.0, out=b.coll)
 
-    def totals(self, price: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, int]:
-        """(collateral tokens per asset, debt tokens per asset, insolvent debt value, #HF<1)."""
+    def totals(self, asset_price: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Collateral and debt tokens per market, and per protocol (insolvent debt, #HF<1)."""
         b = self.book
-        m = len(self.cash)
-        coll, debt, insolvent = np.zeros(m), np.zeros(m), np.zeros(2)
-        book_totals(b.coll_asset, b.debt_asset, b.coll, b.scaled_debt, price,
-                    self.liquidation_threshold, self.borrow_index, coll, debt, insolvent)
-        return coll, debt, float(insolvent[0]), int(insolvent[1])
+        k = len(self.cash)
+        coll, debt = np.zeros(k), np.zeros(k)
+        insolvent = np.zeros((len(self.names), 2))
+        book_totals(b.coll_market, b.debt_market, b.coll, b.scaled_debt,
+                    self.market_price(asset_price), self.liquidation_threshold,
+                    self.borrow_index, self.market_protocol, coll, debt, insolvent)
+        return coll, debt, insolvent
 
     # --- liquidations -----------------------------------------------------------------------
 
     def liquidate(self, *, oracle_price, oracle_pool, value_price, venue_pool, pools,
-                  liquidators, arbitrage, gas_sink, max_rounds) -> tuple[np.ndarray, np.ndarray]:
-        """Run the liquidation cascade to a fixed point; return (stats, liquidations per round).
+                  liquidators, arbitrage, gas_sink, max_rounds
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Run the liquidation cascade to a fixed point across every lending protocol.
 
-        ``liquidators`` provides ``balance`` (l x m), ``gas_cost``, ``min_profit`` and
-        ``order`` (this step's acting order); ``arbitrage`` is (inventories, pools, order) of
-        the arbitrageurs who back-run each round. Everything is updated in place.
+        ``venue_pool`` is per market; ``liquidators`` provides ``balance`` (l x assets),
+        ``gas_cost``, ``min_profit``, ``atomic`` and ``order`` (this step's acting order);
+        ``arbitrage`` is (inventories, pools, order) of the arbitrageurs who back-run each
+        round. Everything is updated in place.
+
+        Returns:
+            (stats per protocol, cascade totals, liquidations per round); slots in
+            ``sim.engine.cascade``.
         """
         b = self.book
-        stats = np.zeros(cascade_kernel.N_STATS)
+        stats = np.zeros((len(self.names), cascade_kernel.N_STATS))
+        totals = np.zeros(cascade_kernel.N_TOTALS)
         rounds = np.zeros(max_rounds, dtype=np.int64)
         cascade_kernel.run_cascade(
-            b.coll_asset, b.debt_asset, b.coll, b.scaled_debt,
-            self.liquidation_threshold, self.liquidation_bonus, self.liquidation_protocol_fee,
-            self.borrow_index, self.cash, self.treasury, self.deficit, self.total_coll,
-            self.total_scaled_debt, self.rules,
+            b.coll_market, b.debt_market, b.coll, b.scaled_debt,
+            self.market_asset, self.market_protocol, self.liquidation_threshold,
+            self.liquidation_bonus, self.liquidation_protocol_fee, self.borrow_index, self.cash,
+            self.treasury, self.deficit, self.total_coll, self.total_scaled_debt,
+            self.market_rules,
             oracle_price, oracle_pool, value_price, venue_pool,
             pools.reserve_base, pools.reserve_quote, pools.fee, pools.base, pools.quote,
             liquidators.balance, liquidators.gas_cost, liquidators.min_profit,
-            liquidators.atomic, liquidators.order, gas_sink, *arbitrage, max_rounds, stats, rounds)
-        return stats, rounds
+            liquidators.atomic, liquidators.order, gas_sink, *arbitrage, max_rounds, stats,
+            totals, rounds)
+        return stats, totals, rounds

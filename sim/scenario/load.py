@@ -124,6 +124,9 @@ def _allowed_keys(parent_loc: tuple, data: Any) -> list[str]:
                     elif isinstance(value, dict) and opt_r.get("type") == "object":
                         chosen = opt_r
                         break
+                    elif isinstance(value, list) and opt_r.get("type") == "array":
+                        chosen = opt_r
+                        break
                 if chosen is None:
                     return {}
                 node = chosen

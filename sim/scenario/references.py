@@ -54,6 +54,19 @@ def check_references(s: Scenario) -> None:
         if spec.issuer is not None and spec.issuer not in s.protocols:
             fail(f"assets.{asset}.issuer", f"unknown protocol '{spec.issuer}' "
                  f"(protocols: {', '.join(s.protocols)})")
+        if spec.underlying is not None:
+            here = f"assets.{asset}.underlying"
+            issuer = s.protocols.get(spec.issuer) if spec.issuer else None
+            if not isinstance(issuer, Lending):
+                fail(here, "a receipt token needs issuer = '<lending protocol>'")
+            if spec.underlying not in issuer.markets:
+                fail(here, f"'{spec.underlying}' is not a market of '{spec.issuer}' "
+                     f"(markets: {', '.join(issuer.markets)})")
+            if s.assets[spec.underlying].underlying is not None:
+                fail(here, "the underlying of a receipt token cannot be a receipt token")
+            if asset in s.market.processes:
+                fail(f"market.processes.{asset}", f"'{asset}' is priced from "
+                     f"{spec.issuer}'s {spec.underlying} market; give it no process")
     for asset in s.market.processes:
         need_asset(f"market.processes.{asset}", asset)
     for asset, proc in s.market.processes.items():
@@ -117,12 +130,8 @@ def check_references(s: Scenario) -> None:
                     if pool.base != asset:
                         fail(field, f"pool '{market.liquidation_venue}' sells {pool.base}, "
                              f"not {asset}")
-    lending = s.protocols_of(Lending)
-    if not lending:
-        fail("protocols", "a scenario needs exactly one protocol of kind 'lending' (found 0)")
-    if len(lending) > 1:
-        fail("protocols", "one lending protocol per scenario for now "
-             f"(found {', '.join(lending)})")
+    if not s.protocols_of(Lending):
+        fail("protocols", "a scenario needs a protocol of kind 'lending' (found none)")
 
     a = s.agents
 
@@ -132,21 +141,19 @@ def check_references(s: Scenario) -> None:
             fail(field, f"'{asset}' is not a market of '{proto_name}' "
                  f"(markets: {', '.join(proto.markets)})")
 
-    if a.lenders is not None:
-        need_protocol("agents.lenders.protocol", a.lenders.protocol, Lending, "lending")
-        for asset in a.lenders.supply:
-            market_of(f"agents.lenders.supply.{asset}", a.lenders.protocol, asset)
-    if a.leveraged_traders is not None:
-        t = a.leveraged_traders
-        need_protocol("agents.leveraged_traders.protocol", t.protocol, Lending, "lending")
-        market_of("agents.leveraged_traders.debt_asset", t.protocol, t.debt_asset)
+    for here, lenders in a.populations("lenders"):
+        need_protocol(f"{here}.protocol", lenders.protocol, Lending, "lending")
+        for asset in lenders.supply:
+            market_of(f"{here}.supply.{asset}", lenders.protocol, asset)
+    for here, t in a.populations("leveraged_traders"):
+        need_protocol(f"{here}.protocol", t.protocol, Lending, "lending")
+        market_of(f"{here}.debt_asset", t.protocol, t.debt_asset)
         for asset in t.collateral:
-            market_of(f"agents.leveraged_traders.collateral.{asset}", t.protocol, asset)
+            market_of(f"{here}.collateral.{asset}", t.protocol, asset)
             if asset == t.debt_asset:
-                fail(f"agents.leveraged_traders.collateral.{asset}",
-                     "collateral must differ from debt_asset")
+                fail(f"{here}.collateral.{asset}", "collateral must differ from debt_asset")
         if isinstance(t.leverage, Constant | Uniform) and _low(t.leverage) < 1.0:
-            fail("agents.leveraged_traders.leverage", "leverage must be >= 1")
+            fail(f"{here}.leverage", "leverage must be >= 1")
     if a.market_makers is not None:
         need_protocol("agents.market_makers.pool", a.market_makers.pool, ConstantProduct,
                       "constant_product")

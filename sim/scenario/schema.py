@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     NonNegativeFloat,
@@ -94,6 +95,9 @@ class Asset(Strict):
     price: PositiveFloat
     issuer: str | None = Field(
         None, description="Protocol that issues this token: its losses devalue the token")
+    underlying: str | None = Field(
+        None, description="For a lending receipt token (aUSDC): the asset it claims in the "
+        "issuer's market; its price is the underlying's times the market's backing ratio")
 
 
 class ConstantProcess(Strict):
@@ -413,14 +417,36 @@ class Arbitrageurs(Strict):
     pools: list[str] | None = Field(None, description="Pools they trade; default: all")
 
 
-class Agents(Strict):
-    """Agent populations; each kind is optional."""
+def _as_list(value: Any) -> Any:
+    """One table or an array of tables: always a list."""
+    return [value] if isinstance(value, dict) else value
 
-    lenders: Lenders | None = None
-    leveraged_traders: LeveragedTraders | None = None
+
+class Agents(Strict):
+    """Agent populations; each kind is optional.
+
+    Lenders and leveraged traders may be one table or an array of tables
+    (``[[agents.lenders]]``), one population per protocol or behaviour.
+    """
+
+    lenders: Annotated[list[Lenders], BeforeValidator(
+        _as_list, json_schema_input_type=Lenders | list[Lenders])] | None = None
+    leveraged_traders: Annotated[list[LeveragedTraders], BeforeValidator(
+        _as_list, json_schema_input_type=LeveragedTraders | list[LeveragedTraders])] | None = None
     market_makers: MarketMakers | None = None
     liquidators: Liquidators | None = None
     arbitrageurs: Arbitrageurs | None = None
+
+    def populations(self, kind: str) -> list[tuple[str, Any]]:
+        """(field path, population) pairs of one kind, in file order."""
+        value = getattr(self, kind)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            return [(f"agents.{kind}", value)]
+        if len(value) == 1:
+            return [(f"agents.{kind}", value[0])]
+        return [(f"agents.{kind}[{k}]", v) for k, v in enumerate(value)]
 
 
 EdgeKind = Literal["collateral", "oracle", "liquidation_venue", "deposits", "backing"]

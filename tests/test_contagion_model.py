@@ -1,0 +1,102 @@
+"""Contagion through issued tokens across two lending protocols, and its attribution."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sim
+from sim.errors import ScenarioError
+from sim.model import StressModel
+from sim.protocols.lending import LendingPools
+from sim.scenario import load_scenario, parse_scenario
+from tests.conftest import tiny
+
+SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "contagion_exploit.toml"
+MARKET = dict(ltv=0.8, liquidation_threshold=0.85, liquidation_bonus=0.05,
+              liquidation_protocol_fee=0.1, reserve_factor=0.2, base_rate=0.0, slope1=0.04,
+              slope2=0.75, optimal_utilisation=0.8)
+
+
+def test_backing_ratio_is_holdings_over_claims():
+    # Suppliers put in 100; 50 is lent out; 20 of the 50 cash is stolen:
+    # (30 cash + 50 debt) / 100 owed = 0.8.
+    pool = LendingPools(["p"], [[MARKET, MARKET]], [(0.5, 0.95, 2000.0, 1000.0)])
+    pool.supply(0, np.array([100.0]))
+    pool.open_positions([0], [1], [0], [1e3], [50.0], np.array([1.0, 1.0]))
+    assert pool.backing_ratio()[0] == pytest.approx(1.0)
+    pool.cash[0] -= 20.0
+    pool.exploit_loss[0] += 20.0
+    assert pool.backing_ratio()[0] == pytest.approx(0.8)
+    # A withdrawal at par by an early supplier leaves less for the rest: (20 + 50) / 90.
+    pool.withdraw(0, np.array([10.0]))
+    assert pool.backing_ratio()[0] == pytest.approx(70.0 / 90.0)
+
+
+def test_exploit_leaves_bad_debt_in_a_protocol_that_never_saw_it():
+    ds = sim.run(SCENARIO)
+    attack = int(4.0 / ds.attrs["dt_hours"])
+    receipt = ds.external_price.sel(asset="aUSDC").values
+    ratio = ds.backing_ratio.sel(protocol="aave", asset="USDC").values
+    np.testing.assert_allclose(receipt, ratio, rtol=1e-12)  # aUSDC = USDC (1) x ratio
+    assert receipt[attack - 1] == pytest.approx(1.0) and receipt[attack] < 0.9
+    loop = ds.sel(protocol="loop_lender")
+    assert float(loop.exploit_loss.sum()) == 0.0  # the exploit was at aave
+    assert float(loop.liquidation_count[:attack].sum()) == 0
+    assert float(loop.bad_debt.sum()) > 0
+
+
+def test_attribution_calls_the_second_protocols_loss_contagion():
+    a = sim.attribute_losses(SCENARIO)
+    loop, aave = a.sel(protocol="loop_lender"), a.sel(protocol="aave")
+    assert float(loop.loss) > 0
+    assert float(loop.first_round_loss) == 0.0
+    assert float(loop.contagion_loss) == pytest.approx(float(loop.loss))
+    assert float(aave.contagion_loss) == 0.0
+    assert float(aave.first_round_loss) == pytest.approx(float(aave.loss))
+    assert float(aave.loss) > 0
+
+
+def test_value_is_conserved_across_two_lending_protocols():
+    s = load_scenario(SCENARIO)
+    model = StressModel(s, steps=24)
+    start = model.token_totals()
+    pool = model.lending
+    for _ in range(24):
+        model.step()
+        np.testing.assert_allclose(model.token_totals(), start, rtol=1e-9)
+        np.testing.assert_allclose(pool.cash + pool.debt() + pool.deficit + pool.exploit_loss,
+                                   pool.supplied() + pool.treasury_claim, rtol=1e-9, atol=1e-6)
+
+
+def test_same_seed_same_result_with_two_protocols():
+    import xarray as xr
+
+    xr.testing.assert_identical(sim.run(SCENARIO, steps=20), sim.run(SCENARIO, steps=20))
+
+
+def receipt_case(**asset):
+    d = tiny()
+    d["assets"]["aUSDC"] = {"price": 1.0, "issuer": "aave", "underlying": "USDC", **asset}
+    del d["market"]["correlation"]
+    return d
+
+
+@pytest.mark.parametrize(("edit", "field", "phrase"), [
+    (dict(issuer="pool"), "assets.aUSDC.underlying", "needs issuer = '<lending protocol>'"),
+    (dict(underlying="DAI"), "assets.aUSDC.underlying", "'DAI' is not a market of 'aave'"),
+])
+def test_bad_receipt_tokens(edit, field, phrase):
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(receipt_case(**edit), source="r.toml")
+    assert info.value.field == field and phrase in str(info.value)
+
+
+def test_receipt_token_needs_no_process_and_a_matching_price():
+    d = receipt_case()
+    d["market"]["processes"]["aUSDC"] = {"kind": "gbm", "volatility": 0.1}
+    with pytest.raises(ScenarioError, match="give it no process"):
+        parse_scenario(d, source="r.toml")
+    with pytest.raises(ScenarioError) as info:
+        sim.check(parse_scenario(receipt_case(price=1.1), source="r.toml"))
+    assert info.value.field == "assets.aUSDC.price"
