@@ -242,7 +242,7 @@ class StressModel(mesa.Model):
         rows = pool.open_positions(owner, coll_market, np.full(n, debt_market),
                                    value / p0[coll_asset], debt, p0)
         self.external[d] += debt.sum()  # borrowed funds were spent on the collateral
-        self.traders.append(TraderTable(rows, draw(cfg.wallet_share, rng, n) * value / p0[d],
+        self.traders.append(TraderTable(rows, d, draw(cfg.wallet_share, rng, n) * value / p0[d],
                                         rng.random(n) < cfg.deleverage_share,
                                         margin_call_health=cfg.margin_call_health,
                                         target_health=cfg.target_health))
@@ -357,10 +357,8 @@ class StressModel(mesa.Model):
     def _trader_wallets(self) -> np.ndarray:
         """Traders' spare funds per asset (each row holds its debt asset)."""
         out = np.zeros(len(self.assets))
-        pool = self.lending
         for traders in self.traders:
-            asset = pool.market_asset[pool.book.debt_market[traders.rows]]
-            out += np.bincount(asset, weights=traders.wallet, minlength=len(out))
+            out[traders.debt_asset] += traders.wallet.sum()
         return out
 
     def net_worth(self, coll: np.ndarray, debt: np.ndarray) -> np.ndarray:

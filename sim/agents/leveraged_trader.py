@@ -40,14 +40,16 @@ class TraderTable:
 
     Args:
         rows: the population's rows of the lending book.
-        wallet: spare funds per row, in the row's debt asset.
+        debt_asset: the asset the population borrows (and holds its spare funds in).
+        wallet: spare funds per row, in the debt asset.
         deleverager: whether each row's owner sells collateral when out of funds.
         margin_call_health, target_health: the population's thresholds.
     """
 
-    def __init__(self, rows: slice, wallet: np.ndarray, deleverager: np.ndarray, *,
-                 margin_call_health: float, target_health: float):
+    def __init__(self, rows: slice, debt_asset: int, wallet: np.ndarray,
+                 deleverager: np.ndarray, *, margin_call_health: float, target_health: float):
         self.rows = rows
+        self.debt_asset = debt_asset
         self.wallet = np.asarray(wallet, dtype=np.float64)
         self.deleverager = np.asarray(deleverager, dtype=bool)
         self.margin_call_health = margin_call_health
