@@ -27,20 +27,18 @@ def liquidate(cover, debt, coll, price):
 
 
 def test_not_liquidatable_at_health_one_or_more():
-    import numpy as np
 
     # 4 WETH at 3,000, 10,000 USDC debt: HF = 4 * 3000 * 0.86 / 10000 = 1.032.
     assert max_debt_to_cover(10_000.0, 4.0, 1.0, 3000.0, hf(4, 3000, 10_000),
-                             np.array(RULES)) == 0.0
+                             *RULES[:3]) == 0.0
 
 
 def test_close_factor_half_above_095():
-    import numpy as np
 
     # At 2,850: HF = 4 * 2850 * 0.86 / 10000 = 0.9804 > 0.95, both sides >= 2,000 USD -> 50%.
     h = hf(4, 2850, 10_000)
     assert h == pytest.approx(0.9804)
-    cover = max_debt_to_cover(10_000.0, 4.0, 1.0, 2850.0, h, np.array(RULES))
+    cover = max_debt_to_cover(10_000.0, 4.0, 1.0, 2850.0, h, *RULES[:3])
     assert cover == pytest.approx(5000.0)
     repaid, to_liq, to_fee, bad = liquidation_amounts(cover, 10_000.0, 4.0, 1.0, 2850.0, BONUS,
                                                       FEE, 1000.0)
@@ -56,12 +54,11 @@ def test_close_factor_half_above_095():
 
 
 def test_full_liquidation_below_hf_095():
-    import numpy as np
 
     # At 2,700: HF = 0.9288 <= 0.95 -> the whole debt may be repaid.
     h = hf(4, 2700, 10_000)
     assert h == pytest.approx(0.9288)
-    cover = max_debt_to_cover(10_000.0, 4.0, 1.0, 2700.0, h, np.array(RULES))
+    cover = max_debt_to_cover(10_000.0, 4.0, 1.0, 2700.0, h, *RULES[:3])
     assert cover == 10_000.0
     repaid, to_liq, to_fee, bad = liquidation_amounts(cover, 10_000.0, 4.0, 1.0, 2700.0, BONUS,
                                                       FEE, 1000.0)
@@ -73,13 +70,12 @@ def test_full_liquidation_below_hf_095():
 
 
 def test_full_liquidation_of_small_positions():
-    import numpy as np
 
     # Debt 1,500 USD < 2,000 (MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD), HF 0.98 > 0.95: 100%.
     coll = 1500 * 0.98 / (3000 * LT)
     h = hf(coll, 3000, 1500)
     assert h == pytest.approx(0.98)
-    assert max_debt_to_cover(1500.0, coll, 1.0, 3000.0, h, np.array(RULES)) == 1500.0
+    assert max_debt_to_cover(1500.0, coll, 1.0, 3000.0, h, *RULES[:3]) == 1500.0
 
 
 def test_dust_rule_reduces_a_capital_limited_liquidation():
@@ -157,11 +153,10 @@ def test_liquidation_raises_health_only_if_collateral_ratio_above_one_plus_bonus
 @given(debt=st.floats(100.0, 1e6), c_over_d=st.floats(0.3, 1.3), price=st.floats(100, 1e5),
        cover_share=st.floats(0.01, 1.0), bonus=st.floats(0.0, 0.15), fee=st.floats(0.0, 1.0))
 def test_kernel_matches_reference_rule(debt, c_over_d, price, cover_share, bonus, fee):
-    import numpy as np
 
     coll = c_over_d * debt / price
     h = coll * price * LT / debt
-    cover = max_debt_to_cover(debt, coll, 1.0, price, h, np.array(RULES)) * cover_share
+    cover = max_debt_to_cover(debt, coll, 1.0, price, h, *RULES[:3]) * cover_share
     ours = liquidation_amounts(cover, debt, coll, 1.0, price, bonus, fee, 1000.0)
     theirs = aave_liquidation(cover, debt, coll, 1.0, price, h, bonus, fee, RULES)
     assert ours == pytest.approx(theirs, rel=1e-12, abs=1e-12)

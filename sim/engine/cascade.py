@@ -136,7 +136,6 @@ def run_cascade(coll_market, debt_market, coll, scaled_debt,
             d = np.uint64(debt_market[i])
             ca = market_asset[c]
             da = market_asset[d]
-            rules = market_rules[c]
             index = borrow_index[d]
             debt = scaled_debt[i] * index
             pc = price[c]
@@ -144,7 +143,8 @@ def run_cascade(coll_market, debt_market, coll, scaled_debt,
             if debt <= 0.0 or coll[i] <= 0.0:
                 continue
             health = coll[i] * pc * lt[c] / (debt * pd)
-            max_cover = max_debt_to_cover(debt, coll[i], pd, pc, health, rules)
+            max_cover = max_debt_to_cover(debt, coll[i], pd, pc, health, market_rules[c, 0],
+                                          market_rules[c, 1], market_rules[c, 2])
             if max_cover <= 0.0:
                 continue
             v = venue_pool[c]
@@ -156,7 +156,8 @@ def run_cascade(coll_market, debt_market, coll, scaled_debt,
                     continue
                 cover = max_cover if max_cover < budget else budget
                 repaid, to_liq, to_protocol, bad = liquidation_amounts(
-                    cover, debt, coll[i], pd, pc, bonus[c], protocol_fee[c], rules[3])
+                    cover, debt, coll[i], pd, pc, bonus[c], protocol_fee[c],
+                    market_rules[c, 3])
                 if repaid <= 0.0:
                     continue
                 # Atomic (flash-loan) liquidators must sell on the venue; the others sell
@@ -198,13 +199,13 @@ def run_cascade(coll_market, debt_market, coll, scaled_debt,
                     liq_balance[liq, pool_quote[v]] += sold_for
                 else:
                     liq_balance[liq, ca] += to_liq
-                row = stats[market_protocol[c]]
-                row[N_LIQUIDATIONS] += 1.0
-                row[DEBT_REPAID_VALUE] += repaid * pd
-                row[COLLATERAL_SEIZED_VALUE] += seized * pc
-                row[BAD_DEBT_VALUE] += bad * pd
-                row[LIQUIDATOR_PROFIT] += profit
-                row[PROTOCOL_FEE_VALUE] += to_protocol * pc
+                proto = market_protocol[c]
+                stats[proto, N_LIQUIDATIONS] += 1.0
+                stats[proto, DEBT_REPAID_VALUE] += repaid * pd
+                stats[proto, COLLATERAL_SEIZED_VALUE] += seized * pc
+                stats[proto, BAD_DEBT_VALUE] += bad * pd
+                stats[proto, LIQUIDATOR_PROFIT] += profit
+                stats[proto, PROTOCOL_FEE_VALUE] += to_protocol * pc
                 done += 1
                 break
         round_counts[r] = done

@@ -64,6 +64,6 @@ def book_totals(coll_market, debt_market, coll, scaled_debt, price, lt, borrow_i
         total_coll[c] += coll[i]
         total_debt[d] += debt
         gap = debt * price[d] - coll[i] * price[c]
-        row = insolvent[market_protocol[c]]
-        row[0] += max(gap, 0.0)  # adding 0.0 leaves the sum's bits unchanged
-        row[1] += (debt > 0.0) & (coll[i] * price[c] * lt[c] < debt * price[d])
+        proto = market_protocol[c]
+        insolvent[proto, 0] += max(gap, 0.0)  # adding 0.0 leaves the sum's bits unchanged
+        insolvent[proto, 1] += (debt > 0.0) & (coll[i] * price[c] * lt[c] < debt * price[d])

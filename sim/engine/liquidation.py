@@ -18,7 +18,8 @@ from sim.engine._jit import kernel
 
 
 @kernel
-def max_debt_to_cover(debt, collateral, price_debt, price_coll, health, rules):
+def max_debt_to_cover(debt, collateral, price_debt, price_coll, health, close_factor,
+                      hf_threshold, small_threshold):
     """Largest debt (tokens) a liquidator may repay under the close-factor rule.
 
     Args:
@@ -27,17 +28,16 @@ def max_debt_to_cover(debt, collateral, price_debt, price_coll, health, rules):
         price_debt: float, oracle price of the debt asset.
         price_coll: float, oracle price of the collateral asset.
         health: float, health factor of the position (must be < 1 to liquidate).
-        rules: float64[4] = (close_factor, close_factor_hf_threshold,
-            min_base_max_close_factor_threshold, min_leftover_base).
+        close_factor: float, share of the debt a liquidation may repay (0.5).
+        hf_threshold: float, health factor at or below which the whole debt may go (0.95).
+        small_threshold: float, collateral or debt value below which the whole debt may go
+            (2,000 USD).
 
     Returns:
         float, debt tokens that may be covered (0 when not liquidatable).
     """
     if health >= 1.0 or debt <= 0.0 or collateral <= 0.0:
         return 0.0
-    close_factor = rules[0]
-    hf_threshold = rules[1]
-    small_threshold = rules[2]
     if (
         collateral * price_coll >= small_threshold
         and debt * price_debt >= small_threshold
