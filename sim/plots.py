@@ -22,14 +22,18 @@ STYLE = Path(__file__).with_name("sim.mplstyle")
 
 
 def venue_asset(ds: xr.Dataset) -> tuple[str, str | None]:
-    """The asset the cascade chart follows and its pool: the most liquidated pool's base."""
-    pools = [p for p, k in zip(ds.protocol.values, ds.protocol_kind.values, strict=True)
-             if k == "constant_product"]
-    if not pools:
-        asset = str(ds.asset.values[int(ds.external_price.std("time").values.argmax())])
-        return asset, None
-    pool = pools[0]
-    return str(ds.pool_base.sel(protocol=pool).item()), str(pool)
+    """The asset the cascade chart follows, and the pool that trades it (if any).
+
+    The asset whose oracle price fell furthest below its start (the one that drove the
+    liquidations); the first asset if nothing fell.
+    """
+    price = ds.oracle_price
+    fall = 1.0 - (price.min("time") / price.isel(time=0)).values
+    asset = str(ds.asset.values[int(np.argmax(fall))])
+    for pool in protocols_of_kind(ds, "constant_product"):
+        if str(ds.pool_base.sel(protocol=pool).item()) == asset:
+            return asset, pool
+    return asset, None
 
 
 def cascade_figure(ds: xr.Dataset) -> Figure:
@@ -38,6 +42,8 @@ def cascade_figure(ds: xr.Dataset) -> Figure:
     lending = protocols_of_kind(ds, "lending")
     hours = ds.time.values
     with plt.style.context(STYLE):
+        palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        color = {name: palette[(k + 1) % len(palette)] for k, name in enumerate(lending)}
         fig, (ax_p, ax_l, ax_b) = plt.subplots(3, 1, sharex=True, layout="constrained",
                                                height_ratios=[2.2, 1.3, 1.0])
         ax_p.plot(hours, ds.external_price.sel(asset=asset), label="external market", color="C0")
@@ -54,9 +60,9 @@ def cascade_figure(ds: xr.Dataset) -> Figure:
 
         width = float(ds.attrs.get("dt_hours", np.diff(hours[:2])[0] if len(hours) > 1 else 1))
         bottom = np.zeros(len(hours))
-        for k, name in enumerate(lending):
+        for name in lending:
             liq = ds.liquidated_value.sel(protocol=name).values / 1e6
-            ax_l.bar(hours, liq, width=width, bottom=bottom, color=f"C{(k + 1) % 6}",
+            ax_l.bar(hours, liq, width=width, bottom=bottom, color=color[name],
                      align="center", label=name)
             bottom += liq
         ax_l.set_ylabel("debt liquidated\n(M USD per step)")
@@ -72,10 +78,12 @@ def cascade_figure(ds: xr.Dataset) -> Figure:
         ax_r.spines["right"].set_visible(True)
         ax_r.grid(False)
 
-        for k, name in enumerate(lending):
+        for name in lending:
             bad = ds.bad_debt.sel(protocol=name).cumsum("time") / 1e6
-            ax_b.fill_between(hours, 0, bad, color=f"C{(k + 1) % 6}", alpha=0.3, step="post")
-            ax_b.plot(hours, bad, color=f"C{(k + 1) % 6}", drawstyle="steps-post", label=name)
+            ax_b.fill_between(hours, 0, bad, color=color[name], alpha=0.3, step="post")
+            ax_b.plot(hours, bad, color=color[name], drawstyle="steps-post", label=name)
+        if len(lending) > 1:
+            ax_b.legend(loc="upper left")
         ax_b.set_ylabel("cumulative bad\ndebt (M USD)")
         ax_b.set_xlabel("time (hours)")
         ax_b.set_ylim(bottom=0)
