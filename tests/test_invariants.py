@@ -27,7 +27,24 @@ def scenario_strategy():
         "oracle_source": st.sampled_from(["amm", "external"]),
         "fear_low": st.floats(0.05, 0.5),
         "shocks": st.lists(st.sampled_from(SHOCKS), max_size=3),
+        "second_protocol": st.booleans(),
     })
+
+
+def add_second_protocol(d):
+    """A second lending protocol that takes aave's receipt token (aUSDC) as collateral."""
+    d["assets"]["aUSDC"] = {"price": 1.0, "issuer": "aave", "underlying": "USDC"}
+    del d["market"]["correlation"]
+    d["protocols"]["loop"] = {"kind": "lending", "markets": {
+        "aUSDC": {"ltv": 0.93, "liquidation_threshold": 0.95, "liquidation_bonus": 0.02},
+        "USDC": {"ltv": 0.9, "liquidation_threshold": 0.92, "liquidation_bonus": 0.04}}}
+    d["agents"]["lenders"] = [d["agents"]["lenders"], {
+        "count": 3, "protocol": "loop", "supply": {"USDC": 20_000_000.0}}]
+    d["agents"]["leveraged_traders"] = [d["agents"]["leveraged_traders"], {
+        "count": 60, "protocol": "loop", "collateral": {"aUSDC": 1.0}, "debt_asset": "USDC",
+        "position_value": {"dist": "lognormal", "median": 100_000.0, "sigma": 1.0},
+        "leverage": {"dist": "uniform", "low": 3.0, "high": 12.0},
+        "margin_call_health": 1.02, "target_health": 1.1}]
 
 
 SHOCKS = [
@@ -57,6 +74,8 @@ def build(params, steps=10):
     d["shocks"] = params.get("shocks", [])
     if params["oracle_source"] == "external":
         d["protocols"]["eth_oracle"] = {"kind": "oracle", "asset": "WETH", "deviation": 0.005}
+    if params.get("second_protocol"):
+        add_second_protocol(d)
     return parse_scenario(d, source="prop.toml")
 
 
@@ -84,7 +103,7 @@ def assert_no_negative_or_nan(model: StressModel):
     assert np.all(model.amm.reserve_base > 0) and np.all(model.amm.reserve_quote > 0)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario_strategy())
 def test_value_conserved_and_balances_valid_every_step(params):
     model = StressModel(build(params))
