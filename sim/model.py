@@ -400,6 +400,11 @@ class StressModel(mesa.Model):
                 len(lending_rows), len(self.assets))
             return out
 
+        ext = self.prices[self.t]
+        tvl = np.zeros(n_proto)
+        held = (pool.cash + pool.total_coll) * pool.market_price(ext)
+        tvl[lending_rows] = np.bincount(pool.market_protocol, weights=held,
+                                        minlength=len(lending_rows))
         amm_price = np.full(n_proto, np.nan)
         depth = np.full(n_proto, np.nan)
         rbase = np.full(n_proto, np.nan)
@@ -411,10 +416,12 @@ class StressModel(mesa.Model):
             depth[idx] = amm.depth() * amm_price[idx]
             rbase[idx] = amm.reserve_base
             rquote[idx] = amm.reserve_quote
+            tvl[idx] = amm.reserve_base * ext[amm.base] + amm.reserve_quote * ext[amm.quote]
         self.recorder.record(self.t, {
             "external_price": self.prices[self.t],
             "oracle_price": price,
             "amm_price": amm_price,
+            "tvl": tvl,
             "pool_depth": depth,
             "pool_reserve_base": rbase,
             "pool_reserve_quote": rquote,

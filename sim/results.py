@@ -27,6 +27,8 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "external_price": (("asset",), "USD", "external market price"),
     "oracle_price": (("asset",), "USD", "oracle price after the cascade"),
     "amm_price": (("protocol",), "USD", "pool spot price of the base token after the cascade"),
+    "tvl": (("protocol",), "USD", "value locked: lending cash and collateral, pool reserves "
+            "(external prices)"),
     "pool_depth": (("protocol",), "USD", "base volume that moves the pool price 10%"),
     "pool_reserve_base": (("protocol",), "tokens", "pool reserve of the base token"),
     "pool_reserve_quote": (("protocol",), "tokens", "pool reserve of the quote token"),

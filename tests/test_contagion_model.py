@@ -100,3 +100,18 @@ def test_receipt_token_needs_no_process_and_a_matching_price():
     with pytest.raises(ScenarioError) as info:
         sim.check(parse_scenario(receipt_case(price=1.1), source="r.toml"))
     assert info.value.field == "assets.aUSDC.price"
+
+
+def test_tvl_is_cash_and_collateral_for_lenders_and_reserves_for_pools():
+    ds = sim.run(SCENARIO, steps=20)
+    price = ds.external_price
+    for name in ("aave", "loop_lender"):
+        p = ds.sel(protocol=name)
+        held = ((p.available_liquidity.fillna(0) + p.total_collateral.fillna(0)) * price)
+        np.testing.assert_allclose(p.tvl, held.sum("asset"), rtol=1e-12)
+    pool = ds.sel(protocol="uni_weth_usdc")
+    np.testing.assert_allclose(pool.tvl, pool.pool_reserve_base * price.sel(asset="WETH")
+                               + pool.pool_reserve_quote * price.sel(asset="USDC"), rtol=1e-12)
+    attack = int(4.0 / ds.attrs["dt_hours"])
+    drop = float(ds.tvl.sel(protocol="aave")[attack - 1] - ds.tvl.sel(protocol="aave")[attack])
+    assert drop >= float(ds.exploit_loss.sel(protocol="aave")[attack]) * 0.99
