@@ -10,6 +10,7 @@ import mesa
 import numpy as np
 import xarray as xr
 
+from sim.metrics import protocol_debt_rank
 from sim.model import StressModel
 from sim.network import edge_table
 from sim.results import open_results, write_results
@@ -56,7 +57,10 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None, steps: int 
             "pool_quote": ("protocol", _pool_token(model, "quote")),
             "protocol_kind": ("protocol", [p.kind for p in scenario.protocols.values()]),
             **{name: ("edge", col) for name, col in edge_table(model.graph).items()},
+            "asset_issuer": ("asset", np.array([a.issuer or "" for a in
+                                                scenario.assets.values()], dtype=object)),
         })
+        ds["debt_rank"] = protocol_debt_rank(ds)
         return ds.isel(round=slice(0, used))
     finally:
         _release(model)

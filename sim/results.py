@@ -57,6 +57,13 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
 }
 
 
+# Computed from the recorded variables after the run (``sim.metrics``).
+DERIVED: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "debt_rank": (("protocol",), "1", "relative DebtRank: share of the system's value lost "
+                  "if the protocol were fully distressed"),
+}
+
+
 class Recorder:
     """Preallocated arrays, one per variable, filled step by step.
 

@@ -19,7 +19,7 @@ import pytest
 
 import sim
 from sim.cli import main
-from sim.results import VARIABLES
+from sim.results import DERIVED, VARIABLES
 from tests.bad_cases import BAD_CASES, BAD_IDS, TINY_FILE, BadCase
 
 ENV = {**os.environ, "MPLBACKEND": "Agg"}
@@ -93,7 +93,7 @@ def test_results_read_back_with_units_and_provenance(e2e, scenario: Path):
     assert {"time", "asset", "protocol"} <= set(ds.dims)
     assert list(ds.asset.values) == ["WETH", "WBTC", "USDC"]
     assert list(ds.protocol.values) == ["aave", "uni", "weth_oracle", "usdc_oracle"]
-    assert set(ds.data_vars) == set(VARIABLES)
+    assert set(ds.data_vars) == set(VARIABLES) | set(DERIVED)
     for name, var in ds.data_vars.items():
         assert var.attrs.get("units"), name
         assert var.attrs.get("long_name"), name

@@ -115,3 +115,20 @@ def test_tvl_is_cash_and_collateral_for_lenders_and_reserves_for_pools():
     attack = int(4.0 / ds.attrs["dt_hours"])
     drop = float(ds.tvl.sel(protocol="aave")[attack - 1] - ds.tvl.sel(protocol="aave")[attack])
     assert drop >= float(ds.exploit_loss.sel(protocol="aave")[attack]) * 0.99
+
+
+def test_debt_rank_of_the_issuer_is_its_holders_value_share_times_impact():
+    # Hand calculation at t = 0 from the recorded state: loop_lender holds aUSDC (issued by
+    # aave) worth X as collateral and has TVL E_loop; total TVL is S. With aave fully
+    # distressed, h_loop = min(1, X / E_loop) and DebtRank R_aave = h_loop * E_loop / S
+    # (Battiston et al. 2012, economic value = TVL share). loop_lender issues nothing: R = 0.
+    ds = sim.run(SCENARIO, steps=2)
+    price = float(ds.external_price.sel(asset="aUSDC")[0])
+    held = float(ds.total_collateral.sel(protocol="loop_lender", asset="aUSDC")[0]) * price
+    tvl = ds.tvl.isel(time=0)
+    e_loop = float(tvl.sel(protocol="loop_lender"))
+    total = float(tvl.sum())
+    expected = min(1.0, held / e_loop) * e_loop / total
+    assert float(ds.debt_rank.sel(protocol="aave")[0]) == pytest.approx(expected, rel=1e-12)
+    assert float(ds.debt_rank.sel(protocol="loop_lender")[0]) == 0.0
+    assert np.isnan(float(ds.debt_rank.sel(protocol="weth_oracle")[0]))  # no value locked

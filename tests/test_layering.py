@@ -26,7 +26,8 @@ ALLOWED = {
     "shocks": {"engine", "protocols", "market", "scenario"},
     "model": {"engine", "protocols", "agents", "market", "network", "shocks", "scenario",
               "results", "errors"},
-    "api": {"model", "network", "results", "scenario", "errors"},
+    "metrics": {"contagion", "results"},
+    "api": {"model", "network", "metrics", "results", "scenario", "errors"},
     "cli": {"api", "errors", "scenario", "results", "plots", "__init__"},
 }
 
