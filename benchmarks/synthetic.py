@@ -47,24 +47,34 @@ LIQUIDATOR_CAPITAL_SHARE = 0.05  # each liquidator's USDC / total debt
 MAX_ROUNDS = 100
 
 
-def make_book(n: int, seed: int = 0) -> dict:
-    """The ``run_cascade`` arguments for a book of ``n`` positions (deterministic in seed)."""
+def make_book(n: int, seed: int = 0, protocols: int = 1) -> dict:
+    """The ``run_cascade`` arguments for a book of ``n`` positions (deterministic in seed).
+
+    With ``protocols`` > 1 the same positions are spread over that many identical lending
+    protocols (market ``p * 3 + asset``) sharing the pool and the liquidators: the cascade
+    is the same, so its liquidations must be too; only the market indexing differs.
+    """
     rng = np.random.default_rng(seed)
     m = len(ASSETS)
-    # One protocol: market k is asset k.
-    coll_market = rng.choice(2, size=n, p=COLLATERAL_SHARE).astype(np.int32)
-    debt_market = np.full(n, USDC, dtype=np.int32)
+    k_markets = protocols * m
+    coll_asset = rng.choice(2, size=n, p=COLLATERAL_SHARE).astype(np.int32)
     value = 60_000.0 * np.exp(1.2 * rng.standard_normal(n))  # collateral USD, pre-shock
     health = HEALTH_MEDIAN * np.exp(HEALTH_SIGMA * rng.standard_normal(n))
-    health = np.maximum(health, (LT / LTV * 1.001)[coll_market])  # opened within the LTV
-    coll = value / START_PRICE[coll_market]
-    debt = value * LT[coll_market] / health / START_PRICE[USDC]
+    health = np.maximum(health, (LT / LTV * 1.001)[coll_asset])  # opened within the LTV
+    coll = value / START_PRICE[coll_asset]
+    debt = value * LT[coll_asset] / health / START_PRICE[USDC]
     scaled_debt = debt / BORROW_INDEX[USDC]
+    # From a generator of its own, so the book and the liquidators are the same for every
+    # number of protocols.
+    protocol = np.random.default_rng([seed, protocols]).integers(0, protocols, n)
+    coll_market = (coll_asset + m * protocol).astype(np.int32)
+    debt_market = (USDC + m * protocol).astype(np.int32)
 
     price = START_PRICE * SHOCK
-    total_coll = np.bincount(coll_market, weights=coll, minlength=m)
-    total_scaled_debt = np.bincount(debt_market, weights=scaled_debt, minlength=m)
-    reserve_base = np.array([POOL_RESERVE_SHARE * total_coll[WETH]])
+    total_coll = np.bincount(coll_market, weights=coll, minlength=k_markets)
+    total_scaled_debt = np.bincount(debt_market, weights=scaled_debt, minlength=k_markets)
+    total_coll_weth = coll[coll_asset == WETH].sum()
+    reserve_base = np.array([POOL_RESERVE_SHARE * total_coll_weth])
     liq_balance = np.zeros((N_LIQUIDATORS, m))
     liq_balance[:, USDC] = LIQUIDATOR_CAPITAL_SHARE * debt.sum()
     book = {
@@ -72,22 +82,22 @@ def make_book(n: int, seed: int = 0) -> dict:
         "debt_market": debt_market,
         "coll": coll,
         "scaled_debt": scaled_debt,
-        "market_asset": np.arange(m, dtype=np.int64),
-        "market_protocol": np.zeros(m, dtype=np.int64),
-        "lt": LT.copy(),
-        "bonus": BONUS.copy(),
-        "protocol_fee": PROTOCOL_FEE.copy(),
-        "borrow_index": BORROW_INDEX.copy(),
-        "cash": np.array([0.0, 0.0, 0.2 * debt.sum()]),
-        "treasury": np.zeros(m),
-        "deficit": np.zeros(m),
+        "market_asset": np.tile(np.arange(m, dtype=np.int64), protocols),
+        "market_protocol": np.repeat(np.arange(protocols, dtype=np.int64), m),
+        "lt": np.tile(LT, protocols),
+        "bonus": np.tile(BONUS, protocols),
+        "protocol_fee": np.tile(PROTOCOL_FEE, protocols),
+        "borrow_index": np.tile(BORROW_INDEX, protocols),
+        "cash": np.tile([0.0, 0.0, 0.2 * debt.sum() / protocols], protocols),
+        "treasury": np.zeros(k_markets),
+        "deficit": np.zeros(k_markets),
         "total_coll": total_coll,
         "total_scaled_debt": total_scaled_debt,
-        "market_rules": np.tile(RULES, (m, 1)),
+        "market_rules": np.tile(RULES, (k_markets, 1)),
         "oracle_price": price.copy(),
         "oracle_pool": np.array([0, -1, -1], dtype=np.int64),  # WETH reads the pool
         "value_price": price.copy(),
-        "venue_pool": np.array([0, -1, -1], dtype=np.int64),
+        "venue_pool": np.tile(np.array([0, -1, -1], dtype=np.int64), protocols),
         "reserve_base": reserve_base,
         "reserve_quote": reserve_base * price[WETH] / price[USDC],
         "pool_fee": np.array([POOL_FEE]),
@@ -103,7 +113,7 @@ def make_book(n: int, seed: int = 0) -> dict:
         "arb_pools": np.zeros(0, dtype=np.int64),
         "arb_order": np.zeros(0, dtype=np.int64),
         "max_rounds": MAX_ROUNDS,
-        "stats": np.zeros((1, cascade.N_STATS)),
+        "stats": np.zeros((protocols, cascade.N_STATS)),
         "totals": np.zeros(cascade.N_TOTALS),
         "round_counts": np.zeros(MAX_ROUNDS, dtype=np.int64),
     }

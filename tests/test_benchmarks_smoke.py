@@ -20,5 +20,6 @@ def test_quick_benchmark_runs_and_the_mesa_twin_liquidates_the_same(tmp_path):
     result = json.loads(out.read_text())
     same = next(t for t in result["targets"] if t["figure"] == "kernel and Mesa liquidate the same")
     assert same["value"] is True
+    assert result["kernel_multi_protocol"]["same_liquidations_as_one_protocol"] is True
     assert all(k["liquidations"] > 0 and k["rounds"] >= 2 for k in result["kernel"])
     assert result["end_to_end"], "the end-to-end run must be reported"
