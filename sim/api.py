@@ -104,7 +104,7 @@ def check(scenario: Scenario | str | Path) -> Scenario:
     """Validate a scenario and build its model (all setup checks), without running it."""
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
-    model = StressModel(scenario, steps=1)
+    model = StressModel(scenario)  # built, not run: the same checks as `run`
     _release(model)
     return scenario
 

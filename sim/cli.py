@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -69,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     except SimError as exc:
         print(f"sim: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as exc:  # an output folder that cannot be written
+        print(f"sim: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("sim: interrupted; nothing was written", file=sys.stderr)
         return 130
@@ -110,7 +114,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _publish(out: Path, ds, *, plot: bool) -> list[Path]:
-    """Write results (and charts) to a temporary folder, then swap it into place."""
+    """Write results (and charts) to a temporary folder, then move each file into place.
+
+    Only the files this run writes are replaced; anything else in ``out`` is left alone.
+    """
     from sim.plots import cascade_figure, save_figure
     from sim.results import write_results
 
@@ -123,14 +130,10 @@ def _publish(out: Path, ds, *, plot: bool) -> list[Path]:
         staging.chmod(0o755)
         for path in staging.iterdir():
             path.chmod(0o644)
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}-old"
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-        staging.rename(out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        out.mkdir(parents=True, exist_ok=True)
+        for path in staging.iterdir():  # replace only this run's own files
+            os.replace(path, out / path.name)
+        staging.rmdir()
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -82,9 +82,10 @@ def replay_prices(s: Scenario, asset: str, proc: Replay, hours: np.ndarray) -> n
                                 f"(columns: {', '.join(names)})")
     t = np.atleast_1d(table["hours"])
     p = np.atleast_1d(table[column])
-    if not (np.all(np.isfinite(p)) and np.all(p > 0) and np.all(np.diff(t) > 0)):
-        raise ScenarioError(s.source, field, f"{path}: prices must be positive and hours "
-                            "strictly increasing")
+    if len(t) == 0 or not (np.all(np.isfinite(p)) and np.all(p > 0)
+                           and np.all(np.diff(t) > 0)):
+        raise ScenarioError(s.source, field, f"{path}: needs rows, positive prices and "
+                            "strictly increasing hours")
     if t[-1] < hours[-1]:
         raise ScenarioError(s.source, field, f"{path} ends at hour {t[-1]:g}, the run needs "
                             f"{hours[-1]:g}")
@@ -133,8 +134,8 @@ def price_paths(s: Scenario, rng: np.random.Generator, steps: int | None = None)
 
 
 def first_step(at_hours: float, dt_hours: float) -> int:
-    """The first step at or after ``at_hours``."""
-    return math.ceil(at_hours / dt_hours - 1e-9)
+    """The first step at or after ``at_hours`` (at least 1: step 0 is the initial state)."""
+    return max(1, math.ceil(at_hours / dt_hours - 1e-9))
 
 
 def price_event_multiplier(shock: Depeg | BridgeFailure, price_then: float, remaining: int,

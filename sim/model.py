@@ -53,7 +53,8 @@ class StressModel(mesa.Model):
         self.protocol_names = list(s.protocols)
         m = len(self.assets)
         self.t = 0
-        self.prices = market.price_paths(s, self.rng, self.n_steps)
+        # A stream of its own: the agents' draws must not depend on the number of steps.
+        self.prices = market.price_paths(s, self.rng.spawn(1)[0], self.n_steps)
         self.running_max = self.prices[0].copy()
         self.external = np.zeros(m)  # tokens held by the outside world (CEX, spenders)
         self.gas_sink = np.zeros(m)  # tokens paid as gas
@@ -151,6 +152,13 @@ class StressModel(mesa.Model):
         for token, under, k in self.receipts:
             self.prices[t, token] = self.prices[t, under] * (1.0 if ratio is None else ratio[k])
 
+    def _amounts(self, field: str, dist, n: int) -> np.ndarray:
+        """Draws of a money-like setting, which must never be negative."""
+        values = draw(dist, self.rng, n)
+        if np.any(values < 0):
+            self._fail(field, f"must be >= 0 in every draw (got {values.min():g})")
+        return values
+
     def _build_agents(self) -> None:
         a = self.scenario.agents
         m = len(self.assets)
@@ -193,9 +201,10 @@ class StressModel(mesa.Model):
             n = cfg.count
             balance = np.zeros((n, m))
             k = self._index(cfg.capital_asset)
-            balance[:, k] = draw(cfg.capital, rng, n) / p0[k]
-            self.liquidators = LiquidatorTable(balance, draw(cfg.gas_cost, rng, n),
-                                               draw(cfg.min_profit, rng, n),
+            balance[:, k] = self._amounts("agents.liquidators.capital", cfg.capital, n) / p0[k]
+            self.liquidators = LiquidatorTable(
+                balance, self._amounts("agents.liquidators.gas_cost", cfg.gas_cost, n),
+                self._amounts("agents.liquidators.min_profit", cfg.min_profit, n),
                                                rng.random(n) < cfg.atomic_share)
             venues = tuple(self.pool_names[p] for p in np.unique(self.venue_pool) if p >= 0)
             for row in range(n):
@@ -207,7 +216,8 @@ class StressModel(mesa.Model):
             names = cfg.pools or self.pool_names
             pools = np.array([self.pool_names.index(n) for n in names], dtype=np.int64)
             self.arbitrageurs = ArbitrageurTable.with_capital(
-                draw(cfg.capital, rng, cfg.count), pools, self.amm, p0)
+                self._amounts("agents.arbitrageurs.capital", cfg.capital, cfg.count), pools,
+                self.amm, p0)
             for row in range(cfg.count):
                 Arbitrageur(self, row, protocols=tuple(names))
 
@@ -242,7 +252,8 @@ class StressModel(mesa.Model):
         rows = pool.open_positions(owner, coll_market, np.full(n, debt_market),
                                    value / p0[coll_asset], debt, p0)
         self.external[d] += debt.sum()  # borrowed funds were spent on the collateral
-        self.traders.append(TraderTable(rows, d, draw(cfg.wallet_share, rng, n) * value / p0[d],
+        wallet = self._amounts(f"{field}.wallet_share", cfg.wallet_share, n) * value / p0[d]
+        self.traders.append(TraderTable(rows, d, wallet,
                                         rng.random(n) < cfg.deleverage_share,
                                         margin_call_health=cfg.margin_call_health,
                                         target_health=cfg.target_health))
@@ -441,7 +452,7 @@ class StressModel(mesa.Model):
             "backing_ratio": per_market(pool.backing_ratio()),
             "exploit_loss": self.exploited,
             "gas_multiplier": self.gas_multiplier,
-            "cascade_rounds": totals[ck.ROUNDS],
+            "cascade_rounds": float(np.count_nonzero(rounds)),  # rounds that liquidated
             "round_liquidations": rounds,
             "net_worth": self.net_worth(coll, debt),
             "trade_volume": np.array([self.volume[k] for k in AGENT_KINDS]),

@@ -132,6 +132,10 @@ def open_results(path: str | Path) -> xr.Dataset:
         raise ResultsError(f"{path}: no {RESULTS_FILE} here (run `sim run SCENARIO` first)")
     try:
         with xr.open_dataset(file, engine="h5netcdf") as ds:
-            return ds.load()
+            ds = ds.load()
     except (OSError, ValueError) as exc:
         raise ResultsError(f"{file}: not a readable results file ({exc})") from None
+    missing = sorted(set(VARIABLES) - set(ds.data_vars))
+    if missing:
+        raise ResultsError(f"{file}: not a sim result (missing {', '.join(missing[:3])})")
+    return ds

@@ -2,7 +2,8 @@
 
 A lender withdraws ``withdraw_fraction`` of its balance in a market each step while that
 market's utilisation is above ``withdraw_utilisation``, and from every market while the
-drawdown of the external price of any non-stable asset (from its running peak) exceeds its
+drawdown of the external price of any asset (stablecoins and receipt tokens included; from
+its running peak) exceeds its
 own ``fear_drawdown``. Withdrawals are filled pro rata from the pool's cash: at 100%
 utilisation the pool is frozen.
 """

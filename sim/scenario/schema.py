@@ -393,7 +393,7 @@ class MarketMakers(Strict):
     count: PositiveInt = 5
     pool: str
     volatility_limit: PositiveFloat = Field(1.5, description="Annualised realised volatility")
-    pull_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+    pull_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5  # an empty pool has no price
     volatility_window_hours: PositiveFloat = 4.0
 
 
