@@ -69,12 +69,7 @@ class MarketMakerTable:
         p = self.pool
         b, q = amm.base[p], amm.quote[p]
         if vol > self.volatility_limit and not self.pulled:
-            for k in range(len(self)):
-                burn = self.shares[k] * self.pull_fraction
-                base, quote = amm.remove_liquidity(p, burn)
-                self.shares[k] -= burn
-                self.wallet[k, b] += base
-                self.wallet[k, q] += quote
+            self.withdraw(amm, self.pull_fraction)
             self.pulled = True
         elif vol <= self.volatility_limit and self.pulled:
             for k in range(len(self)):
