@@ -205,7 +205,7 @@ class CascadeModel(mesa.Model):
         self.value_price = [float(x) for x in book["value_price"]]
         self.pools = [
             Pool(int(b), int(q), float(rb), float(rq), float(fee))
-            for b, q, rb, rq, fee in zip(book["pool_base"], book["pool_quote"],
+            for b, q, rb, rq, fee in zip(book["pool_base"], book["pool_quote_asset"],
                                          book["reserve_base"], book["reserve_quote"],
                                          book["pool_fee"], strict=True)]
         self.venue = [self.pools[v] if v >= 0 else None for v in book["venue_pool"]]

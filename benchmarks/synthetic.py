@@ -101,8 +101,10 @@ def make_book(n: int, seed: int = 0, protocols: int = 1) -> dict:
         "reserve_base": reserve_base,
         "reserve_quote": reserve_base * price[WETH] / price[USDC],
         "pool_fee": np.array([POOL_FEE]),
+        "pool_amp": np.zeros(1),  # constant product
+        "pool_peg": np.ones(1),
         "pool_base": np.array([WETH], dtype=np.int64),
-        "pool_quote": np.array([USDC], dtype=np.int64),
+        "pool_quote_asset": np.array([USDC], dtype=np.int64),
         "liq_balance": liq_balance,
         "liq_gas": rng.uniform(5.0, 40.0, N_LIQUIDATORS),
         "liq_min_profit": rng.uniform(10.0, 200.0, N_LIQUIDATORS),

@@ -21,11 +21,11 @@ from sim.agents.liquidator import Liquidator, LiquidatorTable
 from sim.agents.market_maker import MarketMaker, MarketMakerTable
 from sim.engine import cascade as ck
 from sim.errors import ScenarioError
-from sim.protocols.amm import ConstantProductPools
+from sim.protocols.amm import Pools
 from sim.protocols.lending import LendingPools
 from sim.protocols.oracle import Oracles
 from sim.results import Recorder
-from sim.scenario import ConstantProduct, Lending, Oracle, Scenario, draw
+from sim.scenario import ConstantProduct, Lending, Oracle, Pool, Scenario, StableSwap, draw
 
 AGENT_KINDS = ["lender", "leveraged_trader", "market_maker", "liquidator", "arbitrageur"]
 
@@ -85,14 +85,24 @@ class StressModel(mesa.Model):
     def _build_protocols(self) -> None:
         s = self.scenario
         p0 = self.prices[0]
-        cps = s.protocols_of(ConstantProduct)
-        self.pool_names = list(cps)
-        base = np.array([self._index(p.base) for p in cps.values()], dtype=np.int64)
-        quote = np.array([self._index(p.quote) for p in cps.values()], dtype=np.int64)
-        rb = np.array([p.reserve_base for p in cps.values()])
-        self.amm = ConstantProductPools(
-            self.pool_names, base, quote, rb, rb * p0[base] / p0[quote] if len(rb) else rb,
-            np.array([p.fee for p in cps.values()]))
+        pools = s.protocols_of(Pool)
+        self.pool_names = list(pools)
+        base = np.array([self._index(p.base) for p in pools.values()], dtype=np.int64)
+        quote = np.array([self._index(p.quote) for p in pools.values()], dtype=np.int64)
+        rb = np.array([p.reserve_base for p in pools.values()])
+        # A constant-product pool starts at the external price; a StableSwap pool at its
+        # reserves (balanced at the peg unless reserve_quote is given).
+        rq = np.array([
+            p.reserve_base * p0[b] / p0[q] if isinstance(p, ConstantProduct)
+            else (p.reserve_quote if p.reserve_quote is not None else p.reserve_base * p.peg)
+            for p, b, q in zip(pools.values(), base, quote, strict=True)])
+        stable = [isinstance(p, StableSwap) for p in pools.values()]
+        self.amm = Pools(
+            self.pool_names, base, quote, rb, rq, np.array([p.fee for p in pools.values()]),
+            amp=np.array([p.amplification if st else 0.0 for p, st in
+                          zip(pools.values(), stable, strict=True)]),
+            peg=np.array([p.peg if st else 1.0 for p, st in
+                          zip(pools.values(), stable, strict=True)]))
 
         m = len(self.assets)
         pool = np.full(m, -1, dtype=np.int64)

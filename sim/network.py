@@ -22,13 +22,13 @@ import networkx as nx
 import numpy as np
 
 from sim.errors import ScenarioError
-from sim.scenario import ConstantProduct, Lending, Oracle, Scenario
+from sim.scenario import Lending, Oracle, Pool, Scenario
 
 EDGE_KINDS = ("collateral", "oracle", "liquidation_venue", "deposits", "backing")
 ACYCLIC_KINDS = ("oracle", "backing")
 LENDERS = (Lending,)  # protocol kinds that hold collateral (CDPs and perps will join)
-POOLS = (ConstantProduct,)
-PRICE_SOURCES = (Oracle, ConstantProduct)
+POOLS = (Pool,)
+PRICE_SOURCES = (Oracle, Pool)
 
 
 def issued_assets(s: Scenario, protocol: str) -> list[str]:

@@ -30,7 +30,8 @@ def venue_asset(ds: xr.Dataset) -> tuple[str, str | None]:
     price = ds.oracle_price
     fall = 1.0 - (price.min("time") / price.isel(time=0)).values
     asset = str(ds.asset.values[int(np.argmax(fall))])
-    for pool in protocols_of_kind(ds, "constant_product"):
+    for pool in [*protocols_of_kind(ds, "constant_product"),
+                 *protocols_of_kind(ds, "stableswap")]:
         if str(ds.pool_base.sel(protocol=pool).item()) == asset:
             return asset, pool
     return asset, None

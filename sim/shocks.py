@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from sim.market import first_step
-from sim.protocols.amm import ConstantProductPools
+from sim.protocols.amm import Pools
 from sim.protocols.lending import LendingPools
 from sim.scenario import (
     Exploit,
@@ -82,32 +82,36 @@ class ShockSchedule:
         return [(p, size) for steps, p, size in self.manipulation if t in steps]
 
 
-def manipulate(amm: ConstantProductPools, pool: int, size: float,
+def manipulate(amm: Pools, pool: int, size: float,
                external: np.ndarray) -> tuple[int, float, float]:
     """Move a pool's spot by ``size`` with flash-loaned tokens; return the trade to unwind.
 
-    The fee-free constant-product sizes are used: selling ``x (1 / sqrt(1 + size) - 1)`` base
-    moves the spot by ``size`` before fee (buying with ``y (sqrt(1 + size) - 1)`` quote for a
-    rise); the fee left in the pool makes the move slightly smaller.
+    The trade is the fee-free size that moves the marginal price by ``size`` (for a constant-
+    product pool, selling ``x (1 / sqrt(1 + size) - 1)`` base for a fall, buying with
+    ``y (sqrt(1 + size) - 1)`` quote for a rise); the fee left in the pool makes the move
+    slightly smaller.
 
     Returns:
         (token to sell back: 0 base / 1 quote, amount received, amount paid).
     """
     b, q = amm.base[pool], amm.quote[pool]
+    spot = amm.spot()[pool]
     if size < 0:
-        paid = amm.reserve_base[pool] * (1.0 / math.sqrt(1.0 + size) - 1.0)
+        paid = amm.input_to_price(pool, sell_base=True, target=spot * (1.0 + size),
+                                  with_fee=False)
         got = amm.sell_base(pool, paid)
         external[b] -= paid
         external[q] += got
         return 1, got, paid
-    paid = amm.reserve_quote[pool] * (math.sqrt(1.0 + size) - 1.0)
+    paid = amm.input_to_price(pool, sell_base=False, target=1.0 / (spot * (1.0 + size)),
+                              with_fee=False)
     got = amm.sell_quote(pool, paid)
     external[q] -= paid
     external[b] += got
     return 0, got, paid
 
 
-def unwind(amm: ConstantProductPools, pool: int, trade: tuple[int, float, float],
+def unwind(amm: Pools, pool: int, trade: tuple[int, float, float],
            external: np.ndarray) -> None:
     """Sell back what a manipulation received (the attacker repays its flash loan)."""
     side, got, _ = trade
@@ -120,7 +124,7 @@ def unwind(amm: ConstantProductPools, pool: int, trade: tuple[int, float, float]
         external[q] += amm.sell_base(pool, got)
 
 
-def steal_from_pool(amm: ConstantProductPools, pool: int, share: float,
+def steal_from_pool(amm: Pools, pool: int, share: float,
                     external: np.ndarray) -> tuple[float, float]:
     """Remove ``share`` of a pool's reserves to the attacker; LP shares keep their number."""
     b, q = amm.base[pool], amm.quote[pool]

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.engine.amm import arbitrage, cp_amount_out, cp_depth, cp_input_to_price
-from sim.protocols.amm import ConstantProductPools
+from sim.protocols.amm import Pools
 
 
 def test_get_amount_out_hand_example():
@@ -65,7 +65,8 @@ def test_arbitrage_closes_the_gap_within_inventory():
     rb, rq = np.array([1000.0]), np.array([3_000_000.0])
     price = np.array([2500.0, 1.0])
     bal = np.array([[1e6, 0.0]])
-    arbitrage(rb, rq, np.array([0.003]), np.array([0]), np.array([1]), price, bal,
+    arbitrage(rb, rq, np.array([0.003]), np.zeros(1), np.ones(1), np.array([0]), np.array([1]),
+              price, bal,
               np.array([0]), np.array([0]))
     # The trade is the optimal one-shot size, and leaves the pool's bid after fee inside the
     # no-arbitrage band [price * (1 - fee), price].
@@ -74,14 +75,15 @@ def test_arbitrage_closes_the_gap_within_inventory():
     # Limited inventory: the gap only partly closes.
     rb2, rq2 = np.array([1000.0]), np.array([3_000_000.0])
     bal2 = np.array([[10.0, 0.0]])
-    arbitrage(rb2, rq2, np.array([0.003]), np.array([0]), np.array([1]), price, bal2,
+    arbitrage(rb2, rq2, np.array([0.003]), np.zeros(1), np.ones(1), np.array([0]),
+              np.array([1]), price, bal2,
               np.array([0]), np.array([0]))
     assert rb2[0] == pytest.approx(1010.0) and bal2[0, 0] == 0.0
     assert rq2[0] / rb2[0] > 2500.0
 
 
 def test_liquidity_add_remove_is_pro_rata():
-    pools = ConstantProductPools(["p"], [0], [1], [100.0], [300_000.0], [0.003])
+    pools = Pools(["p"], [0], [1], [100.0], [300_000.0], [0.003])
     k0 = pools.lp_supply[0]
     assert k0 == pytest.approx(math.sqrt(100 * 300_000))
     base, quote = pools.remove_liquidity(0, k0 / 4)

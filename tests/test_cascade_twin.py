@@ -110,7 +110,8 @@ def run_kernel(case, max_rounds):
         c["market_protocol"], c["lt"], c["bonus"], c["protocol_fee"], c["borrow_index"],
         c["cash"], c["treasury"], c["deficit"], c["total_coll"], c["total_scaled_debt"],
         c["market_rules"], c["oracle_price"], c["oracle_pool"], c["value_price"],
-        c["venue_pool"], c["reserve_base"], c["reserve_quote"], c["pool_fee"], c["pool_base"],
+        c["venue_pool"], c["reserve_base"], c["reserve_quote"], c["pool_fee"],
+        np.zeros_like(c["pool_fee"]), np.ones_like(c["pool_fee"]), c["pool_base"],
         c["pool_quote"], c["liq_balance"], c["liq_gas"], c["liq_min_profit"], c["liq_atomic"],
         c["liq_order"], c["gas_sink"], c["arb_balance"], c["arb_pools"], c["arb_order"],
         max_rounds, stats, totals, rounds)

@@ -152,11 +152,11 @@ def test_depeg_and_recovery_follow_the_stated_path():
 
 @pytest.mark.parametrize(("shock", "field", "phrase"), [
     ({"kind": "exploit", "protocol": "eth_oracle", "at_hours": 1.0, "share": 0.5},
-     "shocks[0].protocol", "not a lending or constant_product"),
+     "shocks[0].protocol", "not a lending or pool"),
     ({"kind": "exploit", "protocol": "pool", "at_hours": 1.0, "share": 1.0},
      "shocks[0].share", "must be < 1 for a pool"),
     ({"kind": "liquidity_withdrawal", "pool": "aave", "at_hours": 1.0, "share": 0.5},
-     "shocks[0].pool", "not a constant_product protocol"),
+     "shocks[0].pool", "not a pool protocol"),
     ({"kind": "stale_oracle", "oracle": "pool", "at_hours": 1.0, "duration_hours": 1.0},
      "shocks[0].oracle", "not a oracle protocol"),
     ({"kind": "depeg", "asset": "DAI", "at_hours": 1.0, "price": 0.9},

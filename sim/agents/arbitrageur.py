@@ -16,7 +16,7 @@ import numpy as np
 
 from sim.agents.base import ProtocolAgent
 from sim.engine.amm import arbitrage
-from sim.protocols.amm import ConstantProductPools
+from sim.protocols.amm import Pools
 
 
 class Arbitrageur(ProtocolAgent):
@@ -39,7 +39,7 @@ class ArbitrageurTable:
         return len(self.balance)
 
     @classmethod
-    def with_capital(cls, capital: np.ndarray, pools: np.ndarray, amm: ConstantProductPools,
+    def with_capital(cls, capital: np.ndarray, pools: np.ndarray, amm: Pools,
                      price: np.ndarray) -> ArbitrageurTable:
         """Split each arbitrageur's capital equally across its pools' tokens."""
         tokens = np.unique(np.concatenate([amm.base[pools], amm.quote[pools]]))
@@ -48,12 +48,12 @@ class ArbitrageurTable:
             balance[:, a] = capital / len(tokens) / price[a]
         return cls(balance, pools, tokens)
 
-    def act(self, amm: ConstantProductPools, price: np.ndarray, external: np.ndarray,
+    def act(self, amm: Pools, price: np.ndarray, external: np.ndarray,
             rng: np.random.Generator) -> float:
         """Arbitrage every pool toward ``price``, then rebalance; return the volume traded."""
         order = rng.permutation(len(self)).astype(np.int64)
-        volume = arbitrage(amm.reserve_base, amm.reserve_quote, amm.fee, amm.base, amm.quote,
-                           price, self.balance, self.pools, order)
+        volume = arbitrage(amm.reserve_base, amm.reserve_quote, amm.fee, amm.amp, amm.peg,
+                           amm.base, amm.quote, price, self.balance, self.pools, order)
         for k in range(len(self)):
             self._rebalance(k, price, external)
         return volume

@@ -22,8 +22,7 @@ import mesa
 import numpy as np
 
 from sim.agents.base import ProtocolAgent
-from sim.engine.amm import cp_amount_out
-from sim.protocols.amm import ConstantProductPools
+from sim.protocols.amm import Pools
 from sim.protocols.lending import LendingPools
 
 
@@ -56,7 +55,7 @@ class TraderTable:
         self.target_health = target_health
 
     def act(self, pool: LendingPools, price: np.ndarray, value_price: np.ndarray,
-            amm: ConstantProductPools, venue_pool: np.ndarray, external: np.ndarray) -> float:
+            amm: Pools, venue_pool: np.ndarray, external: np.ndarray) -> float:
         """Answer this step's margin calls; return the value of collateral sold (numeraire).
 
         ``price`` and ``value_price`` are per asset (oracle and external); ``venue_pool`` is
@@ -102,9 +101,7 @@ class TraderTable:
             # price of at least LT * P_coll / P_debt, checked on the pool's quote below.
             size = np.minimum(want * mprice[d_market] / mprice[k], book.coll[sel])
             if on_venue:
-                quote = cp_amount_out(size.sum(), amm.reserve_base[v], amm.reserve_quote[v],
-                                      amm.fee[v])
-                rate = quote / size.sum()
+                rate = amm.quote_sell_base(v, size.sum()) / size.sum()
             else:
                 rate = value_price[a] / value_price[d[0]]
             debt = pool.debt_of(sel)

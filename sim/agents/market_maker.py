@@ -14,7 +14,7 @@ import mesa
 import numpy as np
 
 from sim.agents.base import ProtocolAgent
-from sim.protocols.amm import ConstantProductPools
+from sim.protocols.amm import Pools
 
 
 class MarketMaker(ProtocolAgent):
@@ -49,7 +49,7 @@ class MarketMakerTable:
     def __len__(self) -> int:
         return len(self.shares)
 
-    def withdraw(self, amm: ConstantProductPools, share: float) -> None:
+    def withdraw(self, amm: Pools, share: float) -> None:
         """Every market maker pulls ``share`` of its liquidity now (a scheduled withdrawal)."""
         p = self.pool
         for k in range(len(self)):
@@ -59,7 +59,7 @@ class MarketMakerTable:
             self.wallet[k, amm.base[p]] += base
             self.wallet[k, amm.quote[p]] += quote
 
-    def act(self, amm: ConstantProductPools, history: np.ndarray, dt_hours: float) -> float:
+    def act(self, amm: Pools, history: np.ndarray, dt_hours: float) -> float:
         """Pull or return liquidity; ``history`` holds the base's external prices so far.
 
         Returns:

@@ -1,12 +1,20 @@
-"""Constant-product AMM arithmetic (Uniswap v2).
+"""AMM arithmetic: constant product (Uniswap v2) and two-coin StableSwap (Curve) pools.
 
 Uniswap v2 ``getAmountOut``: ``out = 997 in R_out / (1000 R_in + 997 in)`` for a 0.3% fee;
 with a general fee ``f``: ``out = (1 - f) in R_out / (R_in + (1 - f) in)``.
+
+The model keeps every pool in one table: a pool trades its ``base`` token against its
+``quote`` token, and ``amp`` says which invariant it follows: 0 for constant product, the
+StableSwap amplification ``A`` otherwise (``sim.engine.stableswap``). A StableSwap pool's
+``peg`` is the quote value of one base token at balance (Curve's stored ``rates``): base
+balances are multiplied by it to put both coins in one unit. The ``pool_*`` functions below
+dispatch on ``amp`` and are what the cascade, the arbitrageurs and the protocols call.
 """
 
 import math
 
 from sim.engine._jit import kernel
+from sim.engine.stableswap import ss2_amount_out, ss2_d, ss2_input_to_price, ss2_spot
 
 
 @kernel
@@ -71,17 +79,91 @@ def cp_swap(reserve_in, reserve_out, p, amount_in, fee):
 
 
 @kernel
-def arbitrage(reserve_base, reserve_quote, pool_fee, pool_base, pool_quote, price, balance,
-              pools, order):
+def pool_quote(p, sell_base, amount_in, reserve_base, reserve_quote, fee, amp, peg):
+    """Tokens out of pool ``p`` for ``amount_in`` sold into it, without changing it.
+
+    Args:
+        p: int, pool index.
+        sell_base: bool, True to sell base for quote, False to sell quote for base.
+        amount_in: float, tokens sold (>= 0).
+        reserve_base, reserve_quote: float64[P], pool reserves.
+        fee, amp, peg: float64[P], swap fee, amplification (0: constant product) and peg.
+
+    Returns:
+        float, tokens received.
+    """
+    if sell_base:
+        r_in, r_out, s_in, s_out = reserve_base[p], reserve_quote[p], peg[p], 1.0
+    else:
+        r_in, r_out, s_in, s_out = reserve_quote[p], reserve_base[p], 1.0, peg[p]
+    if amp[p] <= 0.0:
+        return cp_amount_out(amount_in, r_in, r_out, fee[p])
+    return ss2_amount_out(amount_in * s_in, r_in * s_in, r_out * s_out, amp[p], fee[p]) / s_out
+
+
+@kernel
+def pool_swap(p, sell_base, amount_in, reserve_base, reserve_quote, fee, amp, peg):
+    """Sell ``amount_in`` into pool ``p`` (reserves updated in place); return tokens out.
+
+    The fee stays in the pool (Uniswap v2; Curve without its admin share).
+    """
+    out = pool_quote(p, sell_base, amount_in, reserve_base, reserve_quote, fee, amp, peg)
+    if sell_base:
+        reserve_base[p] += amount_in
+        reserve_quote[p] -= out
+    else:
+        reserve_quote[p] += amount_in
+        reserve_base[p] -= out
+    return out
+
+
+@kernel
+def pool_spot(p, reserve_base, reserve_quote, amp, peg):
+    """Marginal quote tokens per base token of pool ``p``, fee excluded.
+
+    Constant product: ``R_quote / R_base``; StableSwap: ``stableswap`` marginal price of the
+    scaled balances, times ``peg``.
+    """
+    if amp[p] <= 0.0:
+        return reserve_quote[p] / reserve_base[p]
+    x = reserve_base[p] * peg[p]
+    y = reserve_quote[p]
+    return ss2_spot(x, y, ss2_d(x, y, amp[p]), amp[p]) * peg[p]
+
+
+@kernel
+def pool_input_to_price(p, sell_base, target_out_per_in, reserve_base, reserve_quote, fee,
+                        amp, peg):
+    """Tokens to sell into pool ``p`` until its marginal rate after fee is ``target_out_per_in``.
+
+    ``cp_input_to_price`` for constant product, ``ss2_input_to_price`` on the scaled balances
+    for StableSwap; 0 when the pool already pays no more than the target.
+    """
+    if amp[p] <= 0.0:
+        if sell_base:
+            return cp_input_to_price(reserve_base[p], reserve_quote[p], fee[p],
+                                     target_out_per_in)
+        return cp_input_to_price(reserve_quote[p], reserve_base[p], fee[p], target_out_per_in)
+    x = reserve_base[p] * peg[p]
+    if sell_base:
+        return ss2_input_to_price(x, reserve_quote[p], amp[p], fee[p],
+                                  target_out_per_in / peg[p]) / peg[p]
+    return ss2_input_to_price(reserve_quote[p], x, amp[p], fee[p], target_out_per_in * peg[p])
+
+
+@kernel
+def arbitrage(reserve_base, reserve_quote, pool_fee, pool_amp, pool_peg, pool_base, pool_quote,
+              price, balance, pools, order):
     """Trade every pool in ``pools`` toward the external price, capped by inventories.
 
     Each arbitrageur (in ``order``) sells base into a pool whose marginal bid after fee is
     above the external price, or buys base where the pool's marginal ask is below it, with the
-    optimal size of ``cp_input_to_price`` capped by what it holds.
+    optimal size of ``pool_input_to_price`` capped by what it holds.
 
     Args:
         reserve_base, reserve_quote: float64[p], pool reserves (in/out).
-        pool_fee: float64[p], swap fees.
+        pool_fee, pool_amp, pool_peg: float64[p], swap fees, amplification (0: constant
+            product) and peg of every pool.
         pool_base, pool_quote: int64[p], asset index of each pool's tokens.
         price: float64[m], external prices.
         balance: float64[k, m], arbitrageurs' inventories (in/out).
@@ -100,18 +182,21 @@ def arbitrage(reserve_base, reserve_quote, pool_fee, pool_base, pool_quote, pric
             q = pool_quote[p]
             target = price[b] / price[q]
             g = 1.0 - pool_fee[p]
-            spot = reserve_quote[p] / reserve_base[p]
+            spot = pool_spot(p, reserve_base, reserve_quote, pool_amp, pool_peg)
             if g * spot > target:
-                size = cp_input_to_price(reserve_base[p], reserve_quote[p], pool_fee[p], target)
+                size = pool_input_to_price(p, True, target, reserve_base, reserve_quote,
+                                           pool_fee, pool_amp, pool_peg)
                 size = min(size, balance[k, b])
-                balance[k, q] += cp_swap(reserve_base, reserve_quote, p, size, pool_fee[p])
+                balance[k, q] += pool_swap(p, True, size, reserve_base, reserve_quote, pool_fee,
+                                           pool_amp, pool_peg)
                 balance[k, b] -= size
                 volume += size * price[b]
             elif spot < g * target:
-                size = cp_input_to_price(reserve_quote[p], reserve_base[p], pool_fee[p],
-                                         1.0 / target)
+                size = pool_input_to_price(p, False, 1.0 / target, reserve_base, reserve_quote,
+                                           pool_fee, pool_amp, pool_peg)
                 size = min(size, balance[k, q])
-                balance[k, b] += cp_swap(reserve_quote, reserve_base, p, size, pool_fee[p])
+                balance[k, b] += pool_swap(p, False, size, reserve_base, reserve_quote,
+                                           pool_fee, pool_amp, pool_peg)
                 balance[k, q] -= size
                 volume += size * price[q]
     return volume

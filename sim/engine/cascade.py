@@ -25,7 +25,7 @@ counting, more than the liquidation itself.
 import numpy as np
 
 from sim.engine._jit import kernel
-from sim.engine.amm import arbitrage, cp_amount_out
+from sim.engine.amm import arbitrage, pool_quote, pool_spot
 from sim.engine.liquidation import liquidation_amounts, max_debt_to_cover
 
 # Slots of the per-protocol ``stats`` rows.
@@ -50,8 +50,9 @@ def run_cascade(coll_market, debt_market, coll, scaled_debt,
                 market_asset, market_protocol, lt, bonus, protocol_fee, borrow_index, cash,
                 treasury, deficit, total_coll, total_scaled_debt, market_rules,
                 oracle_price, oracle_pool, value_price, venue_pool,
-                reserve_base, reserve_quote, pool_fee, pool_base, pool_quote,
-                liq_balance, liq_gas, liq_min_profit, liq_atomic, liq_order, gas_sink,
+                reserve_base, reserve_quote, pool_fee, pool_amp, pool_peg, pool_base,
+                pool_quote_asset, liq_balance, liq_gas, liq_min_profit, liq_atomic, liq_order,
+                gas_sink,
                 arb_balance, arb_pools, arb_order,
                 max_rounds, stats, totals, round_counts):
     """Run the cascade to a fixed point (or ``max_rounds``); update every table in place.
@@ -76,8 +77,10 @@ def run_cascade(coll_market, debt_market, coll, scaled_debt,
         oracle_pool: int64[m], pool whose spot an asset's oracle reads, or -1 (external feed).
         value_price: float64[m], external prices at which liquidators value tokens.
         venue_pool: int64[K], pool where a market's seized collateral is sold, or -1.
-        reserve_base, reserve_quote, pool_fee: float64[p], pool reserves (in/out) and fees.
-        pool_base, pool_quote: int64[p], asset index of each pool's tokens.
+        reserve_base, reserve_quote: float64[p], pool reserves (in/out).
+        pool_fee, pool_amp, pool_peg: float64[p], swap fee, amplification (0: constant
+            product) and peg of every pool (``sim.engine.amm``).
+        pool_base, pool_quote_asset: int64[p], asset index of each pool's tokens.
         liq_balance: float64[l, m], liquidators' token balances (in/out).
         liq_gas, liq_min_profit: float64[l], gas cost and minimum profit per liquidation
             (numeraire).
@@ -168,9 +171,9 @@ def run_cascade(coll_market, debt_market, coll, scaled_debt,
                 sold_for = 0.0
                 proceeds = hold_value
                 if v >= 0:
-                    sold_for = cp_amount_out(to_liq, reserve_base[v], reserve_quote[v],
-                                             pool_fee[v])
-                    venue_value = sold_for * value_price[pool_quote[v]]
+                    sold_for = pool_quote(v, True, to_liq, reserve_base, reserve_quote, pool_fee,
+                                          pool_amp, pool_peg)
+                    venue_value = sold_for * value_price[pool_quote_asset[v]]
                     if liq_atomic[liq] or venue_value >= hold_value:
                         sell = True
                         proceeds = venue_value
@@ -196,7 +199,7 @@ def run_cascade(coll_market, debt_market, coll, scaled_debt,
                 if sell:
                     reserve_base[v] += to_liq
                     reserve_quote[v] -= sold_for
-                    liq_balance[liq, pool_quote[v]] += sold_for
+                    liq_balance[liq, pool_quote_asset[v]] += sold_for
                 else:
                     liq_balance[liq, ca] += to_liq
                 proto = market_protocol[c]
@@ -213,13 +216,14 @@ def run_cascade(coll_market, debt_market, coll, scaled_debt,
         if done == 0:
             break
         # End of block: arbitrageurs back-run, then pool oracles read the new spot price.
-        totals[ARBITRAGE_VOLUME] += arbitrage(reserve_base, reserve_quote, pool_fee, pool_base,
-                                              pool_quote, value_price, arb_balance, arb_pools,
-                                              arb_order)
+        totals[ARBITRAGE_VOLUME] += arbitrage(reserve_base, reserve_quote, pool_fee, pool_amp,
+                                              pool_peg, pool_base, pool_quote_asset,
+                                              value_price, arb_balance, arb_pools, arb_order)
         for a in range(m):
             p = oracle_pool[a]
             if p >= 0:
-                oracle_price[a] = reserve_quote[p] / reserve_base[p] * oracle_price[pool_quote[p]]
+                oracle_price[a] = (pool_spot(p, reserve_base, reserve_quote, pool_amp, pool_peg)
+                                   * oracle_price[pool_quote_asset[p]])
         for k in range(price.shape[0]):
             price[k] = oracle_price[market_asset[k]]
         # Worst fall of any collateral/debt price ratio since the last full scan.

@@ -224,3 +224,106 @@ def stableswap_spot_price(i, j, balances, amp):
     for k in range(n):
         d_p = d_p * d / (balances[k] * n)
     return (ann + d_p / balances[i]) / (ann + d_p / balances[j])
+
+
+# --- Two-coin pools in closed form (the model's pegged pairs) -----------------------------
+#
+# With n = 2 the ``get_y`` quadratic ``y^2 + (b - D) y = c`` (``b = x + D / Ann``,
+# ``c = D^3 / (4 x Ann)``, ``Ann = 4 A``) has the closed-form positive root below, so a
+# two-coin swap needs Newton only for D. These scalar versions serve the model's pool table;
+# the n-coin functions above are their independent check in the tests.
+
+
+@kernel
+def ss2_d(x, y, amp):
+    """Invariant D of a two-coin pool with balances ``x``, ``y`` (``stableswap_d`` for n = 2).
+
+    Returns:
+        float, D; NaN if a balance is <= 0 or Newton does not converge.
+    """
+    if not (x > 0.0 and y > 0.0):
+        return math.nan
+    ann = 4.0 * amp
+    s = x + y
+    d = s
+    for _ in range(MAX_ITERATIONS):
+        d_p = d * d * d / (4.0 * x * y)
+        d_prev = d
+        d = (ann * s + 2.0 * d_p) * d / ((ann - 1.0) * d + 3.0 * d_p)
+        if abs(d - d_prev) <= TOLERANCE * d:
+            return d
+    return math.nan
+
+
+@kernel
+def ss2_y(x_new, d, amp):
+    """Balance of the other coin that keeps invariant ``d`` when one coin's balance is ``x_new``.
+
+    The positive root of ``y^2 + (b - D) y - c = 0``: ``y = (D - b + sqrt((b - D)^2 + 4c)) / 2``,
+    written as ``2c / (b - D + sqrt(...))`` when ``b > D`` to avoid cancellation.
+    """
+    if not (x_new > 0.0 and d > 0.0):
+        return math.nan
+    ann = 4.0 * amp
+    b = x_new + d / ann
+    c = d * d * d / (4.0 * x_new * ann)
+    e = b - d
+    root = math.sqrt(e * e + 4.0 * c)
+    if e > 0.0:
+        return 2.0 * c / (e + root)
+    return (root - e) / 2.0
+
+
+@kernel
+def ss2_spot(x, y, d, amp):
+    """Marginal ``y`` out per ``x`` in at invariant ``d`` (``stableswap_spot_price`` for n = 2).
+
+    ``(Ann + D_P / x) / (Ann + D_P / y)`` with ``D_P = D^3 / (4 x y)``.
+    """
+    ann = 4.0 * amp
+    d_p = d * d * d / (4.0 * x * y)
+    return (ann + d_p / x) / (ann + d_p / y)
+
+
+@kernel
+def ss2_amount_out(dx, x, y, amp, fee):
+    """Coin ``y`` received for ``dx`` of coin ``x`` (Curve ``get_dy``, fee on the output)."""
+    if dx <= 0.0:
+        return 0.0
+    y_new = ss2_y(x + dx, ss2_d(x, y, amp), amp)
+    if math.isnan(y_new):
+        return math.nan
+    dy = (y - y_new) * (1.0 - fee)
+    return dy if dy > 0.0 else 0.0
+
+
+@kernel
+def ss2_input_to_price(x, y, amp, fee, target):
+    """``dx`` after which the marginal rate after fee, ``(1 - fee) dy/dx``, equals ``target``.
+
+    The marginal rate falls as ``x`` grows along the curve, so the root is bracketed by
+    doubling and found by bisection to ``TOLERANCE`` (D held at its pre-trade value: the fee
+    the trade leaves in the pool is not counted, as in ``cp_input_to_price``). Zero when the
+    pool already pays no more than ``target``.
+    """
+    d = ss2_d(x, y, amp)
+    if math.isnan(d) or (1.0 - fee) * ss2_spot(x, y, d, amp) <= target:
+        return 0.0
+    lo = 0.0
+    hi = x
+    for _ in range(200):
+        x_hi = x + hi
+        if (1.0 - fee) * ss2_spot(x_hi, ss2_y(x_hi, d, amp), d, amp) <= target:
+            break
+        lo = hi
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        x_mid = x + mid
+        if (1.0 - fee) * ss2_spot(x_mid, ss2_y(x_mid, d, amp), d, amp) > target:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= TOLERANCE * hi:
+            break
+    return 0.5 * (lo + hi)

@@ -1,57 +1,94 @@
-"""Constant-product pools (Uniswap v2): reserves, swaps with fee, LP shares.
+"""AMM pools: constant product (Uniswap v2) and two-coin StableSwap (Curve), in one table.
 
 All pools of a scenario live in one table (arrays indexed by pool) so the cascade kernel can
-sell seized collateral on any of them. A pool trades its ``base`` token against its ``quote``.
+sell seized collateral on any of them. A pool trades its ``base`` token against its ``quote``;
+``amp`` is 0 for a constant-product pool and the StableSwap amplification ``A`` otherwise, and
+``peg`` is a StableSwap pool's quote value of one base token at balance
+(``sim.engine.amm``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from sim.engine.amm import cp_depth, cp_swap
+from sim.engine.amm import pool_input_to_price, pool_quote, pool_spot, pool_swap
+from sim.engine.stableswap import ss2_d
 
 DEPTH_PRICE_MOVE = 0.10  # depth = base volume that moves the price 10% (Risk DAO)
 
 
-class ConstantProductPools:
-    """Every constant-product pool of the model, as arrays.
+class Pools:
+    """Every AMM pool of the model, as arrays.
 
     Args:
         names: pool (protocol) names.
         base, quote: asset index of each pool's two tokens.
         reserve_base, reserve_quote: initial reserves (tokens).
         fee: swap fee fraction per pool.
+        amp: StableSwap amplification per pool, 0 for constant product (default: all 0).
+        peg: quote tokens per base token at balance, StableSwap pools only (default: 1).
     """
 
     def __init__(self, names: list[str], base: np.ndarray, quote: np.ndarray,
-                 reserve_base: np.ndarray, reserve_quote: np.ndarray, fee: np.ndarray):
+                 reserve_base: np.ndarray, reserve_quote: np.ndarray, fee: np.ndarray,
+                 amp: np.ndarray | None = None, peg: np.ndarray | None = None):
         self.names = list(names)
+        n = len(self.names)
         self.base = np.asarray(base, dtype=np.int64)
         self.quote = np.asarray(quote, dtype=np.int64)
         self.reserve_base = np.asarray(reserve_base, dtype=np.float64).copy()
         self.reserve_quote = np.asarray(reserve_quote, dtype=np.float64).copy()
         self.fee = np.asarray(fee, dtype=np.float64)
-        # LP shares: the first provider gets sqrt(x y) shares (Uniswap v2 mint).
-        self.lp_supply = np.sqrt(self.reserve_base * self.reserve_quote)
+        self.amp = np.zeros(n) if amp is None else np.asarray(amp, dtype=np.float64)
+        self.peg = np.ones(n) if peg is None else np.asarray(peg, dtype=np.float64)
+        # LP shares: Uniswap v2 mints sqrt(x y) to the first provider, Curve mints D.
+        self.lp_supply = np.array([
+            np.sqrt(x * y) if a <= 0 else ss2_d(x * g, y, a)
+            for x, y, a, g in zip(self.reserve_base, self.reserve_quote, self.amp, self.peg,
+                                  strict=True)])
 
     def __len__(self) -> int:
         return len(self.names)
 
+    def is_stableswap(self, pool: int) -> bool:
+        """Whether ``pool`` follows the StableSwap invariant."""
+        return bool(self.amp[pool] > 0)
+
     def spot(self) -> np.ndarray:
-        """Quote tokens per base token, per pool (fee excluded)."""
-        return self.reserve_quote / self.reserve_base
+        """Marginal quote tokens per base token, per pool (fee excluded)."""
+        return np.array([pool_spot(p, self.reserve_base, self.reserve_quote, self.amp, self.peg)
+                         for p in range(len(self))])
 
     def depth(self) -> np.ndarray:
-        """Base tokens whose sale moves each pool's price by 10%."""
-        return np.array([cp_depth(x, DEPTH_PRICE_MOVE) for x in self.reserve_base])
+        """Base tokens whose sale moves each pool's price down by 10% (fee excluded)."""
+        spot = self.spot()
+        no_fee = np.zeros(len(self))
+        return np.array([
+            pool_input_to_price(p, True, spot[p] * (1.0 - DEPTH_PRICE_MOVE), self.reserve_base,
+                                self.reserve_quote, no_fee, self.amp, self.peg)
+            for p in range(len(self))])
+
+    def quote_sell_base(self, pool: int, amount: float) -> float:
+        """Quote tokens ``amount`` base tokens would fetch now (no state change)."""
+        return pool_quote(pool, True, amount, self.reserve_base, self.reserve_quote, self.fee,
+                          self.amp, self.peg)
 
     def sell_base(self, pool: int, amount: float) -> float:
         """Sell ``amount`` base tokens into ``pool``; return quote tokens paid out."""
-        return cp_swap(self.reserve_base, self.reserve_quote, pool, amount, self.fee[pool])
+        return pool_swap(pool, True, amount, self.reserve_base, self.reserve_quote, self.fee,
+                         self.amp, self.peg)
 
     def sell_quote(self, pool: int, amount: float) -> float:
         """Sell ``amount`` quote tokens into ``pool``; return base tokens paid out."""
-        return cp_swap(self.reserve_quote, self.reserve_base, pool, amount, self.fee[pool])
+        return pool_swap(pool, False, amount, self.reserve_base, self.reserve_quote, self.fee,
+                         self.amp, self.peg)
+
+    def input_to_price(self, pool: int, *, sell_base: bool, target: float,
+                       with_fee: bool = True) -> float:
+        """Tokens to sell until the marginal rate (out per in) is ``target``."""
+        fee = self.fee if with_fee else np.zeros(len(self))
+        return pool_input_to_price(pool, sell_base, target, self.reserve_base,
+                                   self.reserve_quote, fee, self.amp, self.peg)
 
     def remove_liquidity(self, pool: int, shares: float) -> tuple[float, float]:
         """Burn LP ``shares``; return the (base, quote) tokens paid out pro rata."""
@@ -64,7 +101,7 @@ class ConstantProductPools:
         return base, quote
 
     def add_liquidity(self, pool: int, base: float, quote: float) -> tuple[float, float, float]:
-        """Add at the pool's ratio, as much as both amounts allow.
+        """Add at the pool's ratio, as much as both amounts allow (a balanced deposit).
 
         Returns:
             (shares minted, base used, quote used).

@@ -308,7 +308,8 @@ class LendingPools:
             self.treasury, self.deficit, self.total_coll, self.total_scaled_debt,
             self.market_rules,
             oracle_price, oracle_pool, value_price, venue_pool,
-            pools.reserve_base, pools.reserve_quote, pools.fee, pools.base, pools.quote,
+            pools.reserve_base, pools.reserve_quote, pools.fee, pools.amp, pools.peg, pools.base,
+            pools.quote,
             liquidators.balance, liquidators.gas_cost, liquidators.min_profit,
             liquidators.atomic, liquidators.order, gas_sink, *arbitrage, max_rounds, stats,
             totals, rounds)

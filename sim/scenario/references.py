@@ -15,13 +15,13 @@ from sim.errors import ScenarioError
 from sim.scenario.schema import (
     BridgeFailure,
     Constant,
-    ConstantProduct,
     Depeg,
     Exploit,
     Lending,
     LiquidityWithdrawal,
     Oracle,
     OracleManipulation,
+    Pool,
     Replay,
     Scenario,
     StaleOracle,
@@ -75,15 +75,15 @@ def check_references(s: Scenario) -> None:
     for k, shock in enumerate(s.shocks):
         here = f"shocks[{k}]"
         if isinstance(shock, LiquidityWithdrawal | OracleManipulation):
-            need_protocol(f"{here}.pool", shock.pool, ConstantProduct, "constant_product")
+            need_protocol(f"{here}.pool", shock.pool, Pool, "pool")
         elif isinstance(shock, StaleOracle):
             need_protocol(f"{here}.oracle", shock.oracle, Oracle, "oracle")
         elif isinstance(shock, Exploit):
             target = s.protocols.get(shock.protocol)
-            if not isinstance(target, Lending | ConstantProduct):
+            if not isinstance(target, Lending | Pool):
                 fail(f"{here}.protocol", f"'{shock.protocol}' is not a lending or "
-                     "constant_product protocol (an exploit steals what a protocol holds)")
-            if isinstance(target, ConstantProduct) and shock.share >= 1.0:
+                     "pool protocol (an exploit steals what a protocol holds)")
+            if isinstance(target, Pool) and shock.share >= 1.0:
                 fail(f"{here}.share", "must be < 1 for a pool (an empty pool has no price)")
         elif isinstance(shock, Depeg | BridgeFailure):
             need_asset(f"{here}.asset", shock.asset)
@@ -103,7 +103,7 @@ def check_references(s: Scenario) -> None:
     oracle_of: dict[str, str] = {}
     for name, proto in s.protocols.items():
         here = f"protocols.{name}"
-        if isinstance(proto, ConstantProduct):
+        if isinstance(proto, Pool):
             need_asset(f"{here}.base", proto.base)
             need_asset(f"{here}.quote", proto.quote)
             if proto.base == proto.quote:
@@ -115,8 +115,7 @@ def check_references(s: Scenario) -> None:
                      f"'{oracle_of[proto.asset]}'")
             oracle_of[proto.asset] = name
             if proto.pool is not None:
-                pool = need_protocol(f"{here}.pool", proto.pool, ConstantProduct,
-                                     "constant_product")
+                pool = need_protocol(f"{here}.pool", proto.pool, Pool, "pool")
                 if proto.asset != pool.base:
                     fail(f"{here}.pool", f"pool '{proto.pool}' prices {pool.base}, "
                          f"not {proto.asset}")
@@ -125,8 +124,7 @@ def check_references(s: Scenario) -> None:
                 need_asset(f"{here}.markets.{asset}", asset)
                 if market.liquidation_venue is not None:
                     field = f"{here}.markets.{asset}.liquidation_venue"
-                    pool = need_protocol(field, market.liquidation_venue, ConstantProduct,
-                                         "constant_product")
+                    pool = need_protocol(field, market.liquidation_venue, Pool, "pool")
                     if pool.base != asset:
                         fail(field, f"pool '{market.liquidation_venue}' sells {pool.base}, "
                              f"not {asset}")
@@ -155,14 +153,12 @@ def check_references(s: Scenario) -> None:
         if isinstance(t.leverage, Constant | Uniform) and _low(t.leverage) < 1.0:
             fail(f"{here}.leverage", "leverage must be >= 1")
     if a.market_makers is not None:
-        need_protocol("agents.market_makers.pool", a.market_makers.pool, ConstantProduct,
-                      "constant_product")
+        need_protocol("agents.market_makers.pool", a.market_makers.pool, Pool, "pool")
     if a.liquidators is not None:
         need_asset("agents.liquidators.capital_asset", a.liquidators.capital_asset)
     if a.arbitrageurs is not None and a.arbitrageurs.pools is not None:
         for k, pool in enumerate(a.arbitrageurs.pools):
-            need_protocol(f"agents.arbitrageurs.pools[{k}]", pool, ConstantProduct,
-                          "constant_product")
+            need_protocol(f"agents.arbitrageurs.pools[{k}]", pool, Pool, "pool")
 
 
 def _low(dist: Constant | Uniform) -> float:

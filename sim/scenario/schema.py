@@ -308,14 +308,34 @@ class Lending(Strict):
     min_leftover_base: NonNegativeFloat = 1000.0
 
 
-class ConstantProduct(Strict):
-    """Uniswap-v2-style pool; the quote reserve is set from the base's external price."""
+class Pool(Strict):
+    """An AMM pool trading ``base`` against ``quote`` (the kinds below)."""
 
-    kind: Literal["constant_product"]
     base: str
     quote: str
     reserve_base: PositiveFloat = Field(description="Initial base-token reserve")
     fee: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.003
+
+
+class ConstantProduct(Pool):
+    """Uniswap-v2-style pool; the quote reserve is set from the base's external price."""
+
+    kind: Literal["constant_product"]
+
+
+class StableSwap(Pool):
+    """Curve-style two-coin StableSwap pool for a pegged pair (stETH/ETH, DAI/USDC).
+
+    ``amplification`` is the whitepaper's ``A`` (``Ann = A n^n``); a deployed Curve contract's
+    ``A()`` for two coins is ``2 A``. ``peg`` is the quote value of one base token at balance.
+    """
+
+    kind: Literal["stableswap"]
+    reserve_quote: PositiveFloat | None = Field(
+        None, description="Initial quote reserve; default reserve_base * peg (balanced)")
+    amplification: PositiveFloat = 50.0
+    peg: PositiveFloat = 1.0
+    fee: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0004
 
 
 class Oracle(Strict):
@@ -338,7 +358,7 @@ class Oracle(Strict):
         return self
 
 
-Protocol = Annotated[Lending | ConstantProduct | Oracle, Field(discriminator="kind")]
+Protocol = Annotated[Lending | ConstantProduct | StableSwap | Oracle, Field(discriminator="kind")]
 
 
 # --- agents --------------------------------------------------------------------------------
