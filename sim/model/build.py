@@ -1,0 +1,224 @@
+"""Construction of a model from its scenario: protocols, agents, receipt tokens.
+
+A mixin of ``StressModel``: each method reads ``self.scenario`` and sets the model's protocol
+tables and agent populations. Setup errors name the scenario field (``ScenarioError``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.agents.arbitrageur import Arbitrageur, ArbitrageurTable
+from sim.agents.lender import Lender, LenderTable
+from sim.agents.leveraged_trader import LeveragedTrader, TraderTable
+from sim.agents.liquidator import Liquidator, LiquidatorTable
+from sim.agents.market_maker import MarketMaker, MarketMakerTable
+from sim.errors import ScenarioError
+from sim.protocols.amm import Pools
+from sim.protocols.lending import LendingPools
+from sim.protocols.oracle import Oracles
+from sim.scenario import ConstantProduct, Lending, Oracle, Pool, StableSwap, draw
+
+
+class Construction:
+    """Builds the protocols and agents of a ``StressModel`` (mixin)."""
+
+    def _index(self, asset: str) -> int:
+        return self.assets.index(asset)
+
+    def _fail(self, field: str, message: str) -> None:
+        raise ScenarioError(self.scenario.source, field, message)
+
+    def _build_protocols(self) -> None:
+        s = self.scenario
+        p0 = self.prices[0]
+        pools = s.protocols_of(Pool)
+        self.pool_names = list(pools)
+        base = np.array([self._index(p.base) for p in pools.values()], dtype=np.int64)
+        quote = np.array([self._index(p.quote) for p in pools.values()], dtype=np.int64)
+        rb = np.array([p.reserve_base for p in pools.values()])
+        # A constant-product pool starts at the external price; a StableSwap pool at its
+        # reserves (balanced at the peg unless reserve_quote is given).
+        rq = np.array([
+            p.reserve_base * p0[b] / p0[q] if isinstance(p, ConstantProduct)
+            else (p.reserve_quote if p.reserve_quote is not None else p.reserve_base * p.peg)
+            for p, b, q in zip(pools.values(), base, quote, strict=True)])
+        stable = [isinstance(p, StableSwap) for p in pools.values()]
+        self.amm = Pools(
+            self.pool_names, base, quote, rb, rq, np.array([p.fee for p in pools.values()]),
+            amp=np.array([p.amplification if st else 0.0 for p, st in
+                          zip(pools.values(), stable, strict=True)]),
+            peg=np.array([p.peg if st else 1.0 for p, st in
+                          zip(pools.values(), stable, strict=True)]))
+
+        m = len(self.assets)
+        pool = np.full(m, -1, dtype=np.int64)
+        heartbeat = np.ones(m, dtype=np.int64)
+        deviation = np.zeros(m)
+        delay = np.zeros(m, dtype=np.int64)
+        for o in s.protocols_of(Oracle).values():
+            a = self._index(o.asset)
+            heartbeat[a] = Oracles.heartbeat_in_steps(o.heartbeat_hours, self.dt_hours)
+            deviation[a] = o.deviation
+            delay[a] = o.delay_steps
+            if o.source == "amm":
+                pool[a] = self.pool_names.index(o.pool)
+        self.oracles = Oracles(pool, heartbeat, deviation, delay, p0, self.amm.quote)
+        self.oracles.read_pools(self.amm.spot(), 0)
+
+        lendings = s.protocols_of(Lending)
+        self.lending_names = list(lendings)
+        self.venue_pool = np.full(len(lendings) * m, -1, dtype=np.int64)  # per market
+        markets: list[list[dict | None]] = []
+        for p, cfg in enumerate(lendings.values()):
+            row: list[dict | None] = []
+            for a, asset in enumerate(self.assets):
+                mk = cfg.markets.get(asset)
+                if mk is None:
+                    row.append(None)
+                    continue
+                params = mk.model_dump(exclude={"interest_rate", "liquidation_venue"})
+                params.update(mk.interest_rate.model_dump())
+                row.append(params)
+                if mk.liquidation_venue is not None:
+                    self.venue_pool[p * m + a] = self.pool_names.index(mk.liquidation_venue)
+            markets.append(row)
+        self.lending = LendingPools(self.lending_names, markets, [
+            (c.close_factor, c.close_factor_hf_threshold, c.min_base_max_close_factor_threshold,
+             c.min_leftover_base) for c in lendings.values()])
+
+    def _receipt_tokens(self) -> list[tuple[int, int, int]]:
+        """(token, underlying, market) of every lending receipt token; checks start prices."""
+        out = []
+        for name, spec in self.scenario.assets.items():
+            if spec.underlying is None:
+                continue
+            token, under = self._index(name), self._index(spec.underlying)
+            if abs(self.prices[0, token] - self.prices[0, under]) > 1e-9 * self.prices[0, under]:
+                self._fail(f"assets.{name}.price", f"must equal {spec.underlying}'s price "
+                           f"({self.prices[0, under]:g}) at start: a receipt token is priced "
+                           "from its underlying")
+            out.append((token, under, self.lending.market(spec.issuer, under)))
+        return out
+
+    def _price_receipts(self, t: int) -> None:
+        """Receipt tokens: the underlying's external price times the issuer's backing ratio."""
+        if not self.receipts:
+            return
+        ratio = self.lending.backing_ratio() if self.contagion else None
+        for token, under, k in self.receipts:
+            self.prices[t, token] = self.prices[t, under] * (1.0 if ratio is None else ratio[k])
+
+    def _amounts(self, field: str, dist, n: int) -> np.ndarray:
+        """Draws of a money-like setting, which must never be negative."""
+        values = draw(dist, self.rng, n)
+        if np.any(values < 0):
+            self._fail(field, f"must be >= 0 in every draw (got {values.min():g})")
+        return values
+
+    def _build_agents(self) -> None:
+        a = self.scenario.agents
+        m = len(self.assets)
+        p0 = self.prices[0]
+        rng = self.rng
+
+        self.lenders: list[LenderTable] = []
+        for _, cfg in a.populations("lenders"):
+            n = cfg.count
+            shares = np.zeros((n, m))
+            for asset, amount in cfg.supply.items():
+                k = self._index(asset)
+                market = self.lending.market(cfg.protocol, k)
+                shares[:, k] = self.lending.supply(market, amount * rng.dirichlet(np.ones(n)))
+            self.lenders.append(LenderTable(cfg.protocol, shares, draw(cfg.fear_drawdown, rng, n),
+                                            withdraw_utilisation=cfg.withdraw_utilisation,
+                                            withdraw_fraction=cfg.withdraw_fraction))
+            for row in range(n):
+                Lender(self, row, protocols=(cfg.protocol,))
+
+        self.traders: list[TraderTable] = []
+        for field, cfg in a.populations("leveraged_traders"):
+            self._build_traders(field, cfg)
+
+        self.market_makers = None
+        if a.market_makers is not None:
+            cfg = a.market_makers
+            p = self.pool_names.index(cfg.pool)
+            shares = np.full(cfg.count, self.amm.lp_supply[p] / cfg.count)
+            window = max(2, round(cfg.volatility_window_hours / self.dt_hours))
+            self.market_makers = MarketMakerTable(
+                p, shares, m, volatility_limit=cfg.volatility_limit,
+                pull_fraction=cfg.pull_fraction, window_steps=window)
+            for row in range(cfg.count):
+                MarketMaker(self, row, protocols=(cfg.pool,))
+
+        self.liquidators = LiquidatorTable.empty(m)
+        if a.liquidators is not None:
+            cfg = a.liquidators
+            n = cfg.count
+            balance = np.zeros((n, m))
+            k = self._index(cfg.capital_asset)
+            balance[:, k] = self._amounts("agents.liquidators.capital", cfg.capital, n) / p0[k]
+            self.liquidators = LiquidatorTable(
+                balance, self._amounts("agents.liquidators.gas_cost", cfg.gas_cost, n),
+                self._amounts("agents.liquidators.min_profit", cfg.min_profit, n),
+                                               rng.random(n) < cfg.atomic_share)
+            venues = tuple(self.pool_names[p] for p in np.unique(self.venue_pool) if p >= 0)
+            for row in range(n):
+                Liquidator(self, row, protocols=(*self.lending_names, *venues))
+
+        self.arbitrageurs = None
+        if a.arbitrageurs is not None and len(self.amm):
+            cfg = a.arbitrageurs
+            names = cfg.pools or self.pool_names
+            pools = np.array([self.pool_names.index(n) for n in names], dtype=np.int64)
+            self.arbitrageurs = ArbitrageurTable.with_capital(
+                self._amounts("agents.arbitrageurs.capital", cfg.capital, cfg.count), pools,
+                self.amm, p0)
+            for row in range(cfg.count):
+                Arbitrageur(self, row, protocols=tuple(names))
+
+    def _build_traders(self, field: str, cfg) -> None:
+        rng = self.rng
+        p0 = self.prices[0]
+        pool = self.lending
+        n = cfg.count * cfg.positions_per_agent
+        names = list(cfg.collateral)
+        weights = np.array([cfg.collateral[k] for k in names])
+        coll_asset = np.array([self._index(k) for k in names])[
+            rng.choice(len(names), size=n, p=weights / weights.sum())]
+        d = self._index(cfg.debt_asset)
+        coll_market = pool.market(cfg.protocol, 0) + coll_asset
+        debt_market = pool.market(cfg.protocol, d)
+        value = draw(cfg.position_value, rng, n)
+        leverage = draw(cfg.leverage, rng, n)
+        if np.any(value <= 0) or np.any(leverage < 1):
+            self._fail(field, "position_value must be > 0 and leverage >= 1 in every draw")
+        ltv_cap = pool.ltv[coll_market] * (1.0 - 1e-9)
+        debt_value = value * np.minimum(1.0 - 1.0 / leverage, ltv_cap)
+        debt = debt_value / p0[d]
+        if debt.sum() > pool.cash[debt_market]:
+            suppliers = [f"{here}.supply.{cfg.debt_asset}" for here, lenders in
+                         self.scenario.agents.populations("lenders")
+                         if lenders.protocol == cfg.protocol]
+            fix = f"raise {suppliers[0]}" if suppliers else f"add lenders to {cfg.protocol}"
+            self._fail(field, f"traders borrow {debt.sum():,.0f} {cfg.debt_asset} from "
+                       f"{cfg.protocol} but its lenders supply only "
+                       f"{pool.cash[debt_market]:,.0f}; {fix} or lower position_value")
+        owner = np.arange(n) // cfg.positions_per_agent
+        rows = pool.open_positions(owner, coll_market, np.full(n, debt_market),
+                                   value / p0[coll_asset], debt, p0)
+        self.external[d] += debt.sum()  # borrowed funds were spent on the collateral
+        wallet = self._amounts(f"{field}.wallet_share", cfg.wallet_share, n) * value / p0[d]
+        self.traders.append(TraderTable(rows, d, wallet,
+                                        rng.random(n) < cfg.deleverage_share,
+                                        margin_call_health=cfg.margin_call_health,
+                                        target_health=cfg.target_health))
+        venues = tuple(dict.fromkeys(
+            self.pool_names[v] for v in self.venue_pool[np.unique(coll_market)] if v >= 0))
+        for k in range(cfg.count):
+            LeveragedTrader(self, slice(rows.start + k * cfg.positions_per_agent,
+                                        rows.start + (k + 1) * cfg.positions_per_agent),
+                            protocols=(cfg.protocol, *venues))
+
+    # --- the step ---------------------------------------------------------------------------

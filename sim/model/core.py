@@ -1,0 +1,145 @@
+"""StressModel: wires market, protocols and agents, and owns the step order.
+
+One step: market (external prices) -> interest accrues -> exploits and liquidity withdrawals
+-> agents act (arbitrageurs, market makers, lenders, leveraged traders) -> oracle
+manipulations -> oracles publish (stale ones do not) -> liquidation cascade (at this step's
+gas cost) -> manipulations unwind -> record.
+Every random draw goes through ``self.rng`` (seeded by Mesa from the scenario's seed), so a
+(scenario, seed) pair reproduces a run bit for bit.
+"""
+
+from __future__ import annotations
+
+import mesa
+import numpy as np
+
+from sim import market, network, shocks
+from sim.engine import cascade as ck
+from sim.model.accounting import Accounting
+from sim.model.build import Construction
+from sim.model.kinds import AGENT_KINDS
+from sim.results import Recorder
+from sim.scenario import Scenario
+
+
+class StressModel(Construction, Accounting, mesa.Model):
+    """An agent-based stress run of one scenario.
+
+    Args:
+        scenario: a validated scenario.
+        seed: overrides ``simulation.seed``.
+        steps: overrides ``simulation.steps``.
+        contagion: when False, receipt tokens keep their issuer's starting backing ratio
+            (the counterfactual in which losses do not travel through tokens).
+    """
+
+    def __init__(self, scenario: Scenario, *, seed: int | None = None, steps: int | None = None,
+                 contagion: bool = True):
+        self.contagion = contagion
+        self.seed_used = scenario.simulation.seed if seed is None else int(seed)
+        super().__init__(rng=self.seed_used)
+        s = self.scenario = scenario
+        self.n_steps = s.simulation.steps if steps is None else int(steps)
+        self.dt_hours = s.simulation.dt_hours
+        self.assets = list(s.assets)
+        self.protocol_names = list(s.protocols)
+        m = len(self.assets)
+        self.t = 0
+        # A stream of its own: the agents' draws must not depend on the number of steps.
+        self.prices = market.price_paths(s, self.rng.spawn(1)[0], self.n_steps)
+        self.running_max = self.prices[0].copy()
+        self.external = np.zeros(m)  # tokens held by the outside world (CEX, spenders)
+        self.gas_sink = np.zeros(m)  # tokens paid as gas
+        self.volume = dict.fromkeys(AGENT_KINDS, 0.0)
+        self.graph = network.build_graph(s)
+        self._build_protocols()
+        self._build_agents()
+        self.shocks = shocks.ShockSchedule(s, dt_hours=self.dt_hours, assets=self.assets,
+                                           pool_names=self.pool_names)
+        self.receipts = self._receipt_tokens()
+        self.exploited = np.zeros(len(self.protocol_names))  # value stolen this step
+        self.gas_multiplier = 1.0
+        self.recorder = Recorder(self.n_steps, {
+            "asset": self.assets, "protocol": self.protocol_names,
+            "round": list(range(1, s.simulation.max_cascade_rounds + 1)),
+            "agent_kind": AGENT_KINDS})
+        self._record(np.zeros((len(self.lending_names), ck.N_STATS)), np.zeros(ck.N_TOTALS),
+                     np.zeros(s.simulation.max_cascade_rounds, dtype=np.int64))
+
+    def step(self) -> None:
+        """Advance one step of ``dt_hours``."""
+        self.t += 1
+        t = self.t
+        ext = self.prices[t]
+        self.volume = dict.fromkeys(AGENT_KINDS, 0.0)
+        self.lending.accrue(self.dt_hours)
+        self._protocol_shocks(t, ext)
+        self._price_receipts(t)
+        np.maximum(self.running_max, ext, out=self.running_max)
+        if self.arbitrageurs is not None:
+            self.volume["arbitrageur"] = self.arbitrageurs.act(self.amm, ext, self.external,
+                                                               self.rng)
+        if self.market_makers is not None:
+            mm = self.market_makers
+            mm.act(self.amm, self.prices[: t + 1, self.amm.base[mm.pool]], self.dt_hours)
+        drawdown = float(np.max(1.0 - ext / self.running_max))
+        for lenders in self.lenders:
+            lenders.act(self.lending, drawdown)
+        for traders in self.traders:
+            self.volume["leveraged_trader"] += traders.act(
+                self.lending, self.oracles.price, ext, self.amm, self.venue_pool, self.external)
+        unwinds = [(p, shocks.manipulate(self.amm, p, size, self.external))
+                   for p, size in self.shocks.manipulations(t)]
+        stale = self.shocks.stale_assets(t)
+        self.oracles.update(t, self.prices[: t + 1], self.amm.spot(), stale)
+        self.gas_multiplier = self.shocks.gas_multiplier(t)
+        self.liquidators.set_gas_multiplier(self.gas_multiplier)
+        self.liquidators.shuffle(self.rng)
+        stats, totals, rounds = self.lending.liquidate(
+            oracle_price=self.oracles.price, oracle_pool=self.oracles.live_pools(stale),
+            value_price=ext,
+            venue_pool=self.venue_pool, pools=self.amm, liquidators=self.liquidators,
+            arbitrage=self._arbitrage_inputs(), gas_sink=self.gas_sink,
+            max_rounds=self.scenario.simulation.max_cascade_rounds)
+        self.volume["liquidator"] = stats[:, ck.COLLATERAL_SEIZED_VALUE].sum()
+        self.volume["arbitrageur"] += totals[ck.ARBITRAGE_VOLUME]
+        for p, trade in reversed(unwinds):
+            shocks.unwind(self.amm, p, trade, self.external)
+        self._record(stats, totals, rounds)
+
+    def _protocol_shocks(self, t: int, ext: np.ndarray) -> None:
+        """Exploits and liquidity withdrawals scheduled for step ``t``."""
+        self.exploited[:] = 0.0
+        for name, share in self.shocks.exploit.get(t, []):
+            k = self.protocol_names.index(name)
+            if name in self.lending_names:
+                stolen = shocks.steal_from_lending(self.lending, name, share, self.external)
+                self.exploited[k] += stolen @ ext
+            else:
+                p = self.pool_names.index(name)
+                base, quote = shocks.steal_from_pool(self.amm, p, share, self.external)
+                self.exploited[k] += base * ext[self.amm.base[p]] + quote * ext[self.amm.quote[p]]
+        for p, share in self.shocks.withdrawal.get(t, []):
+            mm = self.market_makers
+            if mm is not None and mm.pool == p:
+                mm.withdraw(self.amm, share)
+            else:  # liquidity held by LPs outside the model
+                base, quote = self.amm.remove_liquidity(p, self.amm.lp_supply[p] * share)
+                self.external[self.amm.base[p]] += base
+                self.external[self.amm.quote[p]] += quote
+    def _arbitrage_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        arb = self.arbitrageurs
+        if arb is None:
+            return np.zeros((0, len(self.assets))), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return arb.balance, arb.pools, self.rng.permutation(len(arb)).astype(np.int64)
+
+    def agents_using(self, protocol: str) -> mesa.agent.AgentSet:
+        """The agents attached to ``protocol`` on the dependency graph."""
+        return self.agents.select(lambda a: protocol in a.protocols)
+
+    def run(self, progress=None) -> None:
+        """Run every remaining step; ``progress(n)`` is called after each step if given."""
+        while self.t < self.n_steps:
+            self.step()
+            if progress is not None:
+                progress(1)

@@ -1,0 +1,3 @@
+"""Agent kinds, in the order of the results' ``agent_kind`` dim."""
+
+AGENT_KINDS = ["lender", "leveraged_trader", "market_maker", "liquidator", "arbitrageur"]
