@@ -27,8 +27,8 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "external_price": (("asset",), "USD", "external market price"),
     "oracle_price": (("asset",), "USD", "oracle price after the cascade"),
     "amm_price": (("protocol",), "USD", "pool spot price of the base token after the cascade"),
-    "tvl": (("protocol",), "USD", "value locked: lending cash and collateral, pool reserves "
-            "(external prices)"),
+    "tvl": (("protocol",), "USD", "value locked: lending cash and collateral, pool reserves, "
+            "staking backing (external prices)"),
     "pool_depth": (("protocol",), "USD", "base volume that moves the pool price 10%"),
     "pool_reserve_base": (("protocol",), "tokens", "pool reserve of the base token"),
     "pool_reserve_quote": (("protocol",), "tokens", "pool reserve of the quote token"),
@@ -48,6 +48,9 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "deficit": (("protocol", "asset"), "tokens", "cumulative bad debt booked"),
     "backing_ratio": (("protocol", "asset"), "1",
                       "(cash + debt) / (supplied + treasury claim): receipt-token value"),
+    "peg": (("protocol",), "1", "market price of the protocol's token over its redemption "
+            "value (staked tokens: pool spot / exchange rate)"),
+    "redemption_queue": (("protocol",), "USD", "underlying owed to open redemption tickets"),
     "exploit_loss": (("protocol",), "USD", "value stolen from the protocol in the step"),
     "gas_multiplier": ((), "1", "gas cost multiplier of the step (gas spikes)"),
     "cascade_rounds": ((), "1", "liquidation rounds in the step"),

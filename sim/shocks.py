@@ -8,7 +8,9 @@ Price events (``depeg``, ``bridge_failure``) are part of the external path
 * ``stale_oracle``: an oracle stops publishing for a window;
 * ``oracle_manipulation``: each step of the window, an attacker moves a pool's spot by
   ``size`` with a flash loan right before the oracles read it, and unwinds after the cascade;
-* ``exploit``: a share of what a protocol holds (lending cash, pool reserves) is stolen.
+* ``sale``: holders outside the model sell base tokens into a pool evenly over a window;
+* ``exploit``: a share of what a protocol holds (lending cash, pool reserves, a staking
+  protocol's backing) is stolen.
 
 Stolen and flash-loaned tokens move to and from the model's ``external`` account, so token
 totals stay conserved; stolen lending cash is booked as the protocol's ``exploit_loss``.
@@ -28,6 +30,7 @@ from sim.scenario import (
     GasSpike,
     LiquidityWithdrawal,
     OracleManipulation,
+    Sale,
     Scenario,
     StaleOracle,
 )
@@ -49,6 +52,7 @@ class ShockSchedule:
         self.manipulation: list[tuple[range, int, float]] = []
         self.withdrawal: dict[int, list[tuple[int, float]]] = {}
         self.exploit: dict[int, list[tuple[str, float]]] = {}
+        self.sale: list[tuple[range, int, float]] = []
         for shock in s.shocks:
             if isinstance(shock, GasSpike):
                 self.gas.append((window(shock.at_hours, shock.duration_hours, dt_hours),
@@ -65,6 +69,9 @@ class ShockSchedule:
                 step = first_step(shock.at_hours, dt_hours)
                 self.withdrawal.setdefault(step, []).append((pool_names.index(shock.pool),
                                                              shock.share))
+            elif isinstance(shock, Sale):
+                steps = window(shock.at_hours, shock.duration_hours, dt_hours)
+                self.sale.append((steps, pool_names.index(shock.pool), shock.amount / len(steps)))
             elif isinstance(shock, Exploit):
                 step = first_step(shock.at_hours, dt_hours)
                 self.exploit.setdefault(step, []).append((shock.protocol, shock.share))
@@ -76,6 +83,10 @@ class ShockSchedule:
     def stale_assets(self, t: int) -> list[int]:
         """Assets whose oracle publishes nothing at step ``t``."""
         return [a for steps, a in self.stale if t in steps]
+
+    def sales(self, t: int) -> list[tuple[int, float]]:
+        """(pool, base tokens sold) of the forced sales active at step ``t``."""
+        return [(p, amount) for steps, p, amount in self.sale if t in steps]
 
     def manipulations(self, t: int) -> list[tuple[int, float]]:
         """(pool, relative spot move) of the manipulations active at step ``t``."""

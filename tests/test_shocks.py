@@ -152,7 +152,7 @@ def test_depeg_and_recovery_follow_the_stated_path():
 
 @pytest.mark.parametrize(("shock", "field", "phrase"), [
     ({"kind": "exploit", "protocol": "eth_oracle", "at_hours": 1.0, "share": 0.5},
-     "shocks[0].protocol", "not a lending or pool"),
+     "shocks[0].protocol", "not a lending, pool or liquid_staking"),
     ({"kind": "exploit", "protocol": "pool", "at_hours": 1.0, "share": 1.0},
      "shocks[0].share", "must be < 1 for a pool"),
     ({"kind": "liquidity_withdrawal", "pool": "aave", "at_hours": 1.0, "share": 0.5},

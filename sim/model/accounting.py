@@ -15,7 +15,11 @@ class Accounting:
     """Token totals, net worth per agent kind, and the per-step record (mixin)."""
 
     def token_totals(self) -> np.ndarray:
-        """Tokens per asset summed over every account (conserved: nothing is minted)."""
+        """Tokens per asset summed over every account.
+
+        Conserved up to ``net_issued``: only issuers mint and burn (staking deposits and
+        redemptions, staking rewards and losses).
+        """
         m = len(self.assets)
         amm = self.amm
         pool = self.lending
@@ -30,7 +34,17 @@ class Accounting:
             total += self.market_makers.wallet.sum(axis=0)
         if self.arbitrageurs is not None:
             total += self.arbitrageurs.balance.sum(axis=0)
-        return total
+        if self.redeemers is not None:
+            total += self.redeemers.balance.sum(axis=0)
+        return total + self.staking.held()
+
+    def net_issued(self) -> np.ndarray:
+        """Tokens created minus destroyed per asset since the start, by every issuer.
+
+        Staked tokens minted minus burnt, staking rewards minus losses, and backing an
+        attacker took (destroyed for the protocol, created in the attacker's hands).
+        """
+        return self.staking.minted() + self.staking.net_created() + self.created
 
     def _trader_wallets(self) -> np.ndarray:
         """Traders' spare funds per asset (each row holds its debt asset)."""
@@ -58,7 +72,18 @@ class Accounting:
         out[3] = self.liquidators.balance.sum(0) @ ext
         if self.arbitrageurs is not None:
             out[4] = self.arbitrageurs.balance.sum(0) @ ext
+        if self.redeemers is not None:
+            out[5] = self.redeemers.balance.sum(0) @ ext + self._ticket_claims() @ ext
         return out
+
+    def _ticket_claims(self) -> np.ndarray:
+        """Underlying claimed by the redeemers' open tickets, per asset."""
+        st = self.staking
+        t = st.tickets
+        open_ = ~t.paid & (t.owner >= 0)
+        claim = np.minimum(t.owed[open_], t.tokens[open_] * st.rate[t.protocol[open_]])
+        return np.bincount(st.underlying[t.protocol[open_]], weights=claim,
+                           minlength=len(self.assets))
 
     def _record(self, stats: np.ndarray, totals: np.ndarray, rounds: np.ndarray) -> None:
         pool = self.lending
@@ -95,6 +120,16 @@ class Accounting:
             rbase[idx] = amm.reserve_base
             rquote[idx] = amm.reserve_quote
             tvl[idx] = amm.reserve_base * ext[amm.base] + amm.reserve_quote * ext[amm.quote]
+        peg = np.full(n_proto, np.nan)
+        queue = np.full(n_proto, np.nan)
+        st = self.staking
+        if len(st):
+            idx = [self.protocol_names.index(n) for n in self.staking_names]
+            spot = amm.spot()
+            market = np.where(self.staking_pool >= 0, spot[self.staking_pool], st.rate)
+            peg[idx] = np.divide(market, st.rate, out=np.zeros(len(st)), where=st.rate > 0)
+            queue[idx] = st.queue_owed() * ext[st.underlying]
+            tvl[idx] = (st.backing + st.retained) * ext[st.underlying]
         self.recorder.record(self.t, {
             "external_price": self.prices[self.t],
             "oracle_price": price,
@@ -117,6 +152,8 @@ class Accounting:
             "available_liquidity": per_market(pool.cash),
             "deficit": per_market(pool.deficit),
             "backing_ratio": per_market(pool.backing_ratio()),
+            "peg": peg,
+            "redemption_queue": queue,
             "exploit_loss": self.exploited,
             "gas_multiplier": self.gas_multiplier,
             "cascade_rounds": float(np.count_nonzero(rounds)),  # rounds that liquidated

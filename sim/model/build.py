@@ -13,11 +13,21 @@ from sim.agents.lender import Lender, LenderTable
 from sim.agents.leveraged_trader import LeveragedTrader, TraderTable
 from sim.agents.liquidator import Liquidator, LiquidatorTable
 from sim.agents.market_maker import MarketMaker, MarketMakerTable
+from sim.agents.redeemer import Redeemer, RedeemerTable
 from sim.errors import ScenarioError
 from sim.protocols.amm import Pools
 from sim.protocols.lending import LendingPools
+from sim.protocols.liquid_staking import LiquidStaking as StakingTable
 from sim.protocols.oracle import Oracles
-from sim.scenario import ConstantProduct, Lending, Oracle, Pool, StableSwap, draw
+from sim.scenario import (
+    ConstantProduct,
+    Lending,
+    LiquidStaking,
+    Oracle,
+    Pool,
+    StableSwap,
+    draw,
+)
 
 
 class Construction:
@@ -86,6 +96,38 @@ class Construction:
         self.lending = LendingPools(self.lending_names, markets, [
             (c.close_factor, c.close_factor_hf_threshold, c.min_base_max_close_factor_threshold,
              c.min_leftover_base) for c in lendings.values()])
+        self._build_staking()
+
+    def _build_staking(self) -> None:
+        """Liquid-staking and wrapped tokens; their supply is seeded after the agents."""
+        s = self.scenario
+        lsts = s.protocols_of(LiquidStaking)
+        self.staking_names = list(lsts)
+        cfgs = list(lsts.values())
+        self.staking = StakingTable(
+            self.staking_names, token=[self._index(c.token) for c in cfgs],
+            underlying=[self._index(c.underlying) for c in cfgs], n_assets=len(self.assets),
+            staking_apr=[c.staking_apr for c in cfgs], delay_hours=[c.delay_hours for c in cfgs],
+            exit_capacity_per_day=[c.exit_capacity_per_day for c in cfgs],
+            rate=[c.rate for c in cfgs])
+        self.staking_pool = np.array([-1 if c.pool is None else self.pool_names.index(c.pool)
+                                      for c in cfgs], dtype=np.int64)
+        p0 = self.prices[0]
+        for name, c in lsts.items():
+            want = p0[self._index(c.underlying)] * c.rate
+            if abs(p0[self._index(c.token)] - want) > 1e-9 * want:
+                self._fail(f"assets.{c.token}.price", f"must be {c.underlying}'s price times "
+                           f"protocols.{name}.rate ({want:g}) at start")
+
+    def _seed_staking(self) -> None:
+        """Back every token the scenario placed (pools, collateral, wallets) at its rate."""
+        held = self.token_totals()
+        for p, name in enumerate(self.staking_names):
+            supply = held[self.staking.token[p]]
+            if supply > 0:
+                # The tokens are already placed; this records their supply and backing.
+                self.staking.deposit(p, supply * self.staking.rate[p])
+            self.staking.set_mint_enabled(p, self.scenario.protocols[name].mint_enabled)
 
     def _receipt_tokens(self) -> list[tuple[int, int, int]]:
         """(token, underlying, market) of every lending receipt token; checks start prices."""
@@ -177,6 +219,23 @@ class Construction:
                 self.amm, p0)
             for row in range(cfg.count):
                 Arbitrageur(self, row, protocols=tuple(names))
+
+        self.redeemers = None
+        if a.redeemers is not None:
+            cfg = a.redeemers
+            names = [n for n in (cfg.protocols or self.staking_names)
+                     if self.staking_pool[self.staking_names.index(n)] >= 0]
+            issuers = np.array([self.staking_names.index(n) for n in names], dtype=np.int64)
+            capital = self._amounts("agents.redeemers.capital", cfg.capital, cfg.count)
+            balance = np.zeros((cfg.count, m))
+            unders = np.unique(self.staking.underlying[issuers])
+            for u in unders:
+                balance[:, u] = capital / len(unders) / p0[u]
+            self.redeemers = RedeemerTable(balance, hurdle_rate=cfg.hurdle_rate,
+                                           protocols=issuers, pools=self.staking_pool[issuers])
+            for row in range(cfg.count):
+                Redeemer(self, row, protocols=(*names, *(self.pool_names[v] for v in
+                                                         self.staking_pool[issuers])))
 
     def _build_traders(self, field: str, cfg) -> None:
         rng = self.rng

@@ -54,6 +54,8 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.graph = network.build_graph(s)
         self._build_protocols()
         self._build_agents()
+        self._seed_staking()
+        self.created = np.zeros(m)  # tokens an attacker took out of a protocol's backing
         self.shocks = shocks.ShockSchedule(s, dt_hours=self.dt_hours, assets=self.assets,
                                            pool_names=self.pool_names)
         self.receipts = self._receipt_tokens()
@@ -73,8 +75,15 @@ class StressModel(Construction, Accounting, mesa.Model):
         ext = self.prices[t]
         self.volume = dict.fromkeys(AGENT_KINDS, 0.0)
         self.lending.accrue(self.dt_hours)
+        self.staking.accrue(self.dt_hours)
+        self._pay_redemptions()
         self._protocol_shocks(t, ext)
+        self._forced_sales(t)
+        if self.redeemers is not None:
+            self.volume["redeemer"] = self.redeemers.act(
+                self.staking, self.amm, self.t * self.dt_hours, self.rng)
         self._price_receipts(t)
+        self._price_staked(t)
         np.maximum(self.running_max, ext, out=self.running_max)
         if self.arbitrageurs is not None:
             self.volume["arbitrageur"] = self.arbitrageurs.act(self.amm, ext, self.external,
@@ -107,6 +116,33 @@ class StressModel(Construction, Accounting, mesa.Model):
             shocks.unwind(self.amm, p, trade, self.external)
         self._record(stats, totals, rounds)
 
+    def _pay_redemptions(self) -> None:
+        """Pay the redemption tickets due now: redeemers' to them, others' to the outside."""
+        ids, amounts = self.staking.process(self.t * self.dt_hours)
+        if len(ids) == 0:
+            return
+        owner = self.staking.tickets.owner[ids]
+        under = self.staking.underlying[self.staking.tickets.protocol[ids]]
+        mine = owner >= 0
+        if self.redeemers is not None:
+            self.redeemers.receive(owner[mine], under[mine], amounts[mine])
+        np.add.at(self.external, under[~mine], amounts[~mine])
+
+    def _price_staked(self, t: int) -> None:
+        """Staked tokens: the underlying's price times their pool's spot, or the rate."""
+        spot = self.amm.spot()
+        for p, v in enumerate(self.staking_pool):
+            token, under = self.staking.token[p], self.staking.underlying[p]
+            ratio = spot[v] if v >= 0 else self.staking.rate[p]
+            self.prices[t, token] = self.prices[t, under] * ratio
+
+    def _forced_sales(self, t: int) -> None:
+        """Holders outside the model selling into a pool (scheduled ``sale`` shocks)."""
+        for p, amount in self.shocks.sales(t):
+            got = self.amm.sell_base(p, amount)
+            self.external[self.amm.base[p]] -= amount
+            self.external[self.amm.quote[p]] += got
+
     def _protocol_shocks(self, t: int, ext: np.ndarray) -> None:
         """Exploits and liquidity withdrawals scheduled for step ``t``."""
         self.exploited[:] = 0.0
@@ -115,6 +151,13 @@ class StressModel(Construction, Accounting, mesa.Model):
             if name in self.lending_names:
                 stolen = shocks.steal_from_lending(self.lending, name, share, self.external)
                 self.exploited[k] += stolen @ ext
+            elif name in self.staking_names:
+                p = self.staking_names.index(name)
+                under = self.staking.underlying[p]
+                lost = self.staking.apply_loss(p, share)  # the backing leaves to the attacker
+                self.external[under] += lost
+                self.created[under] += lost
+                self.exploited[k] += lost * ext[under]
             else:
                 p = self.pool_names.index(name)
                 base, quote = shocks.steal_from_pool(self.amm, p, share, self.external)

@@ -1,3 +1,4 @@
 """Agent kinds, in the order of the results' ``agent_kind`` dim."""
 
-AGENT_KINDS = ["lender", "leveraged_trader", "market_maker", "liquidator", "arbitrageur"]
+AGENT_KINDS = ["lender", "leveraged_trader", "market_maker", "liquidator", "arbitrageur",
+               "redeemer"]

@@ -73,6 +73,11 @@ class Pools:
         return pool_quote(pool, True, amount, self.reserve_base, self.reserve_quote, self.fee,
                           self.amp, self.peg)
 
+    def quote_sell_quote(self, pool: int, amount: float) -> float:
+        """Base tokens ``amount`` quote tokens would fetch now (no state change)."""
+        return pool_quote(pool, False, amount, self.reserve_base, self.reserve_quote, self.fee,
+                          self.amp, self.peg)
+
     def sell_base(self, pool: int, amount: float) -> float:
         """Sell ``amount`` base tokens into ``pool``; return quote tokens paid out."""
         return pool_swap(pool, True, amount, self.reserve_base, self.reserve_quote, self.fee,

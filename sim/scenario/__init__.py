@@ -7,6 +7,16 @@ elsewhere in the file (a market's venue, an agent's protocol, an oracle's pool).
 """
 
 from sim.scenario.load import load_scenario, parse_scenario
+from sim.scenario.protocols import (
+    ConstantProduct,
+    InterestRate,
+    Lending,
+    LendingMarket,
+    LiquidStaking,
+    Oracle,
+    Pool,
+    StableSwap,
+)
 from sim.scenario.references import check_references
 from sim.scenario.schema import (
     GBM,
@@ -16,32 +26,27 @@ from sim.scenario.schema import (
     BridgeFailure,
     Constant,
     ConstantProcess,
-    ConstantProduct,
     Depeg,
     Distribution,
     Edge,
     Exploit,
     GasSpike,
-    InterestRate,
     Jump,
     JumpDiffusion,
     Lenders,
-    Lending,
-    LendingMarket,
     LeveragedTraders,
     Liquidators,
     LiquidityWithdrawal,
     LogNormal,
     Market,
     MarketMakers,
-    Oracle,
     OracleManipulation,
-    Pool,
+    Redeemers,
     Replay,
+    Sale,
     Scenario,
     ShockPath,
     Simulation,
-    StableSwap,
     StaleOracle,
     Uniform,
     draw,
@@ -50,11 +55,12 @@ from sim.scenario.schema import (
 
 __all__ = [
     "BridgeFailure", "Depeg", "Exploit", "GasSpike", "LiquidityWithdrawal", "OracleManipulation",
+    "Sale",
     "StaleOracle",
     "GBM", "Agents", "Arbitrageurs", "Asset", "Constant", "ConstantProcess", "ConstantProduct",
     "Distribution", "Edge", "InterestRate", "Jump", "JumpDiffusion", "Lenders", "Lending",
-    "LendingMarket", "LeveragedTraders", "Liquidators", "LogNormal", "Market", "MarketMakers",
-    "Oracle", "Pool", "Replay", "StableSwap", "Scenario", "ShockPath", "Simulation", "Uniform",
-    "check_references",
+    "LendingMarket", "LeveragedTraders", "LiquidStaking", "Liquidators", "LogNormal", "Market",
+    "MarketMakers", "Oracle", "Pool", "Redeemers", "Replay", "StableSwap", "Scenario",
+    "ShockPath", "Simulation", "Uniform", "check_references",
     "draw", "load_scenario", "parse_scenario", "replay_path",
 ]

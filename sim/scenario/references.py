@@ -12,17 +12,16 @@ from typing import Any
 import numpy as np
 
 from sim.errors import ScenarioError
+from sim.scenario.protocols import Lending, LiquidStaking, Oracle, Pool
 from sim.scenario.schema import (
     BridgeFailure,
     Constant,
     Depeg,
     Exploit,
-    Lending,
     LiquidityWithdrawal,
-    Oracle,
     OracleManipulation,
-    Pool,
     Replay,
+    Sale,
     Scenario,
     StaleOracle,
     Uniform,
@@ -74,15 +73,15 @@ def check_references(s: Scenario) -> None:
             fail(f"market.processes.{asset}.file", f"no such file: {replay_path(s, proc)}")
     for k, shock in enumerate(s.shocks):
         here = f"shocks[{k}]"
-        if isinstance(shock, LiquidityWithdrawal | OracleManipulation):
+        if isinstance(shock, LiquidityWithdrawal | OracleManipulation | Sale):
             need_protocol(f"{here}.pool", shock.pool, Pool, "pool")
         elif isinstance(shock, StaleOracle):
             need_protocol(f"{here}.oracle", shock.oracle, Oracle, "oracle")
         elif isinstance(shock, Exploit):
             target = s.protocols.get(shock.protocol)
-            if not isinstance(target, Lending | Pool):
-                fail(f"{here}.protocol", f"'{shock.protocol}' is not a lending or "
-                     "pool protocol (an exploit steals what a protocol holds)")
+            if not isinstance(target, Lending | Pool | LiquidStaking):
+                fail(f"{here}.protocol", f"'{shock.protocol}' is not a lending, pool or "
+                     "liquid_staking protocol (an exploit steals what a protocol holds)")
             if isinstance(target, Pool) and shock.share >= 1.0:
                 fail(f"{here}.share", "must be < 1 for a pool (an empty pool has no price)")
         elif isinstance(shock, Depeg | BridgeFailure):
@@ -119,6 +118,22 @@ def check_references(s: Scenario) -> None:
                 if proto.asset != pool.base:
                     fail(f"{here}.pool", f"pool '{proto.pool}' prices {pool.base}, "
                          f"not {proto.asset}")
+        elif isinstance(proto, LiquidStaking):
+            need_asset(f"{here}.token", proto.token)
+            need_asset(f"{here}.underlying", proto.underlying)
+            if proto.token == proto.underlying:
+                fail(f"{here}.underlying", "must differ from token")
+            if s.assets[proto.token].issuer != name:
+                fail(f"{here}.token", f"set assets.{proto.token}.issuer = '{name}' (the "
+                     "protocol issues it)")
+            if proto.token in s.market.processes:
+                fail(f"market.processes.{proto.token}", f"'{proto.token}' is priced from "
+                     f"{name} (its pool or exchange rate); give it no process")
+            if proto.pool is not None:
+                pool = need_protocol(f"{here}.pool", proto.pool, Pool, "pool")
+                if (pool.base, pool.quote) != (proto.token, proto.underlying):
+                    fail(f"{here}.pool", f"pool '{proto.pool}' trades {pool.base}/"
+                         f"{pool.quote}, not {proto.token}/{proto.underlying}")
         elif isinstance(proto, Lending):
             for asset, market in proto.markets.items():
                 need_asset(f"{here}.markets.{asset}", asset)
@@ -152,6 +167,7 @@ def check_references(s: Scenario) -> None:
                 fail(f"{here}.collateral.{asset}", "collateral must differ from debt_asset")
         if isinstance(t.leverage, Constant | Uniform) and _low(t.leverage) < 1.0:
             fail(f"{here}.leverage", "leverage must be >= 1")
+    check_redeemers(s)
     if a.market_makers is not None:
         need_protocol("agents.market_makers.pool", a.market_makers.pool, Pool, "pool")
     if a.liquidators is not None:
@@ -159,6 +175,22 @@ def check_references(s: Scenario) -> None:
     if a.arbitrageurs is not None and a.arbitrageurs.pools is not None:
         for k, pool in enumerate(a.arbitrageurs.pools):
             need_protocol(f"agents.arbitrageurs.pools[{k}]", pool, Pool, "pool")
+
+
+def check_redeemers(s: Scenario) -> None:
+    """The issuers redeemers use must be liquid-staking protocols."""
+    r = s.agents.redeemers
+    if r is None:
+        return
+    known = [k for k, v in s.protocols.items() if isinstance(v, LiquidStaking)]
+    if not known:
+        raise ScenarioError(s.source, "agents.redeemers", "no liquid_staking protocol to "
+                            "redeem at")
+    for k, name in enumerate(r.protocols or []):
+        if name not in known:
+            raise ScenarioError(s.source, f"agents.redeemers.protocols[{k}]",
+                                f"'{name}' is not a liquid_staking protocol (liquid_staking: "
+                                f"{', '.join(known)})")
 
 
 def _low(dist: Constant | Uniform) -> float:

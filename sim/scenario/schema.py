@@ -11,9 +11,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     NonNegativeFloat,
     PositiveFloat,
@@ -22,15 +20,8 @@ from pydantic import (
     model_validator,
 )
 
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
-OpenFraction = Annotated[float, Field(gt=0.0, lt=1.0)]
-
-
-class Strict(BaseModel):
-    """Base of every scenario table: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", validate_default=True, strict=True)
-
+from sim.scenario.base import Fraction, Strict
+from sim.scenario.protocols import Protocol
 
 # --- distributions -------------------------------------------------------------------------
 
@@ -221,6 +212,18 @@ class OracleManipulation(Shock):
     duration_hours: PositiveFloat
 
 
+class Sale(Shock):
+    """Holders outside the model sell ``amount`` base tokens into a pool over a window.
+
+    The sale is spread evenly over ``duration_hours`` (a fund unwinding, a whale exiting).
+    """
+
+    kind: Literal["sale"]
+    pool: str
+    amount: PositiveFloat = Field(description="Base tokens sold in all")
+    duration_hours: PositiveFloat
+
+
 class Exploit(Shock):
     """A share of a protocol's holdings (lending cash, or pool reserves) is stolen."""
 
@@ -250,115 +253,8 @@ class BridgeFailure(Shock):
 
 
 ShockSpec = Annotated[
-    GasSpike | LiquidityWithdrawal | StaleOracle | OracleManipulation | Exploit | Depeg
+    GasSpike | LiquidityWithdrawal | StaleOracle | OracleManipulation | Sale | Exploit | Depeg
     | BridgeFailure, Field(discriminator="kind")]
-
-
-# --- protocols -----------------------------------------------------------------------------
-
-
-class InterestRate(Strict):
-    """Kinked (two-slope) annual borrow rate (Aave's DefaultReserveInterestRateStrategy)."""
-
-    base_rate: NonNegativeFloat = 0.0
-    slope1: NonNegativeFloat = 0.04
-    slope2: NonNegativeFloat = 0.75
-    optimal_utilisation: OpenFraction = 0.8
-
-
-class LendingMarket(Strict):
-    """One reserve of a lending pool (Aave v3 parameters, fractions not basis points)."""
-
-    ltv: Annotated[float, Field(ge=0.0, lt=1.0)]
-    liquidation_threshold: Annotated[float, Field(gt=0.0, le=1.0)]
-    liquidation_bonus: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
-        description="Bonus as a fraction: 0.05 is Aave's 10500"
-    )
-    liquidation_protocol_fee: Fraction = 0.1
-    reserve_factor: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.15
-    interest_rate: InterestRate = Field(default_factory=InterestRate)
-    liquidation_venue: str | None = Field(
-        None, description="Pool where liquidators sell this collateral; none: sold off-chain"
-    )
-
-    @model_validator(mode="after")
-    def _aave_bounds(self) -> LendingMarket:
-        if self.ltv > self.liquidation_threshold:
-            raise ValueError(
-                f"ltv must be <= liquidation_threshold, got {self.ltv} > "
-                f"{self.liquidation_threshold}"
-            )
-        # Aave v3 ReserveConfiguration: liquidationThreshold * liquidationBonus <= 100%.
-        if self.liquidation_threshold * (1.0 + self.liquidation_bonus) > 1.0 + 1e-12:
-            raise ValueError(
-                "liquidation_threshold * (1 + liquidation_bonus) must be <= 1 (Aave v3), got "
-                f"{self.liquidation_threshold * (1.0 + self.liquidation_bonus):.4f}"
-            )
-        return self
-
-
-class Lending(Strict):
-    """Aave-v3-like lending pool."""
-
-    kind: Literal["lending"]
-    markets: dict[str, LendingMarket] = Field(min_length=1)
-    close_factor: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
-    close_factor_hf_threshold: Annotated[float, Field(gt=0.0, le=1.0)] = 0.95
-    min_base_max_close_factor_threshold: NonNegativeFloat = 2000.0
-    min_leftover_base: NonNegativeFloat = 1000.0
-
-
-class Pool(Strict):
-    """An AMM pool trading ``base`` against ``quote`` (the kinds below)."""
-
-    base: str
-    quote: str
-    reserve_base: PositiveFloat = Field(description="Initial base-token reserve")
-    fee: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.003
-
-
-class ConstantProduct(Pool):
-    """Uniswap-v2-style pool; the quote reserve is set from the base's external price."""
-
-    kind: Literal["constant_product"]
-
-
-class StableSwap(Pool):
-    """Curve-style two-coin StableSwap pool for a pegged pair (stETH/ETH, DAI/USDC).
-
-    ``amplification`` is the whitepaper's ``A`` (``Ann = A n^n``); a deployed Curve contract's
-    ``A()`` for two coins is ``2 A``. ``peg`` is the quote value of one base token at balance.
-    """
-
-    kind: Literal["stableswap"]
-    reserve_quote: PositiveFloat | None = Field(
-        None, description="Initial quote reserve; default reserve_base * peg (balanced)")
-    amplification: PositiveFloat = 50.0
-    peg: PositiveFloat = 1.0
-    fee: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0004
-
-
-class Oracle(Strict):
-    """Price feed of one asset: an external feed (Chainlink-like) or a pool's spot price."""
-
-    kind: Literal["oracle"]
-    asset: str
-    source: Literal["external", "amm"] = "external"
-    pool: str | None = Field(None, description="Pool read when source = 'amm'")
-    heartbeat_hours: PositiveFloat = 1.0
-    deviation: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.005
-    delay_steps: int = Field(0, ge=0)
-
-    @model_validator(mode="after")
-    def _pool_for_amm(self) -> Oracle:
-        if self.source == "amm" and self.pool is None:
-            raise ValueError("source = 'amm' needs pool = '<pool protocol>'")
-        if self.source == "external" and self.pool is not None:
-            raise ValueError("pool is only read when source = 'amm'")
-        return self
-
-
-Protocol = Annotated[Lending | ConstantProduct | StableSwap | Oracle, Field(discriminator="kind")]
 
 
 # --- agents --------------------------------------------------------------------------------
@@ -437,6 +333,21 @@ class Arbitrageurs(Strict):
     pools: list[str] | None = Field(None, description="Pools they trade; default: all")
 
 
+class Redeemers(Strict):
+    """Arbitrageurs who buy a token below its redemption value and redeem it at its issuer.
+
+    For a liquid-staking token: buy it on its pool while the discount to the exchange rate
+    beats ``hurdle_rate`` over the expected wait in the redemption queue, and mint-and-sell
+    when it trades at a premium. Capital is in the tokens' underlyings.
+    """
+
+    count: PositiveInt = 5
+    capital: Distribution = Field(description="Capital per redeemer (numeraire)")
+    hurdle_rate: NonNegativeFloat = Field(
+        0.2, description="Annual return a redeemer asks for capital locked in a queue")
+    protocols: list[str] | None = Field(None, description="Issuers they redeem at; default: all")
+
+
 def _as_list(value: Any) -> Any:
     """One table or an array of tables: always a list."""
     return [value] if isinstance(value, dict) else value
@@ -456,6 +367,7 @@ class Agents(Strict):
     market_makers: MarketMakers | None = None
     liquidators: Liquidators | None = None
     arbitrageurs: Arbitrageurs | None = None
+    redeemers: Redeemers | None = None
 
     def populations(self, kind: str) -> list[tuple[str, Any]]:
         """(field path, population) pairs of one kind, in file order."""
