@@ -34,3 +34,22 @@ def test_oracle_manipulation_liquidates_only_through_the_oracle():
     data["protocols"]["weth_oracle"] = {"kind": "oracle", "asset": "WETH"}
     calm = sim.run(parse_scenario(data, source=str(path)))
     assert float(calm.liquidation_count.sel(protocol="aave").sum()) == 0
+
+
+def test_lst_depeg_spreads_to_the_lending_pool_once_redeemers_run_out():
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "contagion_lst_depeg.toml"
+    ds = sim.run(path)
+    peg = ds.peg.sel(protocol="lido")
+    sale = int(3.0 / ds.attrs["dt_hours"])  # the forced sale starts at hour 3
+    assert float(peg[:sale].min()) > 0.99  # the pool drain alone barely moves it
+    assert float(peg.min()) < 0.95  # the discount the comment block reports
+    assert float(ds.redemption_queue.sel(protocol="lido").max()) > 0  # redeemers queued
+    liq = ds.liquidation_count.sel(protocol="aave")
+    assert float(liq[:sale].sum()) == 0 and float(liq.sum()) > 0
+    # The tipping point of the comment block: with less redeemer capital nobody buys below it,
+    # the token collapses and aave is left with bad debt.
+    data = tomllib.loads(path.read_text())
+    data["agents"]["redeemers"]["capital"]["value"] = 8_000_000.0
+    thin = sim.run(parse_scenario(data, source=str(path)))
+    assert float(thin.peg.sel(protocol="lido").min()) < 0.5
+    assert float(thin.bad_debt.sel(protocol="aave").sum()) > 0
