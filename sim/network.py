@@ -22,7 +22,7 @@ import networkx as nx
 import numpy as np
 
 from sim.errors import ScenarioError
-from sim.scenario import Lending, Oracle, Pool, Scenario
+from sim.scenario import Lending, LiquidStaking, Oracle, Pool, Scenario
 
 EDGE_KINDS = ("collateral", "oracle", "liquidation_venue", "deposits", "backing")
 ACYCLIC_KINDS = ("oracle", "backing")
@@ -41,8 +41,8 @@ def implied_edges(s: Scenario) -> list[tuple[str, str, str]]:
     edges = []
     oracle_of = {o.asset: name for name, o in s.protocols_of(Oracle).items()}
     for name, proto in s.protocols.items():
-        if isinstance(proto, Oracle) and proto.pool is not None:
-            edges.append((name, proto.pool, "oracle"))
+        if isinstance(proto, Oracle | LiquidStaking) and proto.pool is not None:
+            edges.append((name, proto.pool, "oracle"))  # a staked token is priced by its pool
         if isinstance(proto, Lending):
             for asset, market in proto.markets.items():
                 if market.liquidation_venue is not None:

@@ -1,5 +1,7 @@
 """The protocol dependency graph: implied and declared edges, checks, storage with results."""
 
+from pathlib import Path
+
 import networkx as nx
 import pytest
 
@@ -7,7 +9,7 @@ import sim
 from sim.errors import ScenarioError
 from sim.model import StressModel
 from sim.network import build_graph, edge_table, graph_from_dataset, implied_edges
-from sim.scenario import parse_scenario
+from sim.scenario import load_scenario, parse_scenario
 from tests.conftest import tiny
 
 
@@ -124,3 +126,11 @@ def test_graph_is_stored_with_results_and_redrawn(tmp_path):
     assert dict(back.nodes(data="kind")) == dict(original.nodes(data="kind"))
     assert {(u, v): k for u, v, k in back.edges(data="kinds")} == {
         (u, v): k for u, v, k in original.edges(data="kinds")}
+
+
+def test_staked_token_is_priced_by_its_pool_on_the_graph():
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "contagion_lst_depeg.toml"
+    g = build_graph(load_scenario(path))
+    assert "oracle" in g.edges["lido", "curve"]["kinds"]
+    assert "collateral" in g.edges["aave", "lido"]["kinds"]  # aave lists lido's stETH
+    assert "liquidation_venue" in g.edges["aave", "curve"]["kinds"]
