@@ -67,6 +67,8 @@ def test_two_coin_spot_matches_n_coin_and_finite_differences(x, y, amp):
     d = ss2_d(x, y, amp)
     spot = ss2_spot(x, y, d, amp)
     assert spot == pytest.approx(stableswap_spot_price(0, 1, np.array([x, y]), amp), rel=1e-10)
+    if not 1e-4 < x / y < 1e4:
+        return  # beyond that y moves by less than float noise over any usable step
     h = 1e-5 * min(x, y)  # central difference of the fee-free output
     diff = (ss2_y(x - h, d, amp) - ss2_y(x + h, d, amp)) / (2 * h)
     assert spot == pytest.approx(diff, rel=1e-5)
