@@ -171,6 +171,13 @@ def _summary(ds, files: list[Path]) -> str:
         ]
         if float(a.exploit_loss.sum()) > 0:
             lines.append(f"    exploit loss        {float(a.exploit_loss.sum()) / 1e6:,.2f} M USD")
+    for name in protocols_of_kind(ds, "liquid_staking"):
+        a = ds.sel(protocol=name)
+        lines += [
+            f"  {name}:",
+            f"    peg (pool / rate)   min {float(a.peg.min()):.4f}, end {float(a.peg[-1]):.4f}",
+            f"    redemption queue    peak {float(a.redemption_queue.max()) / 1e6:,.2f} M USD",
+        ]
     lines.append("  written               " + ", ".join(str(f) for f in files))
     return "\n".join(lines)
 

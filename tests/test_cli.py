@@ -245,3 +245,14 @@ def test_bad_option_exits_2_with_one_line(argv, phrase, scenario: Path, tmp_path
     assert phrase in line, line
     assert stdout == ""
     assert list(tmp_path.iterdir()) == []
+
+
+def test_run_summary_reports_a_staking_protocols_peg_and_queue(tmp_path, capsys):
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "contagion_lst_depeg.toml"
+    assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 0
+    text = capsys.readouterr().out
+    ds = sim.open_results(tmp_path / "out")
+    lido = ds.sel(protocol="lido")
+    assert (f"peg (pool / rate)   min {float(lido.peg.min()):.4f}, "
+            f"end {float(lido.peg[-1]):.4f}") in text
+    assert f"peak {float(lido.redemption_queue.max()) / 1e6:,.2f} M USD" in text
