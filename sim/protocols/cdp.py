@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.engine import cdp as cdp_kernel
-from sim.protocols.lending import ProtocolError
+from sim.protocols.errors import ProtocolError
 
 SECONDS_PER_YEAR = 365.0 * 86400.0  # Jug.drip over a 365-day year
 CURVES = {"stairstep_exponential": cdp_kernel.STAIRSTEP_EXPONENTIAL,

@@ -22,12 +22,9 @@ import numpy as np
 
 from sim.engine import cascade as cascade_kernel
 from sim.engine.health import book_totals, select_below
+from sim.protocols.errors import ProtocolError
 
 HOURS_PER_YEAR = 8760.0
-
-
-class ProtocolError(Exception):
-    """An operation the protocol's rules refuse (a bug in the caller, not bad input)."""
 
 
 class PositionBook:

@@ -24,7 +24,8 @@ import numpy as np
 
 from sim.engine import accounts as accounts_kernel
 from sim.engine import cascade as cascade_kernel
-from sim.protocols.lending import LendingPools, ProtocolError
+from sim.protocols.errors import ProtocolError
+from sim.protocols.lending import LendingPools
 
 _TOL = 1e-12  # relative slack of the LTV and liquidity checks, as ``LendingPools``
 

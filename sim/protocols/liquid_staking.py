@@ -52,7 +52,7 @@ import math
 
 import numpy as np
 
-from sim.protocols.lending import ProtocolError
+from sim.protocols.errors import ProtocolError
 
 HOURS_PER_YEAR = 8760.0
 HOURS_PER_DAY = 24.0

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.engine import perps as perps_kernel
-from sim.protocols.lending import ProtocolError
+from sim.protocols.errors import ProtocolError
 
 PARAMETERS = ("initial_margin", "maintenance_margin", "liquidation_fee", "max_funding_rate",
               "skew_scale")

@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sim.protocols.lending import ProtocolError
+from sim.protocols.errors import ProtocolError
 
 MAX_OFFER_OVER_POOL = 1e12  # largest sister offer, as a multiple of the luna pool's value
 
