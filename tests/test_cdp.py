@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.engine import cdp as kern
+from sim.protocols.amm import Pools
 from sim.protocols.cdp import CDPs
-from sim.protocols.lending import ProtocolError
+from sim.protocols.errors import ProtocolError
 from tests import reference as ref
 
 ETH, DAI = 0, 1
@@ -24,6 +25,11 @@ ETH_A = dict(protocol=0, asset=ETH, liquidation_ratio=1.5, liquidation_penalty=0
 
 def maker(big_hole=np.inf, **ilk):
     return CDPs(["maker"], [DAI], 2, [{**ETH_A, **ilk}], [big_hole])
+
+
+def venue_pool(reserve_eth, reserve_dai):
+    """One constant-product ETH/DAI pool (fee 0.3%), the auctions' venue."""
+    return Pools(["eth_dai"], [ETH], [DAI], [reserve_eth], [reserve_dai], [0.003])
 
 
 def prices(eth, dai=1.0):
@@ -359,8 +365,7 @@ def test_redo_at_the_cusp_restarts_from_the_oracle_and_pays_the_incentive():
 
 
 def test_keeper_sells_on_the_venue_and_moves_the_pool():
-    pool = SimpleNamespace(reserve_base=np.array([1_000.0]), reserve_quote=np.array([2e6]),
-                           fee=np.array([0.003]), quote=np.array([DAI]))
+    pool = venue_pool(1_000.0, 2e6)
     c = barked_eth_a(venue=0)
     k = keepers([[0.0, 1e6]], gas=[50.0], min_profit=[100.0])
     c.run_auctions(0.0, 7200.0, oracle_price=prices(2000.0), value_price=prices(2000.0),
@@ -418,9 +423,7 @@ def dutch_twin(top, lot, tab, due, chost, keepers_, venue_pool, value, step, cut
 def test_dutch_run_matches_the_stair_by_stair_twin(seed):
     rng = np.random.default_rng(seed)
     reserve = float(rng.uniform(200, 5000))
-    pool = SimpleNamespace(reserve_base=np.array([reserve]),
-                           reserve_quote=np.array([reserve * rng.uniform(1500, 2500)]),
-                           fee=np.array([0.003]), quote=np.array([DAI]))
+    pool = venue_pool(reserve, reserve * rng.uniform(1500, 2500))
     n_k = 3
     bal = np.zeros((n_k, 2))
     bal[:, DAI] = rng.uniform(2_000, 30_000, n_k)
@@ -512,8 +515,7 @@ def test_english_auction_without_bids_restarts():
        drops=st.lists(st.floats(0.5, 1.0), min_size=1, max_size=5))
 def test_tokens_and_maker_ledger_are_conserved(seed, english, drops):
     rng = np.random.default_rng(seed)
-    pool = SimpleNamespace(reserve_base=np.array([2_000.0]), reserve_quote=np.array([6e6]),
-                           fee=np.array([0.003]), quote=np.array([DAI]))
+    pool = venue_pool(2_000.0, 6e6)
     c = maker(auction_kind="english" if english else "dutch", venue=0, stability_fee=0.1,
               dust=100.0, hole=float(rng.uniform(2e4, 2e5)), tip=20.0, chip=0.001)
     n_owners = 8

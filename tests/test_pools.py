@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from sim.engine.amm import (
     arbitrage,
     cp_amount_out,
+    pool_input_for_output,
     pool_input_to_price,
     pool_quote,
     pool_spot,
@@ -176,3 +177,22 @@ def test_manipulation_moves_a_stableswap_spot_by_its_size(size):
 def test_lp_supply_of_a_new_stableswap_pool_is_d():
     pools = Pools(["curve"], [0], [1], [1000.0], [3000.0], [0.0004], amp=[10.0], peg=[2.0])
     assert pools.lp_supply[0] == pytest.approx(ss2_d(2000.0, 3000.0, 10.0), rel=1e-15)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(1e3, 1e7), st.floats(1e3, 1e7), st.sampled_from([0.0, 10.0, 200.0]),
+       st.floats(0.0, 0.01), st.floats(0.8, 1.2), st.booleans(), st.floats(1e-4, 0.9))
+def test_input_for_output_inverts_the_quote(rb, rq, amp, fee, peg, sell_base, share):
+    # Independent check: the input found pays at least the wanted output, and a slightly
+    # smaller input does not (the quote rises with the input).
+    r, q, f, a, g = one_pool(rb, rq, fee, amp, peg if amp > 0 else 1.0)
+    want = share * (rq if sell_base else rb)
+    x = pool_input_for_output(0, sell_base, want, r, q, f, a, g)
+    assert np.isfinite(x) and x > 0
+    assert pool_quote(0, sell_base, x, r, q, f, a, g) >= want * (1 - 1e-9)
+    assert pool_quote(0, sell_base, x * (1 - 1e-6), r, q, f, a, g) < want
+    if amp == 0:  # Uniswap v2 getAmountIn without rounding: y R_in / ((1 - fee)(R_out - y))
+        r_in, r_out = (rb, rq) if sell_base else (rq, rb)
+        assert x == pytest.approx(want * r_in / ((1 - fee) * (r_out - want)), rel=1e-12)
+    assert pool_input_for_output(0, sell_base, q[0] if sell_base else r[0], r, q, f, a,
+                                 g) == np.inf

@@ -13,6 +13,8 @@ dispatch on ``amp`` and are what the cascade, the arbitrageurs and the protocols
 
 import math
 
+import numpy as np
+
 from sim.engine._jit import kernel
 from sim.engine.stableswap import ss2_amount_out, ss2_d, ss2_input_to_price, ss2_spot
 
@@ -149,6 +151,40 @@ def pool_input_to_price(p, sell_base, target_out_per_in, reserve_base, reserve_q
         return ss2_input_to_price(x, reserve_quote[p], amp[p], fee[p],
                                   target_out_per_in / peg[p]) / peg[p]
     return ss2_input_to_price(reserve_quote[p], x, amp[p], fee[p], target_out_per_in * peg[p])
+
+
+@kernel
+def pool_input_for_output(p, sell_base, want_out, reserve_base, reserve_quote, fee, amp, peg):
+    """Least tokens to sell into pool ``p`` to receive ``want_out``; inf if the pool cannot.
+
+    Constant product: ``out = g x R_out / (R_in + g x) = y`` gives ``x = y R_in / (g (R_out -
+    y))``. StableSwap: bisection on ``pool_quote``, which rises with the input.
+    """
+    r_out = reserve_quote[p] if sell_base else reserve_base[p]
+    if want_out <= 0.0:
+        return 0.0
+    if want_out >= r_out:
+        return np.inf
+    if amp[p] <= 0.0:
+        r_in = reserve_base[p] if sell_base else reserve_quote[p]
+        return want_out * r_in / ((1.0 - fee[p]) * (r_out - want_out))
+    hi = want_out / (peg[p] if sell_base else 1.0 / peg[p])
+    for _ in range(200):  # grow until enough comes out
+        if pool_quote(p, sell_base, hi, reserve_base, reserve_quote, fee, amp, peg) >= want_out:
+            break
+        hi *= 2.0
+    else:
+        return np.inf
+    lo = 0.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi:
+            break
+        if pool_quote(p, sell_base, mid, reserve_base, reserve_quote, fee, amp, peg) >= want_out:
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 @kernel

@@ -16,8 +16,8 @@ is still uncovered when its lot is gone stays in ``sin`` as bad debt.
 
 Keepers value tokens at ``value_price`` (numeraire), pay gas in stable tokens (into
 ``gas_sink``, as the cascade kernel does) and sell bought collateral at once on the ilk's
-constant-product venue (or keep it at the external price when the ilk has none). Auction
-prices are in stable units with par = 1 numeraire (Spotter's ``par``).
+venue pool, constant product or StableSwap (or keep it at the external price when the ilk has
+none). Auction prices are in stable units with par = 1 numeraire (Spotter's ``par``).
 """
 
 import math
@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 from sim.engine._jit import kernel
-from sim.engine.amm import cp_amount_out, cp_input_to_price, cp_swap
+from sim.engine.amm import pool_input_for_output, pool_input_to_price, pool_quote, pool_swap
 from sim.engine.auction import (
     exponential_price,
     linear_price,
@@ -248,12 +248,12 @@ def bark(vault_ilk, ink, art, ilk_art, rate, liquidation_ratio, chop, dust, hole
 
 @kernel
 def keeper_take(price, lot, tab, chost, budget, venue, reserve_base, reserve_quote, pool_fee,
-                p_coll, p_stable, p_quote, gas):
+                pool_amp, pool_peg, p_coll, p_stable, p_quote, gas):
     """What one keeper would take at ``price`` and its profit (numeraire), nothing moved.
 
-    The keeper buys the slice that maximises ``proceeds - owe``: on a constant-product venue,
+    The keeper buys the slice that maximises ``proceeds - owe``: on a venue,
     up to where the pool's marginal rate falls to ``price * p_stable / p_quote``
-    (``cp_input_to_price``); at the external price, the whole lot when ``p_coll >= price *
+    (``pool_input_to_price``); at the external price, the whole lot when ``p_coll >= price *
     p_stable``. The slice is capped by its stable budget and passed through Clipper.take's
     rules (``take_amount``); if those refuse a partial take, it tries the whole lot/tab.
     ``profit = proceeds - owe * p_stable - gas``.
@@ -263,7 +263,8 @@ def keeper_take(price, lot, tab, chost, budget, venue, reserve_base, reserve_quo
         lot, tab, chost: floats, the auction's lot, tab and ``dust * chop``.
         budget: float, stable tokens the keeper can spend.
         venue: int, pool where the keeper sells, or -1.
-        reserve_base, reserve_quote, pool_fee: float64[p], pool reserves (read) and fees.
+        reserve_base, reserve_quote, pool_fee, pool_amp, pool_peg: float64[p], pool reserves
+            (read), fees, amplifications (0: constant product) and pegs.
         p_coll, p_stable, p_quote: floats, value prices of the collateral, the stable and the
             venue's quote token.
         gas: float, gas cost of the take (numeraire).
@@ -275,8 +276,8 @@ def keeper_take(price, lot, tab, chost, budget, venue, reserve_base, reserve_quo
         if price <= 0.0:
             want = lot
         else:
-            want = cp_input_to_price(reserve_base[venue], reserve_quote[venue], pool_fee[venue],
-                                     price * p_stable / p_quote)
+            want = pool_input_to_price(venue, True, price * p_stable / p_quote, reserve_base,
+                                       reserve_quote, pool_fee, pool_amp, pool_peg)
     else:
         want = lot if p_coll >= price * p_stable else 0.0
     if price > 0.0 and want * price > budget:
@@ -289,8 +290,8 @@ def keeper_take(price, lot, tab, chost, budget, venue, reserve_base, reserve_quo
     if slice_ <= 0.0 or owe > budget * (1.0 + 1e-12):  # want = budget / price rounds up
         return 0.0, 0.0, -gas
     if venue >= 0:
-        proceeds = cp_amount_out(slice_, reserve_base[venue], reserve_quote[venue],
-                                 pool_fee[venue]) * p_quote
+        proceeds = pool_quote(venue, True, slice_, reserve_base, reserve_quote, pool_fee,
+                              pool_amp, pool_peg) * p_quote
     else:
         proceeds = slice_ * p_coll
     return slice_, owe, proceeds - owe * p_stable - gas
@@ -298,7 +299,7 @@ def keeper_take(price, lot, tab, chost, budget, venue, reserve_base, reserve_quo
 
 @kernel
 def break_even_price(price_now, lot, tab, chost, budget, venue, reserve_base, reserve_quote,
-                     pool_fee, p_coll, p_stable, p_quote, gas, min_profit):
+                     pool_fee, pool_amp, pool_peg, p_coll, p_stable, p_quote, gas, min_profit):
     """Highest auction price (<= ``price_now``) at which a take earns ``min_profit``; 0 if none.
 
     Profit falls as the price rises (the keeper's best take is worth less), so a bisection on
@@ -307,8 +308,8 @@ def break_even_price(price_now, lot, tab, chost, budget, venue, reserve_base, re
 
     Args:
         price_now: float, the auction's price now (upper bound).
-        lot, tab, chost, budget, venue, reserve_base, reserve_quote, pool_fee, p_coll,
-            p_stable, p_quote, gas: as in ``keeper_take``.
+        lot, tab, chost, budget, venue, reserve_base, reserve_quote, pool_fee, pool_amp,
+            pool_peg, p_coll, p_stable, p_quote, gas: as in ``keeper_take``.
         min_profit: float, the keeper's minimum profit (numeraire).
 
     Returns:
@@ -317,12 +318,13 @@ def break_even_price(price_now, lot, tab, chost, budget, venue, reserve_base, re
     if price_now <= 0.0:
         return 0.0
     s, _, profit = keeper_take(price_now, lot, tab, chost, budget, venue, reserve_base,
-                               reserve_quote, pool_fee, p_coll, p_stable, p_quote, gas)
+                               reserve_quote, pool_fee, pool_amp, pool_peg, p_coll, p_stable,
+                               p_quote, gas)
     if s > 0.0 and profit >= min_profit:
         return price_now
     lo = price_now * LOW_PRICE_FACTOR
     s, _, profit = keeper_take(lo, lot, tab, chost, budget, venue, reserve_base, reserve_quote,
-                               pool_fee, p_coll, p_stable, p_quote, gas)
+                               pool_fee, pool_amp, pool_peg, p_coll, p_stable, p_quote, gas)
     if not (s > 0.0 and profit >= min_profit):
         return 0.0
     hi = price_now
@@ -331,7 +333,8 @@ def break_even_price(price_now, lot, tab, chost, budget, venue, reserve_base, re
         if mid <= lo or mid >= hi:
             break
         s, _, profit = keeper_take(mid, lot, tab, chost, budget, venue, reserve_base,
-                                   reserve_quote, pool_fee, p_coll, p_stable, p_quote, gas)
+                                   reserve_quote, pool_fee, pool_amp, pool_peg, p_coll, p_stable,
+                                   p_quote, gas)
         if s > 0.0 and profit >= min_profit:
             lo = mid
         else:
@@ -356,8 +359,9 @@ def run_dutch(t0, t1, active, a_ilk, a_vault, lot, tab, due, top, tic, start_pri
               sold, end_time, ilk_curve, ilk_buf, ilk_cut, ilk_step, ilk_tau, ilk_tail,
               ilk_cusp, ilk_chip, ilk_tip, ilk_chost, ilk_asset, ilk_protocol, ilk_venue, dirt,
               big_dirt, stable_asset, sin, surplus, minted, burnt, gem, oracle_price,
-              value_price, reserve_base, reserve_quote, pool_fee, pool_quote, k_balance, k_gas,
-              k_min_profit, k_order, gas_sink, zero_bid_threshold, stats):
+              value_price, reserve_base, reserve_quote, pool_fee, pool_amp, pool_peg,
+              pool_quote_asset, k_balance, k_gas, k_min_profit, k_order, gas_sink,
+              zero_bid_threshold, stats):
     """Run every active Dutch auction over ``[t0, t1]`` seconds (Clipper take and redo).
 
     For each auction in turn: the next event is the earliest time at which some keeper's take
@@ -389,8 +393,9 @@ def run_dutch(t0, t1, active, a_ilk, a_vault, lot, tab, due, top, tic, start_pri
         sin, surplus, minted, burnt: float64[P], the protocol ledger (in/out).
         gem: float64[n], vault owners' free collateral (in/out).
         oracle_price, value_price: float64[m], prices (oracle in stable units, par 1).
-        reserve_base, reserve_quote, pool_fee: float64[p], pools (reserves in/out).
-        pool_quote: int64[p], quote asset per pool.
+        reserve_base, reserve_quote, pool_fee, pool_amp, pool_peg: float64[p], pools
+            (reserves in/out), as in ``keeper_take``.
+        pool_quote_asset: int64[p], quote asset per pool.
         k_balance: float64[l, m], keepers' balances (in/out).
         k_gas, k_min_profit: float64[l], gas per transaction and minimum profit (numeraire).
         k_order: int64[l], acting order.
@@ -410,8 +415,7 @@ def run_dutch(t0, t1, active, a_ilk, a_vault, lot, tab, due, top, tic, start_pri
         venue = ilk_venue[k]
         p_stable = value_price[s_asset]
         p_coll = value_price[c_asset]
-        p_quote = value_price[pool_quote[venue]] if venue >= 0 else 0.0
-        fee = pool_fee[venue] if venue >= 0 else 0.0
+        p_quote = value_price[pool_quote_asset[venue]] if venue >= 0 else 0.0
         now = t0 if t0 > tic[a] else tic[a]
         excluded[:] = False
         for _ in range(MAX_EVENTS):
@@ -432,8 +436,8 @@ def run_dutch(t0, t1, active, a_ilk, a_vault, lot, tab, due, top, tic, start_pri
                 if budget <= 0.0:
                     continue
                 pb = break_even_price(price_now, lot[a], tab[a], ilk_chost[k], budget, venue,
-                                      reserve_base, reserve_quote, pool_fee, p_coll, p_stable,
-                                      p_quote, k_gas[kp], k_min_profit[kp])
+                                      reserve_base, reserve_quote, pool_fee, pool_amp, pool_peg,
+                                      p_coll, p_stable, p_quote, k_gas[kp], k_min_profit[kp])
                 if pb <= 0.0:
                     continue
                 t = tic[a] + first_time_at_or_below(curve, top[a], ilk_cut[k], ilk_step[k],
@@ -452,7 +456,8 @@ def run_dutch(t0, t1, active, a_ilk, a_vault, lot, tab, due, top, tic, start_pri
                     budget = k_balance[best, s_asset] - k_gas[best] / p_stable
                     slice_, owe, profit = keeper_take(
                         price, lot[a], tab[a], ilk_chost[k], budget, venue, reserve_base,
-                        reserve_quote, pool_fee, p_coll, p_stable, p_quote, k_gas[best])
+                        reserve_quote, pool_fee, pool_amp, pool_peg, p_coll, p_stable, p_quote,
+                        k_gas[best])
                     if slice_ <= 0.0 or profit < k_min_profit[best]:
                         excluded[best] = True  # not monotone after all: skip it this call
                         continue
@@ -470,8 +475,9 @@ def run_dutch(t0, t1, active, a_ilk, a_vault, lot, tab, due, top, tic, start_pri
                     raised[a] += owe
                     sold[a] += slice_
                     if venue >= 0:
-                        out = cp_swap(reserve_base, reserve_quote, venue, slice_, fee)
-                        k_balance[best, pool_quote[venue]] += out
+                        out = pool_swap(venue, True, slice_, reserve_base, reserve_quote, pool_fee,
+                                       pool_amp, pool_peg)
+                        k_balance[best, pool_quote_asset[venue]] += out
                     else:
                         k_balance[best, c_asset] += slice_
                     stats[p, COLLATERAL_SOLD_VALUE] += slice_ * p_coll
@@ -517,26 +523,25 @@ def run_dutch(t0, t1, active, a_ilk, a_vault, lot, tab, due, top, tic, start_pri
 
 
 @kernel
-def lot_value(amount, venue, reserve_base, reserve_quote, pool_fee, p_coll, p_quote):
+def lot_value(amount, venue, reserve_base, reserve_quote, pool_fee, pool_amp, pool_peg, p_coll,
+              p_quote):
     """Numeraire a keeper gets for ``amount`` collateral: venue proceeds or external value."""
     if venue >= 0:
-        return cp_amount_out(amount, reserve_base[venue], reserve_quote[venue],
-                             pool_fee[venue]) * p_quote
+        return pool_quote(venue, True, amount, reserve_base, reserve_quote, pool_fee, pool_amp,
+                          pool_peg) * p_quote
     return amount * p_coll
 
 
 @kernel
-def min_lot_for(value_needed, venue, reserve_base, reserve_quote, pool_fee, p_coll, p_quote):
+def min_lot_for(value_needed, venue, reserve_base, reserve_quote, pool_fee, pool_amp,
+                pool_peg, p_coll, p_quote):
     """Least collateral worth ``value_needed`` to a keeper (inverse of ``lot_value``); inf if none.
 
-    Constant product: ``out = g l R_q / (R_b + g l) = y`` gives ``l = y R_b / (g (R_q - y))``.
+    On a venue: ``pool_input_for_output`` (closed form for constant product).
     """
     if venue >= 0:
-        y = value_needed / p_quote
-        if y >= reserve_quote[venue]:
-            return np.inf
-        g = 1.0 - pool_fee[venue]
-        return y * reserve_base[venue] / (g * (reserve_quote[venue] - y))
+        return pool_input_for_output(venue, True, value_needed / p_quote, reserve_base,
+                                     reserve_quote, pool_fee, pool_amp, pool_peg)
     return value_needed / p_coll if p_coll > 0.0 else np.inf
 
 
@@ -544,9 +549,9 @@ def min_lot_for(value_needed, venue, reserve_base, reserve_quote, pool_fee, p_co
 def run_english(t0, t1, active, a_ilk, a_vault, lot, tab, due, bid, guy, bid_expiry, end,
                 kicked, start_price, raised, sold, end_time, ilk_beg, ilk_ttl, ilk_tau, ilk_asset,
                 ilk_protocol, ilk_venue, dirt, big_dirt, stable_asset, sin, surplus, burnt,
-                gem, value_price, reserve_base, reserve_quote, pool_fee, pool_quote,
-                k_balance, k_gas, k_min_profit, k_order, k_opportunist, opportunist_bid,
-                gas_sink, zero_bid_threshold, stats):
+                gem, value_price, reserve_base, reserve_quote, pool_fee, pool_amp, pool_peg,
+                pool_quote_asset, k_balance, k_gas, k_min_profit, k_order, k_opportunist,
+                opportunist_bid, gas_sink, zero_bid_threshold, stats):
     """Run every active English auction over ``[t0, t1]`` seconds (flip.sol tend/dent/deal).
 
     Keepers act at the start of the interval (or at kick, or at a restart), in order, until
@@ -575,7 +580,8 @@ def run_english(t0, t1, active, a_ilk, a_vault, lot, tab, due, bid, guy, bid_exp
         ilk_beg, ilk_ttl, ilk_tau: float64[K], Flipper parameters.
         ilk_asset, ilk_protocol, ilk_venue: int64[K].
         dirt, big_dirt, stable_asset, sin, surplus, burnt, gem: as in ``run_dutch``.
-        value_price: float64[m]; reserve_base, reserve_quote, pool_fee, pool_quote: pools.
+        value_price: float64[m]; reserve_base, ..., pool_quote_asset: pools, as in
+            ``run_dutch``.
         k_balance, k_gas, k_min_profit, k_order: keepers, as in ``run_dutch``.
         k_opportunist: bool[l], zero-bidders.
         opportunist_bid: float, the tiny positive bid they place (stable).
@@ -594,7 +600,7 @@ def run_english(t0, t1, active, a_ilk, a_vault, lot, tab, due, bid, guy, bid_exp
         venue = ilk_venue[k]
         p_stable = value_price[s_asset]
         p_coll = value_price[c_asset]
-        p_quote = value_price[pool_quote[venue]] if venue >= 0 else 0.0
+        p_quote = value_price[pool_quote_asset[venue]] if venue >= 0 else 0.0
         now = t0 if t0 > kicked[a] else kicked[a]
         for _ in range(MAX_EVENTS):
             # Keepers bid at `now` while the auction is open.
@@ -621,7 +627,7 @@ def run_english(t0, t1, active, a_ilk, a_vault, lot, tab, due, bid, guy, bid_exp
                                 new_bid = min(opportunist_bid, tab[a])
                         else:
                             value = lot_value(lot[a], venue, reserve_base, reserve_quote,
-                                              pool_fee, p_coll, p_quote)
+                                              pool_fee, pool_amp, pool_peg, p_coll, p_quote)
                             top_bid = (value - k_gas[kp] - k_min_profit[kp]) / p_stable
                             top_bid = min(top_bid, tab[a], budget)
                             if top_bid >= need and top_bid > bid[a]:
@@ -629,7 +635,7 @@ def run_english(t0, t1, active, a_ilk, a_vault, lot, tab, due, bid, guy, bid_exp
                     elif not k_opportunist[kp] and budget >= tab[a]:
                         least = min_lot_for(tab[a] * p_stable + k_gas[kp] + k_min_profit[kp],
                                             venue, reserve_base, reserve_quote, pool_fee,
-                                            p_coll, p_quote)
+                                            pool_amp, pool_peg, p_coll, p_quote)
                         if least * (1.0 + ilk_beg[k]) <= lot[a] and least > 0.0:
                             new_bid = tab[a]
                             new_lot = least
@@ -662,8 +668,9 @@ def run_english(t0, t1, active, a_ilk, a_vault, lot, tab, due, bid, guy, bid_exp
                 raised[a] += owe
                 sold[a] += lot[a]
                 if venue >= 0:
-                    out = cp_swap(reserve_base, reserve_quote, venue, lot[a], pool_fee[venue])
-                    k_balance[w, pool_quote[venue]] += out
+                    out = pool_swap(venue, True, lot[a], reserve_base, reserve_quote, pool_fee,
+                                   pool_amp, pool_peg)
+                    k_balance[w, pool_quote_asset[venue]] += out
                 else:
                     k_balance[w, c_asset] += lot[a]
                 stats[p, COLLATERAL_SOLD_VALUE] += lot[a] * p_coll

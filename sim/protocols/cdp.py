@@ -109,7 +109,7 @@ class CDPs:
         stable_asset: asset index of each protocol's stablecoin.
         n_assets: number of assets in the model.
         ilks: one mapping per ilk with ``protocol`` (name or index) and ``asset`` (index),
-            and any of ``ILK_DEFAULTS``' keys (``venue``: constant-product pool index or -1).
+            and any of ``ILK_DEFAULTS``' keys (``venue``: pool index or -1).
         big_hole: each protocol's ``Hole`` (max stable in all its auctions).
         zero_bid_threshold: auctions whose stable raised per collateral value at kick is
             below this are booked as zero-bid losses.
@@ -339,8 +339,8 @@ class CDPs:
             keepers: has ``balance`` (keepers x assets, updated), ``gas_cost`` and
                 ``min_profit`` (numeraire, per transaction) and ``order`` (acting order),
                 as ``sim.agents.liquidator.LiquidatorTable``.
-            pools: the constant-product pools (``reserve_base``, ``reserve_quote``, ``fee``,
-                ``quote``; reserves updated), or None when no ilk has a venue.
+            pools: the model's ``sim.protocols.amm.Pools`` (reserves updated), or None when
+                no ilk has a venue.
             gas_sink: per-asset gas paid (updated).
             opportunist: bool per keeper, Black Thursday's zero-bidders (English only).
             opportunist_bid: the tiny bid they place (stable).
@@ -349,11 +349,11 @@ class CDPs:
         if not a.active.any():
             return
         if pools is None:
-            rb = rq = fee = np.zeros(1)
+            rb = rq = fee = amp = peg = np.zeros(1)
             quote = np.zeros(1, dtype=np.int64)
         else:
-            rb, rq = pools.reserve_base, pools.reserve_quote
-            fee, quote = pools.fee, np.asarray(pools.quote, dtype=np.int64)
+            rb, rq, fee = pools.reserve_base, pools.reserve_quote, pools.fee
+            amp, peg, quote = pools.amp, pools.peg, pools.quote
         order = np.asarray(keepers.order, dtype=np.int64)
         gas = np.asarray(keepers.gas_cost, dtype=np.float64)
         min_profit = np.asarray(keepers.min_profit, dtype=np.float64)
@@ -372,7 +372,7 @@ class CDPs:
                 self.chip, self.tip, self.chost, self.ilk_asset, self.ilk_protocol,
                 self.ilk_venue, self.dirt, self.big_dirt, self.stable_asset, self.sin,
                 self.surplus, self.stable_minted, self.stable_burnt, self.vaults.gem,
-                oracle_price, value_price, rb, rq, fee, quote, keepers.balance, gas,
+                oracle_price, value_price, rb, rq, fee, amp, peg, quote, keepers.balance, gas,
                 min_profit, order, gas_sink, self.zero_bid_threshold, self.stats)
             a.active[dutch] = active[dutch]
         if english.any():
@@ -383,7 +383,7 @@ class CDPs:
                 self.beg, self.ttl_seconds, self.tau_seconds, self.ilk_asset,
                 self.ilk_protocol, self.ilk_venue, self.dirt, self.big_dirt, self.stable_asset,
                 self.sin, self.surplus, self.stable_burnt, self.vaults.gem, value_price, rb, rq,
-                fee, quote, keepers.balance, gas, min_profit, order, opp, opportunist_bid,
+                fee, amp, peg, quote, keepers.balance, gas, min_profit, order, opp, opportunist_bid,
                 gas_sink, self.zero_bid_threshold, self.stats)
             a.active[english] = active[english]
 
