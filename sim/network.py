@@ -22,11 +22,11 @@ import networkx as nx
 import numpy as np
 
 from sim.errors import ScenarioError
-from sim.scenario import Lending, LiquidStaking, Oracle, Pool, Scenario
+from sim.scenario import CDP, Lending, LiquidStaking, Oracle, Pool, Scenario
 
 EDGE_KINDS = ("collateral", "oracle", "liquidation_venue", "deposits", "backing")
 ACYCLIC_KINDS = ("oracle", "backing")
-LENDERS = (Lending,)  # protocol kinds that hold collateral (CDPs and perps will join)
+LENDERS = (Lending, CDP)  # protocol kinds that hold collateral
 POOLS = (Pool,)
 PRICE_SOURCES = (Oracle, Pool)
 
@@ -36,6 +36,11 @@ def issued_assets(s: Scenario, protocol: str) -> list[str]:
     return [name for name, asset in s.assets.items() if asset.issuer == protocol]
 
 
+def accepted_collateral(proto) -> dict:
+    """Collateral settings by asset of a protocol that holds collateral (markets, ilks)."""
+    return proto.markets if isinstance(proto, Lending) else proto.ilks
+
+
 def implied_edges(s: Scenario) -> list[tuple[str, str, str]]:
     """Edges the protocols' own settings imply, as (from, to, kind)."""
     edges = []
@@ -43,8 +48,8 @@ def implied_edges(s: Scenario) -> list[tuple[str, str, str]]:
     for name, proto in s.protocols.items():
         if isinstance(proto, Oracle | LiquidStaking) and proto.pool is not None:
             edges.append((name, proto.pool, "oracle"))  # a staked token is priced by its pool
-        if isinstance(proto, Lending):
-            for asset, market in proto.markets.items():
+        if isinstance(proto, LENDERS):
+            for asset, market in accepted_collateral(proto).items():
                 if market.liquidation_venue is not None:
                     edges.append((name, market.liquidation_venue, "liquidation_venue"))
                 if asset in oracle_of:
@@ -69,7 +74,7 @@ def _check_edge(s: Scenario, k: int, source: str, target: str, kind: str) -> Non
     if kind == "collateral":
         if not isinstance(a, LENDERS):
             fail("from", f"'{source}' ({a.kind}) takes no collateral")
-        accepted = set(a.markets)
+        accepted = set(accepted_collateral(a))
         issued = issued_assets(s, target)
         if not accepted.intersection(issued):
             fail("to", f"'{target}' issues no token that '{source}' accepts (it issues: "

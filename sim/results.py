@@ -28,14 +28,17 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "oracle_price": (("asset",), "USD", "oracle price after the cascade"),
     "amm_price": (("protocol",), "USD", "pool spot price of the base token after the cascade"),
     "tvl": (("protocol",), "USD", "value locked: lending cash and collateral, pool reserves, "
-            "staking backing (external prices)"),
+            "staking backing, CDP collateral (external prices)"),
     "pool_depth": (("protocol",), "USD", "base volume that moves the pool price 10%"),
     "pool_reserve_base": (("protocol",), "tokens", "pool reserve of the base token"),
     "pool_reserve_quote": (("protocol",), "tokens", "pool reserve of the quote token"),
-    "liquidated_value": (("protocol",), "USD", "debt repaid by liquidations in the step"),
+    "liquidated_value": (("protocol",), "USD", "debt repaid by liquidations in the step "
+                         "(CDPs: stable raised by auctions)"),
     "seized_collateral_value": (("protocol",), "USD", "collateral seized in the step"),
-    "liquidation_count": (("protocol",), "1", "liquidations in the step"),
-    "bad_debt": (("protocol",), "USD", "debt burnt as deficit in the step"),
+    "liquidation_count": (("protocol",), "1", "liquidations in the step (CDPs: "
+                          "auctions started)"),
+    "bad_debt": (("protocol",), "USD", "debt burnt as deficit in the step (CDPs: "
+                 "auction debt left uncovered)"),
     "insolvent_debt": (("protocol",), "USD",
                        "sum over positions of max(0, debt value - collateral value)"),
     "liquidatable_count": (("protocol",), "1", "positions with health factor < 1 after the step"),
@@ -48,6 +51,10 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "deficit": (("protocol", "asset"), "tokens", "cumulative bad debt booked"),
     "backing_ratio": (("protocol", "asset"), "1",
                       "(cash + debt) / (supplied + treasury claim): receipt-token value"),
+    "auction_recovery": (("protocol",), "1", "CDP auctions: stable raised (USD) per USD of "
+                         "collateral sold in the step"),
+    "zero_bid_loss": (("protocol",), "USD", "CDP auctions: value at kick of collateral sold "
+                      "for almost nothing (below the zero-bid threshold) in the step"),
     "peg": (("protocol",), "1", "market price of the protocol's token over its redemption "
             "value (staked tokens: pool spot / exchange rate)"),
     "redemption_queue": (("protocol",), "USD", "underlying owed to open redemption tickets"),

@@ -58,6 +58,11 @@ class LenderTable:
             self.wallet[rows, a] += paid
 
     def claims(self, pool: LendingPools) -> np.ndarray:
-        """Tokens each asset's supply balances are worth, summed over lenders."""
-        index = pool.supply_index[pool.markets_of(self.protocol)]
-        return (self.shares * index).sum(axis=0)
+        """Tokens each asset's supply balances are worth, summed over lenders.
+
+        A claim on an under-backed market (bad debt, an exploit) is worth its share of what
+        the market holds: the balance times the market's backing ratio.
+        """
+        markets = pool.markets_of(self.protocol)
+        value = pool.supply_index[markets] * pool.backing_ratio()[markets]
+        return (self.shares * value).sum(axis=0)

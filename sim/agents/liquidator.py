@@ -29,6 +29,15 @@ class Liquidator(ProtocolAgent):
         return self.model.liquidators.balance[self.row]
 
 
+class Keeper(Liquidator):
+    """A CDP auction keeper; its balances are row ``row`` of ``model.keepers``."""
+
+    @property
+    def balance(self) -> np.ndarray:
+        """Token balances per asset."""
+        return self.model.keepers.balance[self.row]
+
+
 class LiquidatorTable:
     """Balances (liquidators x assets), gas cost and minimum profit (numeraire), atomicity."""
 

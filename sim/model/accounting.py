@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.engine import cascade as ck
+from sim.engine import cdp as cdp_kernel
 from sim.model.kinds import AGENT_KINDS
 
 
@@ -36,15 +37,20 @@ class Accounting:
             total += self.arbitrageurs.balance.sum(axis=0)
         if self.redeemers is not None:
             total += self.redeemers.balance.sum(axis=0)
-        return total + self.staking.held()
+        for owners in self.vault_owners:
+            total += owners.held(self.cdps, m)
+        total += self.keepers.balance.sum(axis=0)
+        return total + self.staking.held() + self.cdps.held()
 
     def net_issued(self) -> np.ndarray:
         """Tokens created minus destroyed per asset since the start, by every issuer.
 
-        Staked tokens minted minus burnt, staking rewards minus losses, and backing an
-        attacker took (destroyed for the protocol, created in the attacker's hands).
+        Staked tokens minted minus burnt, staking rewards minus losses, CDP stablecoins
+        minted minus burnt, and backing an attacker took (destroyed for the protocol, created
+        in the attacker's hands).
         """
-        return self.staking.minted() + self.staking.net_created() + self.created
+        return (self.staking.minted() + self.staking.net_created() + self.cdps.minted()
+                + self.created)
 
     def _trader_wallets(self) -> np.ndarray:
         """Traders' spare funds per asset (each row holds its debt asset)."""
@@ -74,6 +80,14 @@ class Accounting:
             out[4] = self.arbitrageurs.balance.sum(0) @ ext
         if self.redeemers is not None:
             out[5] = self.redeemers.balance.sum(0) @ ext + self._ticket_claims() @ ext
+        c = self.cdps
+        for owners in self.vault_owners:
+            rows = owners.rows
+            asset = c.ilk_asset[c.vaults.ilk[rows]]
+            stable = c.stable_asset[c.ilk_protocol[c.vaults.ilk[rows]]]
+            out[6] += ((c.vaults.ink[rows] + c.vaults.gem[rows] + owners.wallet) @ ext[asset]
+                       - c.debt_of(rows) @ ext[stable])
+        out[7] = self.keepers.balance.sum(0) @ ext
         return out
 
     def _ticket_claims(self) -> np.ndarray:
@@ -91,16 +105,19 @@ class Accounting:
         coll, debt, insolvent = pool.totals(price)
         n_proto = len(self.protocol_names)
         lending_rows = [self.protocol_names.index(n) for n in self.lending_names]
+        cdp_rows = [self.protocol_names.index(n) for n in self.cdp_names]
 
         def per_protocol(values: np.ndarray) -> np.ndarray:
             out = np.zeros(n_proto)
             out[lending_rows] = values
             return out
 
-        def per_market(values: np.ndarray) -> np.ndarray:
+        def per_market(values: np.ndarray, cdp: np.ndarray | None = None) -> np.ndarray:
             out = np.full((n_proto, len(self.assets)), np.nan)
             out[lending_rows] = np.where(pool.listed, values, np.nan).reshape(
                 len(lending_rows), len(self.assets))
+            if cdp is not None:
+                out[cdp_rows] = cdp
             return out
 
         ext = self.prices[self.t]
@@ -130,6 +147,8 @@ class Accounting:
             peg[idx] = np.divide(market, st.rate, out=np.zeros(len(st)), where=st.rate > 0)
             queue[idx] = st.queue_owed() * ext[st.underlying]
             tvl[idx] = (st.backing + st.retained) * ext[st.underlying]
+        cdp = self._cdp_record(ext)
+        tvl += cdp["tvl"]
         self.recorder.record(self.t, {
             "external_price": self.prices[self.t],
             "oracle_price": price,
@@ -138,17 +157,20 @@ class Accounting:
             "pool_depth": depth,
             "pool_reserve_base": rbase,
             "pool_reserve_quote": rquote,
-            "liquidated_value": per_protocol(stats[:, ck.DEBT_REPAID_VALUE]),
-            "seized_collateral_value": per_protocol(stats[:, ck.COLLATERAL_SEIZED_VALUE]),
-            "liquidation_count": per_protocol(stats[:, ck.N_LIQUIDATIONS]),
-            "bad_debt": per_protocol(stats[:, ck.BAD_DEBT_VALUE]),
-            "insolvent_debt": per_protocol(insolvent[:, 0]),
-            "liquidatable_count": per_protocol(insolvent[:, 1]),
+            "liquidated_value": per_protocol(stats[:, ck.DEBT_REPAID_VALUE]) + cdp["repaid"],
+            "seized_collateral_value": (per_protocol(stats[:, ck.COLLATERAL_SEIZED_VALUE])
+                                        + cdp["sold"]),
+            "liquidation_count": per_protocol(stats[:, ck.N_LIQUIDATIONS]) + cdp["started"],
+            "bad_debt": per_protocol(stats[:, ck.BAD_DEBT_VALUE]) + cdp["bad_debt"],
+            "insolvent_debt": per_protocol(insolvent[:, 0]) + cdp["insolvent"],
+            "liquidatable_count": per_protocol(insolvent[:, 1]) + cdp["unsafe"],
+            "auction_recovery": cdp["recovery"],
+            "zero_bid_loss": cdp["zero_bid"],
             "liquidator_profit": per_protocol(stats[:, ck.LIQUIDATOR_PROFIT]),
             "utilisation": per_market(pool.utilisation()),
             "borrow_rate": per_market(pool.borrow_rate()),
-            "total_collateral": per_market(coll),
-            "total_debt": per_market(debt),
+            "total_collateral": per_market(coll, cdp["collateral"]),
+            "total_debt": per_market(debt, cdp["debt"]),
             "available_liquidity": per_market(pool.cash),
             "deficit": per_market(pool.deficit),
             "backing_ratio": per_market(pool.backing_ratio()),
@@ -161,3 +183,59 @@ class Accounting:
             "net_worth": self.net_worth(coll, debt),
             "trade_volume": np.array([self.volume[k] for k in AGENT_KINDS]),
         })
+
+    def _cdp_record(self, ext: np.ndarray) -> dict[str, np.ndarray]:
+        """CDP variables of the step, per protocol (zeros or NaN where not a CDP).
+
+        Auction figures are this step's changes of the protocols' cumulative stats: debt
+        covered is the stable raised, bad debt the debt left in ``sin`` by auctions whose
+        lot ran out; ``auction_recovery`` is stable raised per collateral value sold.
+        """
+        c = self.cdps
+        n_proto = len(self.protocol_names)
+        out = {key: np.zeros(n_proto) for key in
+               ("repaid", "sold", "started", "bad_debt", "insolvent", "unsafe", "tvl",
+                "zero_bid")}
+        out["recovery"] = np.full(n_proto, np.nan)
+        m = len(self.assets)
+        out["collateral"] = np.full((len(c.names), m), np.nan)
+        out["debt"] = np.full((len(c.names), m), np.nan)
+        if not len(c.names):
+            return out
+        rows = [self.protocol_names.index(n) for n in self.cdp_names]
+        delta = c.stats - self.cdp_stats_recorded
+        self.cdp_stats_recorded = c.stats.copy()
+        p_stable = ext[c.stable_asset]
+        raised = delta[:, cdp_kernel.STABLE_RAISED] * p_stable
+        sold = delta[:, cdp_kernel.COLLATERAL_SOLD_VALUE]
+        out["repaid"][rows] = raised
+        out["sold"][rows] = sold
+        out["started"][rows] = delta[:, cdp_kernel.AUCTIONS_STARTED]
+        out["bad_debt"][rows] = delta[:, cdp_kernel.BAD_DEBT] * p_stable
+        out["zero_bid"][rows] = delta[:, cdp_kernel.ZERO_BID_LOSS]
+        out["recovery"][rows] = np.divide(raised, sold, out=np.full(len(rows), np.nan),
+                                          where=sold > 0)
+        v = c.vaults
+        protocol = c.ilk_protocol[v.ilk]
+        asset = c.ilk_asset[v.ilk]
+        coll = v.ink * ext[asset]
+        debt_tokens = c.debt_of(slice(None))
+        debt = debt_tokens * p_stable[protocol]
+        n_cdp = len(c.names)
+        for p in range(n_cdp):
+            mine = protocol == p
+            out["collateral"][p] = np.where(
+                np.isin(np.arange(m), c.ilk_asset[c.ilk_protocol == p]),
+                np.bincount(asset[mine], weights=v.ink[mine], minlength=m), np.nan)
+            out["debt"][p, c.stable_asset[p]] = debt_tokens[mine].sum()
+        out["insolvent"][rows] = np.bincount(protocol, weights=np.maximum(debt - coll, 0.0),
+                                             minlength=n_cdp)
+        price = self.oracles.price
+        unsafe = c.collateralisation(slice(None), price) < c.liquidation_ratio[v.ilk]
+        out["unsafe"][rows] = np.bincount(protocol[unsafe], minlength=n_cdp)
+        a = c.auctions
+        lots = np.bincount(c.ilk_protocol[a.ilk[a.active]], weights=(
+            a.lot[a.active] * ext[c.ilk_asset[a.ilk[a.active]]]), minlength=n_cdp)
+        gem = np.bincount(protocol, weights=v.gem * ext[asset], minlength=n_cdp)
+        out["tvl"][rows] = np.bincount(protocol, weights=coll, minlength=n_cdp) + lots + gem
+        return out

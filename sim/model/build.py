@@ -11,15 +11,19 @@ import numpy as np
 from sim.agents.arbitrageur import Arbitrageur, ArbitrageurTable
 from sim.agents.lender import Lender, LenderTable
 from sim.agents.leveraged_trader import LeveragedTrader, TraderTable
-from sim.agents.liquidator import Liquidator, LiquidatorTable
+from sim.agents.liquidator import Keeper, Liquidator, LiquidatorTable
 from sim.agents.market_maker import MarketMaker, MarketMakerTable
 from sim.agents.redeemer import Redeemer, RedeemerTable
+from sim.agents.vault_owner import VaultOwner, VaultOwnerTable
 from sim.errors import ScenarioError
 from sim.protocols.amm import Pools
+from sim.protocols.cdp import CDPs
+from sim.protocols.errors import ProtocolError
 from sim.protocols.lending import LendingPools
 from sim.protocols.liquid_staking import LiquidStaking as StakingTable
 from sim.protocols.oracle import Oracles
 from sim.scenario import (
+    CDP,
     ConstantProduct,
     Lending,
     LiquidStaking,
@@ -97,6 +101,27 @@ class Construction:
             (c.close_factor, c.close_factor_hf_threshold, c.min_base_max_close_factor_threshold,
              c.min_leftover_base) for c in lendings.values()])
         self._build_staking()
+        self._build_cdps()
+
+    def _build_cdps(self) -> None:
+        """CDP protocols: one ilk per (protocol, collateral asset); vaults come with owners."""
+        cdps = self.scenario.protocols_of(CDP)
+        self.cdp_names = list(cdps)
+        ilks = []
+        self.ilk_of: dict[tuple[str, int], int] = {}
+        for name, c in cdps.items():
+            for asset, ilk in c.ilks.items():
+                self.ilk_of[name, self._index(asset)] = len(ilks)
+                params = ilk.model_dump(exclude={"auction", "liquidation_venue"})
+                for key in ("debt_ceiling", "hole"):
+                    params[key] = np.inf if params[key] is None else params[key]
+                venue = ilk.liquidation_venue
+                ilks.append({**params, "protocol": name, "asset": self._index(asset),
+                             "auction_kind": ilk.auction,
+                             "venue": -1 if venue is None else self.pool_names.index(venue)})
+        self.cdps = CDPs(self.cdp_names, [self._index(c.stable) for c in cdps.values()],
+                         len(self.assets), ilks,
+                         big_hole=[np.inf if c.hole is None else c.hole for c in cdps.values()])
 
     def _build_staking(self) -> None:
         """Liquid-staking and wrapped tokens; their supply is seeded after the agents."""
@@ -220,6 +245,30 @@ class Construction:
             for row in range(cfg.count):
                 Arbitrageur(self, row, protocols=tuple(names))
 
+        self.vault_owners: list[VaultOwnerTable] = []
+        for field, cfg in a.populations("vault_owners"):
+            self._build_vault_owners(field, cfg)
+
+        self.keepers = LiquidatorTable.empty(m)
+        self.keeper_opportunist = np.zeros(0, dtype=np.bool_)
+        if a.keepers is not None:
+            cfg = a.keepers
+            n = cfg.count
+            names = cfg.protocols or self.cdp_names
+            stables = np.unique(self.cdps.stable_asset[[self.cdp_names.index(c) for c in names]])
+            capital = self._amounts("agents.keepers.capital", cfg.capital, n)
+            balance = np.zeros((n, m))
+            for k in stables:
+                balance[:, k] = capital / len(stables) / p0[k]
+            self.keepers = LiquidatorTable(
+                balance, self._amounts("agents.keepers.gas_cost", cfg.gas_cost, n),
+                self._amounts("agents.keepers.min_profit", cfg.min_profit, n),
+                np.zeros(n, dtype=np.bool_))
+            self.keeper_opportunist = rng.random(n) < cfg.opportunist_share
+            venues = tuple(self.pool_names[v] for v in np.unique(self.cdps.ilk_venue) if v >= 0)
+            for row in range(n):
+                Keeper(self, row, protocols=(*names, *venues))
+
         self.redeemers = None
         if a.redeemers is not None:
             cfg = a.redeemers
@@ -236,6 +285,41 @@ class Construction:
             for row in range(cfg.count):
                 Redeemer(self, row, protocols=(*names, *(self.pool_names[v] for v in
                                                          self.staking_pool[issuers])))
+
+    def _build_vault_owners(self, field: str, cfg) -> None:
+        rng = self.rng
+        p0 = self.prices[0]
+        n = cfg.count
+        names = list(cfg.collateral)
+        weights = np.array([cfg.collateral[k] for k in names])
+        asset = np.array([self._index(k) for k in names])[
+            rng.choice(len(names), size=n, p=weights / weights.sum())]
+        ilk = np.array([self.ilk_of[cfg.protocol, a] for a in asset], dtype=np.int64)
+        value = draw(cfg.position_value, rng, n)
+        ratio = draw(cfg.collateralisation, rng, n)
+        if np.any(value <= 0):
+            self._fail(f"{field}.position_value", "must be > 0 in every draw")
+        mat = self.cdps.liquidation_ratio[ilk]
+        if np.any(ratio < mat):
+            self._fail(f"{field}.collateralisation", f"must be >= the ilk's liquidation_ratio "
+                       f"in every draw (got {ratio.min():g} < {mat[np.argmin(ratio)]:g})")
+        ink = value / p0[asset]
+        debt = value / ratio  # stable units, par = 1 numeraire
+        try:
+            owner = len(self.cdps.vaults) + np.arange(n)
+            rows, minted = self.cdps.open_vaults(owner, ilk, ink, debt, p0)
+        except ProtocolError as e:
+            self._fail(field, f"cannot open the vaults: {e}")
+        stable = self.cdps.stable_asset[self.cdp_names.index(cfg.protocol)]
+        self.external[stable] += minted.sum()  # minted stable was spent (on the collateral)
+        wallet = self._amounts(f"{field}.wallet_share", cfg.wallet_share, n) * ink
+        self.vault_owners.append(VaultOwnerTable(rows, wallet,
+                                                 margin_call_ratio=cfg.margin_call_ratio,
+                                                 target_ratio=cfg.target_ratio))
+        venues = tuple(dict.fromkeys(self.pool_names[v] for v in self.cdps.ilk_venue[ilk]
+                                     if v >= 0))
+        for k in range(n):
+            VaultOwner(self, rows.start + k, protocols=(cfg.protocol, *venues))
 
     def _build_traders(self, field: str, cfg) -> None:
         rng = self.rng

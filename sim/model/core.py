@@ -1,9 +1,15 @@
 """StressModel: wires market, protocols and agents, and owns the step order.
 
-One step: market (external prices) -> interest accrues -> exploits and liquidity withdrawals
--> agents act (arbitrageurs, market makers, lenders, leveraged traders) -> oracle
-manipulations -> oracles publish (stale ones do not) -> liquidation cascade (at this step's
-gas cost) -> manipulations unwind -> record.
+One step: market (external prices) -> interest and stability fees accrue, redemptions paid
+-> exploits, liquidity withdrawals and forced sales -> agents act (redeemers, arbitrageurs,
+market makers, lenders, leveraged traders, vault owners) -> oracle manipulations -> oracles
+publish (stale ones do not) -> liquidation phase (at this step's gas cost) -> manipulations
+unwind -> record.
+
+The liquidation phase runs in passes until one pass changes nothing: the lending cascade
+(numba, to its own fixed point), then CDP barks and auctions, then receipt and staked tokens
+are repriced and the oracles publish again (a deviation update), so a loss or a sale in one
+protocol reaches every protocol that holds, prices or sells on what it moved within the step.
 Every random draw goes through ``self.rng`` (seeded by Mesa from the scenario's seed), so a
 (scenario, seed) pair reproduces a run bit for bit.
 """
@@ -15,11 +21,14 @@ import numpy as np
 
 from sim import market, network, shocks
 from sim.engine import cascade as ck
+from sim.engine import cdp as cdp_kernel
 from sim.model.accounting import Accounting
 from sim.model.build import Construction
 from sim.model.kinds import AGENT_KINDS
 from sim.results import Recorder
 from sim.scenario import Scenario
+
+MAX_PASSES = 20  # passes of the liquidation phase per step (protocols feeding each other)
 
 
 class StressModel(Construction, Accounting, mesa.Model):
@@ -61,6 +70,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.receipts = self._receipt_tokens()
         self.exploited = np.zeros(len(self.protocol_names))  # value stolen this step
         self.gas_multiplier = 1.0
+        self.cdp_stats_recorded = self.cdps.stats.copy()
         self.recorder = Recorder(self.n_steps, {
             "asset": self.assets, "protocol": self.protocol_names,
             "round": list(range(1, s.simulation.max_cascade_rounds + 1)),
@@ -76,6 +86,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.volume = dict.fromkeys(AGENT_KINDS, 0.0)
         self.lending.accrue(self.dt_hours)
         self.staking.accrue(self.dt_hours)
+        self.cdps.drip(self.dt_hours)
         self._pay_redemptions()
         self._protocol_shocks(t, ext)
         self._forced_sales(t)
@@ -97,24 +108,73 @@ class StressModel(Construction, Accounting, mesa.Model):
         for traders in self.traders:
             self.volume["leveraged_trader"] += traders.act(
                 self.lending, self.oracles.price, ext, self.amm, self.venue_pool, self.external)
+        for owners in self.vault_owners:
+            self.volume["vault_owner"] += owners.act(self.cdps, self.oracles.price)
         unwinds = [(p, shocks.manipulate(self.amm, p, size, self.external))
                    for p, size in self.shocks.manipulations(t)]
         stale = self.shocks.stale_assets(t)
         self.oracles.update(t, self.prices[: t + 1], self.amm.spot(), stale)
         self.gas_multiplier = self.shocks.gas_multiplier(t)
-        self.liquidators.set_gas_multiplier(self.gas_multiplier)
-        self.liquidators.shuffle(self.rng)
-        stats, totals, rounds = self.lending.liquidate(
-            oracle_price=self.oracles.price, oracle_pool=self.oracles.live_pools(stale),
-            value_price=ext,
-            venue_pool=self.venue_pool, pools=self.amm, liquidators=self.liquidators,
-            arbitrage=self._arbitrage_inputs(), gas_sink=self.gas_sink,
-            max_rounds=self.scenario.simulation.max_cascade_rounds)
+        for table in (self.liquidators, self.keepers):
+            if len(table):
+                table.set_gas_multiplier(self.gas_multiplier)
+                table.shuffle(self.rng)
+        stats, totals, rounds = self._liquidate(t, stale)
         self.volume["liquidator"] = stats[:, ck.COLLATERAL_SEIZED_VALUE].sum()
         self.volume["arbitrageur"] += totals[ck.ARBITRAGE_VOLUME]
         for p, trade in reversed(unwinds):
             shocks.unwind(self.amm, p, trade, self.external)
         self._record(stats, totals, rounds)
+
+    def _liquidate(self, t: int, stale: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The liquidation phase: passes of lending cascade and CDP auctions to a fixed point.
+
+        Returns:
+            the lending cascade's stats, totals and liquidations per round, summed over the
+            passes (rounds of later passes follow the earlier ones).
+        """
+        n_rounds = self.scenario.simulation.max_cascade_rounds
+        stats = np.zeros((len(self.lending_names), ck.N_STATS))
+        totals = np.zeros(ck.N_TOTALS)
+        rounds = np.zeros(n_rounds, dtype=np.int64)
+        used = 0
+        t1 = t * self.dt_hours * 3600.0  # auctions run in seconds
+        t0 = t1 - self.dt_hours * 3600.0
+        linked = len(self.cdps.names) > 0 or len(self.receipts) > 0 or len(self.staking) > 0
+        ext = self.prices[t]
+        for k in range(MAX_PASSES):
+            s_, tot, r = self.lending.liquidate(
+                oracle_price=self.oracles.price, oracle_pool=self.oracles.live_pools(stale),
+                value_price=ext, venue_pool=self.venue_pool, pools=self.amm,
+                liquidators=self.liquidators, arbitrage=self._arbitrage_inputs(),
+                gas_sink=self.gas_sink, max_rounds=n_rounds)
+            stats += s_
+            totals += tot
+            last = np.flatnonzero(r)
+            take = min(last[-1] + 1 if len(last) else 0, n_rounds - used)
+            rounds[used:used + take] = r[:take]
+            used += take
+            activity = s_[:, ck.N_LIQUIDATIONS].sum() + self._auctions(t0 if k == 0 else t1, t1)
+            if not linked or activity == 0:
+                break
+            self._price_receipts(t)
+            self._price_staked(t)
+            self.oracles.update(t, self.prices[: t + 1], self.amm.spot(), stale)
+        return stats, totals, rounds
+
+    def _auctions(self, t0: float, t1: float) -> float:
+        """Bark unsafe vaults and run the CDP auctions over ``[t0, t1]`` s; count what happened."""
+        c = self.cdps
+        if not len(c.names):
+            return 0.0
+        before = c.stats[:, [cdp_kernel.AUCTIONS_STARTED, cdp_kernel.STABLE_RAISED]].sum()
+        keepers = self.keepers
+        c.bark(t0, self.oracles.price, barker=int(keepers.order[0]) if len(keepers) else -1,
+               keeper_balance=keepers.balance)
+        c.run_auctions(t0, t1, oracle_price=self.oracles.price, value_price=self.prices[self.t],
+                       keepers=keepers, pools=self.amm, gas_sink=self.gas_sink,
+                       opportunist=self.keeper_opportunist)
+        return c.stats[:, [cdp_kernel.AUCTIONS_STARTED, cdp_kernel.STABLE_RAISED]].sum() - before
 
     def _pay_redemptions(self) -> None:
         """Pay the redemption tickets due now: redeemers' to them, others' to the outside."""

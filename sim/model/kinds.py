@@ -1,4 +1,4 @@
 """Agent kinds, in the order of the results' ``agent_kind`` dim."""
 
 AGENT_KINDS = ["lender", "leveraged_trader", "market_maker", "liquidator", "arbitrageur",
-               "redeemer"]
+               "redeemer", "vault_owner", "keeper"]

@@ -8,6 +8,8 @@ elsewhere in the file (a market's venue, an agent's protocol, an oracle's pool).
 
 from sim.scenario.load import load_scenario, parse_scenario
 from sim.scenario.protocols import (
+    CDP,
+    CdpIlk,
     ConstantProduct,
     InterestRate,
     Lending,
@@ -33,6 +35,7 @@ from sim.scenario.schema import (
     GasSpike,
     Jump,
     JumpDiffusion,
+    Keepers,
     Lenders,
     LeveragedTraders,
     Liquidators,
@@ -49,14 +52,14 @@ from sim.scenario.schema import (
     Simulation,
     StaleOracle,
     Uniform,
+    VaultOwners,
     draw,
     replay_path,
 )
 
 __all__ = [
     "BridgeFailure", "Depeg", "Exploit", "GasSpike", "LiquidityWithdrawal", "OracleManipulation",
-    "Sale",
-    "StaleOracle",
+    "Sale", "StaleOracle", "CDP", "CdpIlk", "Keepers", "VaultOwners",
     "GBM", "Agents", "Arbitrageurs", "Asset", "Constant", "ConstantProcess", "ConstantProduct",
     "Distribution", "Edge", "InterestRate", "Jump", "JumpDiffusion", "Lenders", "Lending",
     "LendingMarket", "LeveragedTraders", "LiquidStaking", "Liquidators", "LogNormal", "Market",

@@ -132,7 +132,55 @@ class LiquidStaking(Strict):
     pool: str | None = Field(None, description="Pool trading token (base) against underlying")
 
 
-Protocol = Annotated[Lending | ConstantProduct | StableSwap | Oracle | LiquidStaking,
+class CdpIlk(Strict):
+    """One collateral type (ilk) of a CDP protocol: Vat, Jug, Dog and Clipper parameters.
+
+    Defaults are ETH-A/ETH-B values (``shared/reference/protocols.md``). ``auction`` picks
+    Liquidations 2.0 Dutch auctions (Clipper, ``curve``/``buf``/``cut``/``step_seconds``/
+    ``tau_seconds``/``tail_seconds``/``cusp``/``chip``/``tip``) or the Liquidations 1.2
+    English auctions of Black Thursday (Flipper, ``beg``/``ttl_seconds``/``tau_seconds``).
+    """
+
+    liquidation_ratio: Annotated[float, Field(gt=1.0)] = Field(
+        1.5, description="Spotter mat: collateral value / debt below which a vault is unsafe")
+    stability_fee: NonNegativeFloat = Field(0.0, description="Annual (Jug duty - 1)")
+    liquidation_penalty: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.13, description="Dog chop - 1: tab = debt * (1 + penalty)")
+    dust: NonNegativeFloat = Field(0.0, description="Least debt of a vault (stable)")
+    debt_ceiling: PositiveFloat | None = Field(None, description="Vat line (stable); none: no cap")
+    hole: PositiveFloat | None = Field(None, description="Dog ilk hole: most stable in auctions")
+    auction: Literal["dutch", "english"] = "dutch"
+    curve: Literal["stairstep_exponential", "exponential", "linear"] = "stairstep_exponential"
+    buf: Annotated[float, Field(ge=1.0)] = Field(1.3, description="top = oracle price * buf")
+    cut: OpenFraction = Field(0.99, description="Price factor per step (exponential curves)")
+    step_seconds: PositiveFloat = 90.0
+    tau_seconds: PositiveFloat = Field(
+        21600.0, description="Linear curve: seconds to zero; English: auction length")
+    tail_seconds: PositiveFloat = Field(8400.0, description="Reset after this many seconds")
+    cusp: OpenFraction = Field(0.4, description="Reset when price / top falls below cusp")
+    chip: Fraction = Field(0.0, description="Keeper incentive: share of the tab")
+    tip: NonNegativeFloat = Field(0.0, description="Keeper incentive: flat (stable)")
+    beg: OpenFraction = Field(0.03, description="English: least relative bid increase")
+    ttl_seconds: PositiveFloat = Field(600.0, description="English: bid lifetime")
+    liquidation_venue: str | None = Field(
+        None, description="Pool where keepers sell bought collateral; none: off-chain")
+
+
+class CDP(Strict):
+    """A Maker-style CDP protocol issuing the stablecoin ``stable`` against ``ilks``.
+
+    Vaults lock collateral and mint ``stable``; unsafe vaults are barked (Dog) and their
+    collateral auctioned to keepers for ``stable``, which is burnt (``sim.protocols.cdp``).
+    """
+
+    kind: Literal["cdp"]
+    stable: str = Field(description="The stablecoin it mints (an asset with issuer = this)")
+    ilks: dict[str, CdpIlk] = Field(min_length=1, description="Collateral types by asset")
+    hole: PositiveFloat | None = Field(None, description="Dog Hole: most stable in all "
+                                       "auctions; none: no cap")
+
+
+Protocol = Annotated[Lending | ConstantProduct | StableSwap | Oracle | LiquidStaking | CDP,
                      Field(discriminator="kind")]
 
 

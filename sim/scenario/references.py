@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from sim.errors import ScenarioError
-from sim.scenario.protocols import Lending, LiquidStaking, Oracle, Pool
+from sim.scenario.protocols import CDP, Lending, LiquidStaking, Oracle, Pool
 from sim.scenario.schema import (
     BridgeFailure,
     Constant,
@@ -134,6 +134,21 @@ def check_references(s: Scenario) -> None:
                 if (pool.base, pool.quote) != (proto.token, proto.underlying):
                     fail(f"{here}.pool", f"pool '{proto.pool}' trades {pool.base}/"
                          f"{pool.quote}, not {proto.token}/{proto.underlying}")
+        elif isinstance(proto, CDP):
+            need_asset(f"{here}.stable", proto.stable)
+            if s.assets[proto.stable].issuer != name:
+                fail(f"{here}.stable", f"set assets.{proto.stable}.issuer = '{name}' (the "
+                     "protocol mints it)")
+            for asset, ilk in proto.ilks.items():
+                need_asset(f"{here}.ilks.{asset}", asset)
+                if asset == proto.stable:
+                    fail(f"{here}.ilks.{asset}", "a CDP cannot take its own stablecoin")
+                if ilk.liquidation_venue is not None:
+                    field = f"{here}.ilks.{asset}.liquidation_venue"
+                    pool = need_protocol(field, ilk.liquidation_venue, Pool, "pool")
+                    if pool.base != asset:
+                        fail(field, f"pool '{ilk.liquidation_venue}' sells {pool.base}, "
+                             f"not {asset}")
         elif isinstance(proto, Lending):
             for asset, market in proto.markets.items():
                 need_asset(f"{here}.markets.{asset}", asset)
@@ -168,6 +183,7 @@ def check_references(s: Scenario) -> None:
         if isinstance(t.leverage, Constant | Uniform) and _low(t.leverage) < 1.0:
             fail(f"{here}.leverage", "leverage must be >= 1")
     check_redeemers(s)
+    check_cdp_agents(s)
     if a.market_makers is not None:
         need_protocol("agents.market_makers.pool", a.market_makers.pool, Pool, "pool")
     if a.liquidators is not None:
@@ -191,6 +207,40 @@ def check_redeemers(s: Scenario) -> None:
             raise ScenarioError(s.source, f"agents.redeemers.protocols[{k}]",
                                 f"'{name}' is not a liquid_staking protocol (liquid_staking: "
                                 f"{', '.join(known)})")
+
+
+def check_cdp_agents(s: Scenario) -> None:
+    """Vault owners use a CDP's ilks; keepers serve CDP protocols."""
+
+    def fail(field: str, message: str) -> None:
+        raise ScenarioError(s.source, field, message)
+
+    cdps = s.protocols_of(CDP)
+    known = ", ".join(cdps) or "none"
+    for here, owners in s.agents.populations("vault_owners"):
+        cdp = cdps.get(owners.protocol)
+        if cdp is None:
+            fail(f"{here}.protocol", f"'{owners.protocol}' is not a cdp protocol (cdp: "
+                 f"{known})")
+        for asset in owners.collateral:
+            if asset not in cdp.ilks:
+                fail(f"{here}.collateral.{asset}", f"'{asset}' is not an ilk of "
+                     f"'{owners.protocol}' (ilks: {', '.join(cdp.ilks)})")
+        low = _low(owners.collateralisation) if isinstance(
+            owners.collateralisation, Constant | Uniform) else None
+        mat = min(cdp.ilks[a].liquidation_ratio for a in owners.collateral)
+        if low is not None and low < mat:
+            fail(f"{here}.collateralisation", f"must be >= the liquidation_ratio ({mat:g}) "
+                 f"in every draw, got {low:g}")
+    k = s.agents.keepers
+    if k is None:
+        return
+    if not cdps:
+        fail("agents.keepers", "no cdp protocol to keep")
+    for j, name in enumerate(k.protocols or []):
+        if name not in cdps:
+            fail(f"agents.keepers.protocols[{j}]", f"'{name}' is not a cdp protocol (cdp: "
+                 f"{known})")
 
 
 def _low(dist: Constant | Uniform) -> float:

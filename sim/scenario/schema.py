@@ -348,6 +348,51 @@ class Redeemers(Strict):
     protocols: list[str] | None = Field(None, description="Issuers they redeem at; default: all")
 
 
+class VaultOwners(Strict):
+    """CDP vault owners: lock collateral, mint the stablecoin and spend it.
+
+    Owners with spare collateral (``wallet_share`` of the vault's collateral) add it when the
+    vault's collateralisation falls below ``margin_call_ratio`` times the liquidation ratio,
+    back up to ``target_ratio`` times it; the others wait to be barked.
+    """
+
+    count: PositiveInt = 50
+    protocol: str
+    collateral: dict[str, PositiveFloat] = Field(
+        min_length=1, description="Share of vaults per collateral asset (weights)")
+    position_value: Distribution = Field(description="Collateral value per vault (numeraire)")
+    collateralisation: Distribution = Field(
+        description="Collateral value / debt at opening; at least the ilk's liquidation_ratio")
+    wallet_share: Distribution = Field(
+        default_factory=lambda: Uniform(dist="uniform", low=0.0, high=0.2),
+        description="Spare collateral tokens as a share of the vault's collateral")
+    margin_call_ratio: Annotated[float, Field(gt=1.0)] = 1.1
+    target_ratio: Annotated[float, Field(gt=1.0)] = 1.4
+
+    @model_validator(mode="after")
+    def _ratio_order(self) -> VaultOwners:
+        if self.target_ratio <= self.margin_call_ratio:
+            raise ValueError(f"target_ratio must be > margin_call_ratio, got "
+                             f"{self.target_ratio} <= {self.margin_call_ratio}")
+        return self
+
+
+class Keepers(Strict):
+    """CDP auction keepers: stablecoin capital, gas per bid or take, a minimum profit.
+
+    ``opportunist_share`` of them are Black Thursday's zero-bidders, who bid almost nothing
+    on English auctions nobody else bids on.
+    """
+
+    count: PositiveInt = 5
+    capital: Distribution = Field(description="Stablecoin capital per keeper (numeraire)")
+    gas_cost: Distribution = Field(description="Gas per bid or take (numeraire)")
+    min_profit: Distribution = Field(description="Minimum profit per take (numeraire)")
+    opportunist_share: Fraction = 0.0
+    protocols: list[str] | None = Field(None, description="CDP protocols they serve; "
+                                        "default: all")
+
+
 def _as_list(value: Any) -> Any:
     """One table or an array of tables: always a list."""
     return [value] if isinstance(value, dict) else value
@@ -356,7 +401,7 @@ def _as_list(value: Any) -> Any:
 class Agents(Strict):
     """Agent populations; each kind is optional.
 
-    Lenders and leveraged traders may be one table or an array of tables
+    Lenders, leveraged traders and vault owners may be one table or an array of tables
     (``[[agents.lenders]]``), one population per protocol or behaviour.
     """
 
@@ -368,6 +413,9 @@ class Agents(Strict):
     liquidators: Liquidators | None = None
     arbitrageurs: Arbitrageurs | None = None
     redeemers: Redeemers | None = None
+    vault_owners: Annotated[list[VaultOwners], BeforeValidator(
+        _as_list, json_schema_input_type=VaultOwners | list[VaultOwners])] | None = None
+    keepers: Keepers | None = None
 
     def populations(self, kind: str) -> list[tuple[str, Any]]:
         """(field path, population) pairs of one kind, in file order."""
