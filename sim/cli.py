@@ -178,6 +178,18 @@ def _summary(ds, files: list[Path]) -> str:
             f"    peg (pool / rate)   min {float(a.peg.min()):.4f}, end {float(a.peg[-1]):.4f}",
             f"    redemption queue    peak {float(a.redemption_queue.max()) / 1e6:,.2f} M USD",
         ]
+    for name in protocols_of_kind(ds, "cdp"):
+        a = ds.sel(protocol=name)
+        sold = float(a.seized_collateral_value.sum())
+        raised = float(a.liquidated_value.sum())
+        recovery = f", {raised / sold:.0%} of the collateral's value" if sold > 0 else ""
+        lines += [
+            f"  {name}:",
+            f"    auctions            {int(a.liquidation_count.sum()):,} started "
+            f"({raised / 1e6:,.2f} M USD raised{recovery})",
+            f"    bad debt            {float(a.bad_debt.sum()) / 1e6:,.2f} M USD "
+            f"(zero-bid losses {float(a.zero_bid_loss.sum()) / 1e6:,.2f} M USD)",
+        ]
     lines.append("  written               " + ", ".join(str(f) for f in files))
     return "\n".join(lines)
 

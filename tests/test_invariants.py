@@ -29,6 +29,8 @@ def scenario_strategy():
         "shocks": st.lists(st.sampled_from(SHOCKS), max_size=3),
         "second_protocol": st.booleans(),
         "staking": st.booleans(),
+        "cdp": st.booleans(),
+        "english": st.booleans(),
     })
 
 
@@ -76,6 +78,29 @@ def add_second_protocol(d):
         "margin_call_health": 1.02, "target_health": 1.1}]
 
 
+def add_cdp(d, params):
+    """A CDP (maker) minting DAI on WETH (Dutch, sold on the pool) and WBTC (Dutch or English
+    with zero-bidders), vault owners and keepers."""
+    d["assets"]["DAI"] = {"price": 1.0, "issuer": "maker"}
+    d["market"].pop("correlation", None)
+    d["protocols"]["maker"] = {"kind": "cdp", "stable": "DAI", "hole": 3e6, "ilks": {
+        "WETH": {"liquidation_ratio": 1.5, "stability_fee": 0.05, "dust": 500.0, "chip": 0.001,
+                 "tip": 50.0, "liquidation_venue": "pool"},
+        "WBTC": {"liquidation_ratio": 1.5, "auction": "english" if params["english"]
+                 else "dutch", "tau_seconds": 3600.0, "ttl_seconds": 900.0}}}
+    d["agents"]["vault_owners"] = {
+        "count": 60, "protocol": "maker", "collateral": {"WETH": 0.6, "WBTC": 0.4},
+        "position_value": {"dist": "lognormal", "median": 60_000.0, "sigma": 0.8},
+        "collateralisation": {"dist": "uniform", "low": 1.5, "high": 2.5},
+        "wallet_share": {"dist": "uniform", "low": 0.0, "high": 0.3}}
+    d["agents"]["keepers"] = {
+        "count": 3, "capital": {"dist": "constant", "value": params["liq_capital"]},
+        "gas_cost": {"dist": "uniform", "low": 5.0, "high": 50.0},
+        "min_profit": {"dist": "constant", "value": 10.0}, "opportunist_share": 0.34}
+    d["market"]["jumps"] = [*d["market"]["jumps"], {"asset": "WBTC", "at_hours": 2.5,
+                                                    "size": params["jump"]}]
+
+
 SHOCKS = [
     {"kind": "gas_spike", "at_hours": 1.0, "duration_hours": 2.0, "multiplier": 50.0},
     {"kind": "liquidity_withdrawal", "pool": "pool", "at_hours": 1.5, "share": 0.5},
@@ -107,6 +132,8 @@ def build(params, steps=10):
         add_second_protocol(d)
     if params.get("staking"):
         add_staking(d, params)
+    if params.get("cdp"):
+        add_cdp(d, params)
     return parse_scenario(d, source="prop.toml")
 
 
@@ -131,6 +158,12 @@ def assert_no_negative_or_nan(model: StressModel):
     }
     if model.redeemers is not None:
         tables["redeemers"] = model.redeemers.balance
+    c = model.cdps
+    tables.update({"vault ink": c.vaults.ink, "vault art": c.vaults.art,
+                   "vault gem": c.vaults.gem, "auction lots": c.auctions.lot,
+                   "cdp sin": c.sin, "keepers": model.keepers.balance})
+    for k, owners in enumerate(model.vault_owners):
+        tables[f"vault owners {k}"] = owners.wallet
     for name, arr in tables.items():
         assert np.all(np.isfinite(arr)), f"NaN/inf in {name}"
         scale = max(1.0, float(np.abs(arr).max(initial=0.0)))
@@ -158,6 +191,9 @@ def test_value_conserved_and_balances_valid_every_step(params):
         coll, debt, _ = pool.totals(model.oracles.price)
         np.testing.assert_allclose(pool.total_coll, coll, rtol=REL, atol=1e-6)
         np.testing.assert_allclose(pool.debt(), debt, rtol=REL, atol=1e-6)
+        # Maker's ledger (Vat debt = vice + sum Art * rate): debt + sin == DAI out + surplus.
+        lhs, rhs = model.cdps.ledger()
+        np.testing.assert_allclose(lhs, rhs, rtol=REL, atol=1e-6)
         assert_no_negative_or_nan(model)
 
 

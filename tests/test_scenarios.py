@@ -46,6 +46,11 @@ def test_lst_depeg_spreads_to_the_lending_pool_once_redeemers_run_out():
     assert float(ds.redemption_queue.sel(protocol="lido").max()) > 0  # redeemers queued
     liq = ds.liquidation_count.sel(protocol="aave")
     assert float(liq[:sale].sum()) == 0 and float(liq.sum()) > 0
+    # The CDP barks the least collateralised stETH vaults; keepers buy near the market.
+    barked = float(ds.liquidation_count.sel(protocol="maker").sum())
+    assert 0 < barked < 200 and float(ds.bad_debt.sel(protocol="maker").sum()) == 0
+    recovery = ds.auction_recovery.sel(protocol="maker").dropna("time")
+    assert len(recovery) > 0 and float(recovery.min()) > 0.9
     # The tipping point of the comment block: with less redeemer capital nobody buys below it,
     # the token collapses and aave is left with bad debt.
     data = tomllib.loads(path.read_text())
@@ -53,3 +58,6 @@ def test_lst_depeg_spreads_to_the_lending_pool_once_redeemers_run_out():
     thin = sim.run(parse_scenario(data, source=str(path)))
     assert float(thin.peg.sel(protocol="lido").min()) < 0.5
     assert float(thin.bad_debt.sel(protocol="aave").sum()) > 0
+    # ... and every maker vault is barked, its auctions sell into a collapsing pool.
+    assert float(thin.liquidation_count.sel(protocol="maker").sum()) == 200
+    assert float(thin.bad_debt.sel(protocol="maker").sum()) > 0
