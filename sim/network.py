@@ -22,7 +22,15 @@ import networkx as nx
 import numpy as np
 
 from sim.errors import ScenarioError
-from sim.scenario import CDP, Lending, LiquidStaking, Oracle, Pool, Scenario
+from sim.scenario import (
+    CDP,
+    AlgorithmicStablecoin,
+    Lending,
+    LiquidStaking,
+    Oracle,
+    Pool,
+    Scenario,
+)
 
 EDGE_KINDS = ("collateral", "oracle", "liquidation_venue", "deposits", "backing")
 ACYCLIC_KINDS = ("oracle", "backing")
@@ -48,6 +56,8 @@ def implied_edges(s: Scenario) -> list[tuple[str, str, str]]:
     for name, proto in s.protocols.items():
         if isinstance(proto, Oracle | LiquidStaking) and proto.pool is not None:
             edges.append((name, proto.pool, "oracle"))  # a staked token is priced by its pool
+        if isinstance(proto, AlgorithmicStablecoin):  # both tokens are priced by their pools
+            edges += [(name, proto.stable_pool, "oracle"), (name, proto.sister_pool, "oracle")]
         if isinstance(proto, LENDERS):
             for asset, market in accepted_collateral(proto).items():
                 if market.liquidation_venue is not None:

@@ -56,8 +56,13 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "zero_bid_loss": (("protocol",), "USD", "CDP auctions: value at kick of collateral sold "
                       "for almost nothing (below the zero-bid threshold) in the step"),
     "peg": (("protocol",), "1", "market price of the protocol's token over its redemption "
-            "value (staked tokens: pool spot / exchange rate)"),
+            "value (staked tokens: pool spot / exchange rate; algorithmic stablecoins: price "
+            "in USD)"),
     "redemption_queue": (("protocol",), "USD", "underlying owed to open redemption tickets"),
+    "implied_backing": (("protocol",), "1", "algorithmic stablecoins: sister token market "
+                        "value / stable supply"),
+    "supply": (("protocol", "asset"), "tokens", "tokens the protocol has issued and not "
+               "burnt (staked tokens, CDP and algorithmic stablecoins, sister tokens)"),
     "exploit_loss": (("protocol",), "USD", "value stolen from the protocol in the step"),
     "gas_multiplier": ((), "1", "gas cost multiplier of the step (gas spikes)"),
     "cascade_rounds": ((), "1", "liquidation rounds in the step"),

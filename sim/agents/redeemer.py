@@ -14,6 +14,15 @@ used again until they are paid: a run on the token outlasts the redeemers' capit
 token trades above the rate and minting is open, a redeemer mints at the rate and sells into
 the pool down to the rate (no wait, no hurdle).
 
+An algorithmic stablecoin is worth 1 numeraire of its sister token at the issuer, at once.
+Below the peg a redeemer buys the stable on its pool, swaps it at the issuer for the sister
+(``AlgorithmicStablecoin.burn_stable``, at the sister's oracle price, minus the spread) and
+sells the sister on its pool; above the peg, the reverse. The trade size maximises the round
+trip's profit (golden-section search: with constant-product and StableSwap pools and the
+issuer's virtual pools, the proceeds are concave in the size), and the trade is done if it
+returns at least ``min_return``. The sale of the sister is what makes the mechanism pro-
+cyclical: defending the peg mints the sister and sells it into a falling market.
+
 Redeemers act at the start of every step, in a random order (the model's RNG), each with
 its own capital.
 """
@@ -26,6 +35,10 @@ import numpy as np
 from sim.agents.base import ProtocolAgent
 from sim.protocols.amm import Pools
 from sim.protocols.liquid_staking import HOURS_PER_YEAR, LiquidStaking
+from sim.protocols.stablecoin import AlgorithmicStablecoin
+
+GOLDEN = (5 ** 0.5 - 1) / 2
+SEARCH_STEPS = 60  # golden-section steps: the bracket shrinks to 0.618^60 ~ 3e-13 of itself
 
 
 class Redeemer(ProtocolAgent):
@@ -44,14 +57,24 @@ class RedeemerTable:
         hurdle_rate: annual return asked for capital locked in a redemption queue.
         protocols: indices (in ``LiquidStaking``) of the issuers they redeem at.
         pools: the pool of each of those issuers (token base, underlying quote).
+        min_return: least return of a round trip through an algorithmic stablecoin.
+        stablecoins: indices (in ``AlgorithmicStablecoin``) of those they use.
+        stable_pools, sister_pools: each of those protocols' pools.
     """
 
     def __init__(self, balance: np.ndarray, *, hurdle_rate: float, protocols: np.ndarray,
-                 pools: np.ndarray):
+                 pools: np.ndarray, min_return: float = 0.001,
+                 stablecoins: np.ndarray | None = None, stable_pools: np.ndarray | None = None,
+                 sister_pools: np.ndarray | None = None):
         self.balance = np.asarray(balance, dtype=np.float64)
         self.hurdle_rate = float(hurdle_rate)
         self.protocols = np.asarray(protocols, dtype=np.int64)
         self.pools = np.asarray(pools, dtype=np.int64)
+        self.min_return = float(min_return)
+        none = np.zeros(0, dtype=np.int64)
+        self.stablecoins = none if stablecoins is None else np.asarray(stablecoins, np.int64)
+        self.stable_pools = none if stable_pools is None else np.asarray(stable_pools, np.int64)
+        self.sister_pools = none if sister_pools is None else np.asarray(sister_pools, np.int64)
 
     def __len__(self) -> int:
         return len(self.balance)
@@ -108,6 +131,72 @@ class RedeemerTable:
         self.balance[k, under] -= tokens * staking.rate[p]
         self.balance[k, under] += amm.sell_base(v, minted)
         return tokens * staking.rate[p]
+
+    def act_algorithmic(self, algo: AlgorithmicStablecoin, amm: Pools, oracle_price: np.ndarray,
+                        value_price: np.ndarray, sister_asset: np.ndarray,
+                        rng: np.random.Generator) -> float:
+        """Trade every algorithmic stablecoin's pools toward its peg; return the volume (USD).
+
+        Args:
+            algo: the algorithmic stablecoins (swaps recorded there).
+            amm: the pools.
+            oracle_price: per-asset oracle prices (the issuer swaps at the sister's).
+            value_price: per-asset prices at which redeemers value tokens.
+            sister_asset: asset index of each protocol's sister token.
+            rng: the model's generator (acting order).
+        """
+        volume = 0.0
+        for k in rng.permutation(len(self)):
+            for p, sp, lp in zip(self.stablecoins, self.stable_pools, self.sister_pools,
+                                 strict=True):
+                price = oracle_price[sister_asset[p]]
+                for below_peg in (True, False):
+                    volume += self._round_trip(k, algo, amm, int(p), int(sp), int(lp), price,
+                                               value_price, below_peg)
+        return volume
+
+    def _round_trip(self, k, algo, amm, p, sp, lp, sister_price, value, below_peg) -> float:
+        # Below the peg: quote of the stable pool -> stable -> sister -> quote of the sister
+        # pool. Above it: the other way round.
+        first, last = (sp, lp) if below_peg else (lp, sp)
+        pay, get = amm.quote[first], amm.quote[last]
+        cash = self.balance[k, pay]
+        if cash <= 0:
+            return 0.0
+
+        def proceeds(size: float) -> float:  # value out of a round trip paying `size`
+            bought = amm.quote_sell_quote(first, size)
+            swap = (algo.quote_burn_stable(p, bought, sister_price) if below_peg
+                    else algo.quote_burn_sister(p, bought, sister_price))
+            return amm.quote_sell_base(last, swap.minted) * value[get]
+
+        # Nothing pays beyond the size that lifts the first pool to the peg (below it) or to
+        # the sister's oracle price (above it).
+        target = (value[pay] if below_peg else value[pay] / sister_price)
+        hi = min(cash, amm.input_to_price(first, sell_base=False, target=target))
+        if not hi > 0:
+            return 0.0
+        lo = 0.0
+        a, b = hi - GOLDEN * hi, lo + GOLDEN * hi
+        fa, fb = proceeds(a) - a * value[pay], proceeds(b) - b * value[pay]
+        for _ in range(SEARCH_STEPS):
+            if fa < fb:
+                lo, a, fa = a, b, fb
+                b = lo + GOLDEN * (hi - lo)
+                fb = proceeds(b) - b * value[pay]
+            else:
+                hi, b, fb = b, a, fa
+                a = hi - GOLDEN * (hi - lo)
+                fa = proceeds(a) - a * value[pay]
+        size = a if fa >= fb else b
+        if size <= 0 or proceeds(size) < size * value[pay] * (1.0 + self.min_return):
+            return 0.0
+        bought = amm.sell_quote(first, size)
+        swap = (algo.burn_stable(p, bought, sister_price) if below_peg
+                else algo.burn_sister(p, bought, sister_price))
+        self.balance[k, pay] -= size
+        self.balance[k, get] += amm.sell_base(last, swap.minted)
+        return size * value[pay]
 
     def receive(self, owners: np.ndarray, underlying: np.ndarray, amounts: np.ndarray) -> None:
         """Credit paid redemption tickets to their owners (rows)."""

@@ -40,17 +40,31 @@ class Accounting:
         for owners in self.vault_owners:
             total += owners.held(self.cdps, m)
         total += self.keepers.balance.sum(axis=0)
-        return total + self.staking.held() + self.cdps.held()
+        for holders in self.holders:
+            total += holders.held(m)
+        return total + self.staking.held() + self.cdps.held() + self._algo_held()
+
+    def _algo_held(self) -> np.ndarray:
+        """Spread fees the algorithmic stablecoins minted to their reward pools, per asset."""
+        m = len(self.assets)
+        return (np.bincount(self.algo_stable, weights=self.algo.reward_stable, minlength=m)
+                + np.bincount(self.algo_sister, weights=self.algo.reward_sister, minlength=m))
 
     def net_issued(self) -> np.ndarray:
         """Tokens created minus destroyed per asset since the start, by every issuer.
 
         Staked tokens minted minus burnt, staking rewards minus losses, CDP stablecoins
-        minted minus burnt, and backing an attacker took (destroyed for the protocol, created
-        in the attacker's hands).
+        minted minus burnt, algorithmic stablecoins and sisters minted minus burnt, and
+        backing an attacker took (destroyed for the protocol, created in the attacker's hands).
         """
+        m = len(self.assets)
+        stable0, sister0 = self.algo_start_supply
+        algo = (np.bincount(self.algo_stable, weights=self.algo.stable_supply - stable0,
+                            minlength=m)
+                + np.bincount(self.algo_sister, weights=self.algo.sister_supply - sister0,
+                              minlength=m))
         return (self.staking.minted() + self.staking.net_created() + self.cdps.minted()
-                + self.created)
+                + algo + self.created)
 
     def _trader_wallets(self) -> np.ndarray:
         """Traders' spare funds per asset (each row holds its debt asset)."""
@@ -88,6 +102,8 @@ class Accounting:
             out[6] += ((c.vaults.ink[rows] + c.vaults.gem[rows] + owners.wallet) @ ext[asset]
                        - c.debt_of(rows) @ ext[stable])
         out[7] = self.keepers.balance.sum(0) @ ext
+        for holders in self.holders:
+            out[8] += holders.held(len(self.assets)) @ ext
         return out
 
     def _ticket_claims(self) -> np.ndarray:
@@ -147,6 +163,11 @@ class Accounting:
             peg[idx] = np.divide(market, st.rate, out=np.zeros(len(st)), where=st.rate > 0)
             queue[idx] = st.queue_owed() * ext[st.underlying]
             tvl[idx] = (st.backing + st.retained) * ext[st.underlying]
+        backing = np.full(n_proto, np.nan)
+        if len(self.algo):
+            idx = [self.protocol_names.index(n) for n in self.algo_names]
+            peg[idx] = ext[self.algo_stable]  # the stable's par is 1 numeraire
+            backing[idx] = self.algo.implied_backing(ext[self.algo_sister])
         cdp = self._cdp_record(ext)
         tvl += cdp["tvl"]
         self.recorder.record(self.t, {
@@ -176,6 +197,8 @@ class Accounting:
             "backing_ratio": per_market(pool.backing_ratio()),
             "peg": peg,
             "redemption_queue": queue,
+            "implied_backing": backing,
+            "supply": self._supply(),
             "exploit_loss": self.exploited,
             "gas_multiplier": self.gas_multiplier,
             "cascade_rounds": float(np.count_nonzero(rounds)),  # rounds that liquidated
@@ -238,4 +261,18 @@ class Accounting:
             a.lot[a.active] * ext[c.ilk_asset[a.ilk[a.active]]]), minlength=n_cdp)
         gem = np.bincount(protocol, weights=v.gem * ext[asset], minlength=n_cdp)
         out["tvl"][rows] = np.bincount(protocol, weights=coll, minlength=n_cdp) + lots + gem
+        return out
+
+    def _supply(self) -> np.ndarray:
+        """Tokens each issuer has outstanding, per (protocol, asset); NaN for other pairs."""
+        out = np.full((len(self.protocol_names), len(self.assets)), np.nan)
+        rows = {n: k for k, n in enumerate(self.protocol_names)}
+        st = self.staking
+        for p, name in enumerate(self.staking_names):
+            out[rows[name], st.token[p]] = st.supply[p]
+        for p, name in enumerate(self.cdp_names):
+            out[rows[name], self.cdps.stable_asset[p]] = self.cdps.outstanding()[p]
+        for p, name in enumerate(self.algo_names):
+            out[rows[name], self.algo_stable[p]] = self.algo.stable_supply[p]
+            out[rows[name], self.algo_sister[p]] = self.algo.sister_supply[p]
         return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.agents.arbitrageur import Arbitrageur, ArbitrageurTable
+from sim.agents.holder import Holder, HolderTable
 from sim.agents.lender import Lender, LenderTable
 from sim.agents.leveraged_trader import LeveragedTrader, TraderTable
 from sim.agents.liquidator import Keeper, Liquidator, LiquidatorTable
@@ -22,8 +23,10 @@ from sim.protocols.errors import ProtocolError
 from sim.protocols.lending import LendingPools
 from sim.protocols.liquid_staking import LiquidStaking as StakingTable
 from sim.protocols.oracle import Oracles
+from sim.protocols.stablecoin import AlgorithmicStablecoin as AlgorithmicTable
 from sim.scenario import (
     CDP,
+    AlgorithmicStablecoin,
     ConstantProduct,
     Lending,
     LiquidStaking,
@@ -102,6 +105,44 @@ class Construction:
              c.min_leftover_base) for c in lendings.values()])
         self._build_staking()
         self._build_cdps()
+        self._build_algorithmic()
+
+    def _build_algorithmic(self) -> None:
+        """Algorithmic stablecoins; their supplies are seeded after the agents."""
+        algos = self.scenario.protocols_of(AlgorithmicStablecoin)
+        self.algo_names = list(algos)
+        cfgs = list(algos.values())
+        self.algo_stable = np.array([self._index(c.stable) for c in cfgs], dtype=np.int64)
+        self.algo_sister = np.array([self._index(c.sister) for c in cfgs], dtype=np.int64)
+        self.algo_stable_pool = np.array([self.pool_names.index(c.stable_pool) for c in cfgs],
+                                         dtype=np.int64)
+        self.algo_sister_pool = np.array([self.pool_names.index(c.sister_pool) for c in cfgs],
+                                         dtype=np.int64)
+        n = len(cfgs)
+        self.algo = AlgorithmicTable(
+            self.algo_names, base_pool=[c.base_pool for c in cfgs],
+            min_spread=[c.min_spread for c in cfgs],
+            pool_recovery_period=[c.pool_recovery_period for c in cfgs],
+            blocks_per_step=[self.dt_hours * 3600.0 / c.block_seconds for c in cfgs],
+            stable_supply=np.zeros(n), sister_supply=np.zeros(n))
+        p0 = self.prices[0]
+        spot = self.amm.spot()
+        for name, c in algos.items():
+            for role in ("stable", "sister"):
+                token = self._index(getattr(c, role))
+                pool = self.pool_names.index(getattr(c, f"{role}_pool"))
+                want = spot[pool] * p0[self.amm.quote[pool]]
+                if abs(p0[token] - want) > 1e-9 * want:
+                    self._fail(f"assets.{getattr(c, role)}.price", f"must be its pool's price "
+                               f"({want:g}, {getattr(c, f'{role}_pool')}) at start: {name} "
+                               "prices it from the pool")
+
+    def _seed_algorithmic(self) -> None:
+        """Supplies of algorithmic stablecoins and sisters: every token the scenario placed."""
+        held = self.token_totals()
+        self.algo.stable_supply[:] = held[self.algo_stable]
+        self.algo.sister_supply[:] = held[self.algo_sister]
+        self.algo_start_supply = (self.algo.stable_supply.copy(), self.algo.sister_supply.copy())
 
     def _build_cdps(self) -> None:
         """CDP protocols: one ilk per (protocol, collateral asset); vaults come with owners."""
@@ -269,22 +310,48 @@ class Construction:
             for row in range(n):
                 Keeper(self, row, protocols=(*names, *venues))
 
+        self.holders: list[HolderTable] = []
+        for field, cfg in a.populations("holders"):
+            pool = self.pool_names.index(cfg.pool)
+            token = self._index(cfg.token)
+            table = HolderTable(
+                token=token, pool=pool, quote=self.amm.quote[pool],
+                tokens=cfg.amount * rng.dirichlet(np.ones(cfg.count)),
+                sell_below=self._amounts(f"{field}.sell_below", cfg.sell_below, cfg.count),
+                sell_fraction=cfg.sell_fraction, start_price=p0[token])
+            self.holders.append(table)
+            for row in range(cfg.count):
+                Holder(self, table, row, protocols=(cfg.pool,))
+
         self.redeemers = None
         if a.redeemers is not None:
-            cfg = a.redeemers
-            names = [n for n in (cfg.protocols or self.staking_names)
-                     if self.staking_pool[self.staking_names.index(n)] >= 0]
-            issuers = np.array([self.staking_names.index(n) for n in names], dtype=np.int64)
-            capital = self._amounts("agents.redeemers.capital", cfg.capital, cfg.count)
-            balance = np.zeros((cfg.count, m))
-            unders = np.unique(self.staking.underlying[issuers])
-            for u in unders:
-                balance[:, u] = capital / len(unders) / p0[u]
-            self.redeemers = RedeemerTable(balance, hurdle_rate=cfg.hurdle_rate,
-                                           protocols=issuers, pools=self.staking_pool[issuers])
-            for row in range(cfg.count):
-                Redeemer(self, row, protocols=(*names, *(self.pool_names[v] for v in
-                                                         self.staking_pool[issuers])))
+            self._build_redeemers(a.redeemers)
+
+    def _build_redeemers(self, cfg) -> None:
+        """Redeemers at liquid-staking issuers (with a pool) and algorithmic stablecoins."""
+        p0 = self.prices[0]
+        wanted = cfg.protocols or [*self.staking_names, *self.algo_names]
+        lsts = [n for n in wanted if n in self.staking_names
+                and self.staking_pool[self.staking_names.index(n)] >= 0]
+        algos = [n for n in wanted if n in self.algo_names]
+        issuers = np.array([self.staking_names.index(n) for n in lsts], dtype=np.int64)
+        coins = np.array([self.algo_names.index(n) for n in algos], dtype=np.int64)
+        pools = [*self.staking_pool[issuers], *self.algo_stable_pool[coins],
+                 *self.algo_sister_pool[coins]]
+        # Capital in what they pay with: LST underlyings, stable pools' quote tokens.
+        cash = np.unique([*self.staking.underlying[issuers],
+                          *self.amm.quote[self.algo_stable_pool[coins]]]).astype(np.int64)
+        capital = self._amounts("agents.redeemers.capital", cfg.capital, cfg.count)
+        balance = np.zeros((cfg.count, len(self.assets)))
+        for u in cash:
+            balance[:, u] = capital / len(cash) / p0[u]
+        self.redeemers = RedeemerTable(
+            balance, hurdle_rate=cfg.hurdle_rate, protocols=issuers,
+            pools=self.staking_pool[issuers], min_return=cfg.min_return, stablecoins=coins,
+            stable_pools=self.algo_stable_pool[coins], sister_pools=self.algo_sister_pool[coins])
+        for row in range(cfg.count):
+            Redeemer(self, row, protocols=(*lsts, *algos, *dict.fromkeys(
+                self.pool_names[v] for v in pools)))
 
     def _build_vault_owners(self, field: str, cfg) -> None:
         rng = self.rng

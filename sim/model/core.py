@@ -64,6 +64,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         self._build_protocols()
         self._build_agents()
         self._seed_staking()
+        self._seed_algorithmic()
         self.created = np.zeros(m)  # tokens an attacker took out of a protocol's backing
         self.shocks = shocks.ShockSchedule(s, dt_hours=self.dt_hours, assets=self.assets,
                                            pool_names=self.pool_names)
@@ -71,6 +72,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.exploited = np.zeros(len(self.protocol_names))  # value stolen this step
         self.gas_multiplier = 1.0
         self.cdp_stats_recorded = self.cdps.stats.copy()
+        self.algo_step = None  # flows of the algorithmic stablecoins in the last step
         self.recorder = Recorder(self.n_steps, {
             "asset": self.assets, "protocol": self.protocol_names,
             "round": list(range(1, s.simulation.max_cascade_rounds + 1)),
@@ -90,11 +92,16 @@ class StressModel(Construction, Accounting, mesa.Model):
         self._pay_redemptions()
         self._protocol_shocks(t, ext)
         self._forced_sales(t)
+        self._price_issued(t)
+        for holders in self.holders:
+            self.volume["holder"] += holders.act(self.amm, ext) * ext[holders.token]
         if self.redeemers is not None:
             self.volume["redeemer"] = self.redeemers.act(
                 self.staking, self.amm, self.t * self.dt_hours, self.rng)
+            self.volume["redeemer"] += self.redeemers.act_algorithmic(
+                self.algo, self.amm, self.oracles.price, ext, self.algo_sister, self.rng)
         self._price_receipts(t)
-        self._price_staked(t)
+        self._price_issued(t)
         np.maximum(self.running_max, ext, out=self.running_max)
         if self.arbitrageurs is not None:
             self.volume["arbitrageur"] = self.arbitrageurs.act(self.amm, ext, self.external,
@@ -124,6 +131,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.volume["arbitrageur"] += totals[ck.ARBITRAGE_VOLUME]
         for p, trade in reversed(unwinds):
             shocks.unwind(self.amm, p, trade, self.external)
+        self.algo_step = self.algo.end_step(self.oracles.price[self.algo_sister])
         self._record(stats, totals, rounds)
 
     def _liquidate(self, t: int, stale: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -140,7 +148,8 @@ class StressModel(Construction, Accounting, mesa.Model):
         used = 0
         t1 = t * self.dt_hours * 3600.0  # auctions run in seconds
         t0 = t1 - self.dt_hours * 3600.0
-        linked = len(self.cdps.names) > 0 or len(self.receipts) > 0 or len(self.staking) > 0
+        linked = (len(self.cdps.names) > 0 or len(self.receipts) > 0 or len(self.staking) > 0
+                  or len(self.algo) > 0)
         ext = self.prices[t]
         for k in range(MAX_PASSES):
             s_, tot, r = self.lending.liquidate(
@@ -158,7 +167,7 @@ class StressModel(Construction, Accounting, mesa.Model):
             if not linked or activity == 0:
                 break
             self._price_receipts(t)
-            self._price_staked(t)
+            self._price_issued(t)
             self.oracles.update(t, self.prices[: t + 1], self.amm.spot(), stale)
         return stats, totals, rounds
 
@@ -188,13 +197,20 @@ class StressModel(Construction, Accounting, mesa.Model):
             self.redeemers.receive(owner[mine], under[mine], amounts[mine])
         np.add.at(self.external, under[~mine], amounts[~mine])
 
-    def _price_staked(self, t: int) -> None:
-        """Staked tokens: the underlying's price times their pool's spot, or the rate."""
+    def _price_issued(self, t: int) -> None:
+        """Price the tokens their pools price, at step ``t``.
+
+        Staked tokens: the underlying's price times their pool's spot (the rate without a
+        pool); algorithmic stablecoins and their sisters: pool spot times the quote's price.
+        """
         spot = self.amm.spot()
         for p, v in enumerate(self.staking_pool):
             token, under = self.staking.token[p], self.staking.underlying[p]
             ratio = spot[v] if v >= 0 else self.staking.rate[p]
             self.prices[t, token] = self.prices[t, under] * ratio
+        for tokens, pools in ((self.algo_stable, self.algo_stable_pool),
+                              (self.algo_sister, self.algo_sister_pool)):
+            self.prices[t, tokens] = spot[pools] * self.prices[t, self.amm.quote[pools]]
 
     def _forced_sales(self, t: int) -> None:
         """Holders outside the model selling into a pool (scheduled ``sale`` shocks)."""

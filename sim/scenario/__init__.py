@@ -9,6 +9,7 @@ elsewhere in the file (a market's venue, an agent's protocol, an oracle's pool).
 from sim.scenario.load import load_scenario, parse_scenario
 from sim.scenario.protocols import (
     CDP,
+    AlgorithmicStablecoin,
     CdpIlk,
     ConstantProduct,
     InterestRate,
@@ -33,6 +34,7 @@ from sim.scenario.schema import (
     Edge,
     Exploit,
     GasSpike,
+    Holders,
     Jump,
     JumpDiffusion,
     Keepers,
@@ -60,6 +62,7 @@ from sim.scenario.schema import (
 __all__ = [
     "BridgeFailure", "Depeg", "Exploit", "GasSpike", "LiquidityWithdrawal", "OracleManipulation",
     "Sale", "StaleOracle", "CDP", "CdpIlk", "Keepers", "VaultOwners",
+    "AlgorithmicStablecoin", "Holders",
     "GBM", "Agents", "Arbitrageurs", "Asset", "Constant", "ConstantProcess", "ConstantProduct",
     "Distribution", "Edge", "InterestRate", "Jump", "JumpDiffusion", "Lenders", "Lending",
     "LendingMarket", "LeveragedTraders", "LiquidStaking", "Liquidators", "LogNormal", "Market",

@@ -180,7 +180,31 @@ class CDP(Strict):
                                        "auctions; none: no cap")
 
 
-Protocol = Annotated[Lending | ConstantProduct | StableSwap | Oracle | LiquidStaking | CDP,
+class AlgorithmicStablecoin(Strict):
+    """A stablecoin minted and burnt against a sister token (Terra's market module).
+
+    Anyone may burn 1 ``stable`` for 1 numeraire of ``sister`` at the sister's oracle price,
+    or the reverse, minus a spread set by virtual pools of size ``base_pool`` whose imbalance
+    decays over ``pool_recovery_period`` blocks (``sim.protocols.stablecoin``). Both tokens
+    are priced by their pools: ``stable_pool`` and ``sister_pool`` trade them (as base)
+    against a quote token. Defaults: columbus-5 before May 2022 (BasePool 50M SDR, taken as
+    USD here; 36 blocks; MinStabilitySpread 0.5%; ~6 s blocks).
+    """
+
+    kind: Literal["algorithmic_stablecoin"]
+    stable: str
+    sister: str
+    stable_pool: str = Field(description="Pool trading the stable (base) against a quote")
+    sister_pool: str = Field(description="Pool trading the sister (base) against a quote")
+    base_pool: PositiveFloat = Field(50e6, description="BasePool (numeraire)")
+    min_spread: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.005
+    pool_recovery_period: Annotated[float, Field(ge=1.0)] = Field(
+        36.0, description="Blocks over which the pools' imbalance decays")
+    block_seconds: PositiveFloat = 6.0
+
+
+Protocol = Annotated[Lending | ConstantProduct | StableSwap | Oracle | LiquidStaking | CDP
+                     | AlgorithmicStablecoin,
                      Field(discriminator="kind")]
 
 

@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 
 from sim.errors import ScenarioError
-from sim.scenario.protocols import CDP, Lending, LiquidStaking, Oracle, Pool
+from sim.scenario.protocols import (
+    CDP,
+    AlgorithmicStablecoin,
+    Lending,
+    LiquidStaking,
+    Oracle,
+    Pool,
+)
 from sim.scenario.schema import (
     BridgeFailure,
     Constant,
@@ -134,6 +141,23 @@ def check_references(s: Scenario) -> None:
                 if (pool.base, pool.quote) != (proto.token, proto.underlying):
                     fail(f"{here}.pool", f"pool '{proto.pool}' trades {pool.base}/"
                          f"{pool.quote}, not {proto.token}/{proto.underlying}")
+        elif isinstance(proto, AlgorithmicStablecoin):
+            for role in ("stable", "sister"):
+                token = getattr(proto, role)
+                need_asset(f"{here}.{role}", token)
+                if s.assets[token].issuer != name:
+                    fail(f"{here}.{role}", f"set assets.{token}.issuer = '{name}' (the "
+                         "protocol mints and burns it)")
+                if token in s.market.processes:
+                    fail(f"market.processes.{token}", f"'{token}' is priced from its pool "
+                         f"({name}.{role}_pool); give it no process")
+                field = f"{here}.{role}_pool"
+                pool = need_protocol(field, getattr(proto, f"{role}_pool"), Pool, "pool")
+                if pool.base != token:
+                    fail(field, f"pool '{getattr(proto, f'{role}_pool')}' trades "
+                         f"{pool.base} as base, not {token}")
+            if proto.stable == proto.sister:
+                fail(f"{here}.sister", "must differ from stable")
         elif isinstance(proto, CDP):
             need_asset(f"{here}.stable", proto.stable)
             if s.assets[proto.stable].issuer != name:
@@ -184,6 +208,11 @@ def check_references(s: Scenario) -> None:
             fail(f"{here}.leverage", "leverage must be >= 1")
     check_redeemers(s)
     check_cdp_agents(s)
+    for here, h in a.populations("holders"):
+        need_asset(f"{here}.token", h.token)
+        pool = need_protocol(f"{here}.pool", h.pool, Pool, "pool")
+        if pool.base != h.token:
+            fail(f"{here}.pool", f"pool '{h.pool}' trades {pool.base} as base, not {h.token}")
     if a.market_makers is not None:
         need_protocol("agents.market_makers.pool", a.market_makers.pool, Pool, "pool")
     if a.liquidators is not None:
@@ -194,19 +223,20 @@ def check_references(s: Scenario) -> None:
 
 
 def check_redeemers(s: Scenario) -> None:
-    """The issuers redeemers use must be liquid-staking protocols."""
+    """The issuers redeemers use: liquid-staking or algorithmic-stablecoin protocols."""
     r = s.agents.redeemers
     if r is None:
         return
-    known = [k for k, v in s.protocols.items() if isinstance(v, LiquidStaking)]
+    known = [k for k, v in s.protocols.items()
+             if isinstance(v, LiquidStaking | AlgorithmicStablecoin)]
     if not known:
-        raise ScenarioError(s.source, "agents.redeemers", "no liquid_staking protocol to "
-                            "redeem at")
+        raise ScenarioError(s.source, "agents.redeemers", "no liquid_staking or "
+                            "algorithmic_stablecoin protocol to redeem at")
     for k, name in enumerate(r.protocols or []):
         if name not in known:
             raise ScenarioError(s.source, f"agents.redeemers.protocols[{k}]",
-                                f"'{name}' is not a liquid_staking protocol (liquid_staking: "
-                                f"{', '.join(known)})")
+                                f"'{name}' is not a liquid_staking or algorithmic_stablecoin "
+                                f"protocol (issuers: {', '.join(known)})")
 
 
 def check_cdp_agents(s: Scenario) -> None:

@@ -338,14 +338,38 @@ class Redeemers(Strict):
 
     For a liquid-staking token: buy it on its pool while the discount to the exchange rate
     beats ``hurdle_rate`` over the expected wait in the redemption queue, and mint-and-sell
-    when it trades at a premium. Capital is in the tokens' underlyings.
+    when it trades at a premium. Capital is in the tokens' underlyings. For an algorithmic
+    stablecoin: below the peg, buy the stable, swap it at the issuer for the sister and sell
+    that; above it, the reverse; while a round trip returns ``min_return``. Capital is in the
+    stable pool's quote token.
     """
 
     count: PositiveInt = 5
     capital: Distribution = Field(description="Capital per redeemer (numeraire)")
     hurdle_rate: NonNegativeFloat = Field(
         0.2, description="Annual return a redeemer asks for capital locked in a queue")
+    min_return: Fraction = Field(
+        0.001, description="Least return per round trip through an algorithmic stablecoin "
+        "(buy, swap at the issuer, sell)")
     protocols: list[str] | None = Field(None, description="Issuers they redeem at; default: all")
+
+
+class Holders(Strict):
+    """Holders of a token outside any protocol, who sell it on a pool when its price falls.
+
+    Each holder sells ``sell_fraction`` of what it still holds every step while the token's
+    price is below ``sell_below`` times its start price (a run on a stablecoin: depositors
+    leaving at different levels of fear).
+    """
+
+    count: PositiveInt = 100
+    token: str
+    amount: PositiveFloat = Field(description="Tokens held in all, split at random")
+    pool: str = Field(description="Pool where they sell (the token is its base)")
+    sell_below: Distribution = Field(
+        default_factory=lambda: Uniform(dist="uniform", low=0.9, high=0.99),
+        description="Price as a share of the start price below which a holder sells")
+    sell_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2
 
 
 class VaultOwners(Strict):
@@ -401,7 +425,7 @@ def _as_list(value: Any) -> Any:
 class Agents(Strict):
     """Agent populations; each kind is optional.
 
-    Lenders, leveraged traders and vault owners may be one table or an array of tables
+    Lenders, leveraged traders, vault owners and holders may be one table or an array of tables
     (``[[agents.lenders]]``), one population per protocol or behaviour.
     """
 
@@ -416,6 +440,8 @@ class Agents(Strict):
     vault_owners: Annotated[list[VaultOwners], BeforeValidator(
         _as_list, json_schema_input_type=VaultOwners | list[VaultOwners])] | None = None
     keepers: Keepers | None = None
+    holders: Annotated[list[Holders], BeforeValidator(
+        _as_list, json_schema_input_type=Holders | list[Holders])] | None = None
 
     def populations(self, kind: str) -> list[tuple[str, Any]]:
         """(field path, population) pairs of one kind, in file order."""
