@@ -178,6 +178,18 @@ def _summary(ds, files: list[Path]) -> str:
             f"    peg (pool / rate)   min {float(a.peg.min()):.4f}, end {float(a.peg[-1]):.4f}",
             f"    redemption queue    peak {float(a.redemption_queue.max()) / 1e6:,.2f} M USD",
         ]
+    for name in protocols_of_kind(ds, "algorithmic_stablecoin"):
+        a = ds.sel(protocol=name)
+        issued = a.supply.dropna("asset", how="all")
+        lines += [
+            f"  {name}:",
+            f"    peg (USD)           min {float(a.peg.min()):.4f}, end {float(a.peg[-1]):.4f}",
+            f"    implied backing     {float(a.implied_backing[0]):.3f} -> "
+            f"{float(a.implied_backing[-1]):.3g}",
+            "    supply              " + ", ".join(
+                f"{k} x{float(v[-1] / v[0]):,.3g}" for k, v in zip(
+                    issued.asset.values, issued.transpose("asset", ...).values, strict=True)),
+        ]
     for name in protocols_of_kind(ds, "cdp"):
         a = ds.sel(protocol=name)
         sold = float(a.seized_collateral_value.sum())

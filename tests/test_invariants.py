@@ -31,6 +31,8 @@ def scenario_strategy():
         "staking": st.booleans(),
         "cdp": st.booleans(),
         "english": st.booleans(),
+        "algorithmic": st.booleans(),
+        "sale": st.floats(1e5, 3e6),
     })
 
 
@@ -101,6 +103,37 @@ def add_cdp(d, params):
                                                     "size": params["jump"]}]
 
 
+def add_algorithmic(d, params):
+    """UST/LUNA (Terra's market module) on their own pools, holders who run, redeemers, and
+    LUNA lent against on aave."""
+    d["assets"]["UST"] = {"price": 1.0, "issuer": "terra"}
+    d["assets"]["LUNA"] = {"price": 80.0, "issuer": "terra"}
+    d["market"].pop("correlation", None)
+    d["protocols"]["terra"] = {"kind": "algorithmic_stablecoin", "stable": "UST",
+                               "sister": "LUNA", "stable_pool": "curve_ust",
+                               "sister_pool": "luna_pool", "base_pool": 3e5}
+    d["protocols"]["curve_ust"] = {"kind": "stableswap", "base": "UST", "quote": "USDC",
+                                   "reserve_base": 2e6, "amplification": 200.0}
+    d["protocols"]["luna_pool"] = {"kind": "constant_product", "base": "LUNA",
+                                   "quote": "USDC", "reserve_base": 30_000.0}
+    d["protocols"]["aave"]["markets"]["LUNA"] = {
+        "ltv": 0.5, "liquidation_threshold": 0.6, "liquidation_bonus": 0.05,
+        "liquidation_venue": "luna_pool"}
+    traders = d["agents"]["leveraged_traders"]
+    d["agents"]["leveraged_traders"] = [*(traders if isinstance(traders, list) else [traders]), {
+        "count": 30, "protocol": "aave", "collateral": {"LUNA": 1.0}, "debt_asset": "USDC",
+        "position_value": {"dist": "lognormal", "median": 50_000.0, "sigma": 1.0},
+        "leverage": {"dist": "uniform", "low": 1.2, "high": 1.8}}]
+    d["agents"]["holders"] = [
+        {"count": 30, "token": "UST", "amount": 3e6, "pool": "curve_ust"},
+        {"count": 30, "token": "LUNA", "amount": 40_000.0, "pool": "luna_pool",
+         "sell_below": {"dist": "uniform", "low": 0.5, "high": 0.9}}]
+    d["agents"].setdefault("redeemers", {"count": 2, "capital": {
+        "dist": "constant", "value": params["arb_capital"] + 1.0}})
+    d["shocks"] = [*d["shocks"], {"kind": "sale", "pool": "curve_ust", "at_hours": 1.0,
+                                  "amount": params["sale"], "duration_hours": 1.0}]
+
+
 SHOCKS = [
     {"kind": "gas_spike", "at_hours": 1.0, "duration_hours": 2.0, "multiplier": 50.0},
     {"kind": "liquidity_withdrawal", "pool": "pool", "at_hours": 1.5, "share": 0.5},
@@ -134,6 +167,8 @@ def build(params, steps=10):
         add_staking(d, params)
     if params.get("cdp"):
         add_cdp(d, params)
+    if params.get("algorithmic"):
+        add_algorithmic(d, params)
     return parse_scenario(d, source="prop.toml")
 
 
@@ -164,6 +199,10 @@ def assert_no_negative_or_nan(model: StressModel):
                    "cdp sin": c.sin, "keepers": model.keepers.balance})
     for k, owners in enumerate(model.vault_owners):
         tables[f"vault owners {k}"] = owners.wallet
+    for k, holders in enumerate(model.holders):
+        tables[f"holders {k}"] = np.concatenate([holders.tokens, holders.proceeds])
+    tables.update({"stable supply": model.algo.stable_supply,
+                   "sister supply": model.algo.sister_supply})
     for name, arr in tables.items():
         assert np.all(np.isfinite(arr)), f"NaN/inf in {name}"
         scale = max(1.0, float(np.abs(arr).max(initial=0.0)))

@@ -25,7 +25,7 @@ ALLOWED = {
     "network": {"scenario", "errors"},
     "shocks": {"engine", "protocols", "market", "scenario"},
     "model": {"engine", "protocols", "agents", "market", "network", "shocks", "scenario",
-              "results", "errors", "model"},
+              "results", "errors", "model", "contagion"},
     "metrics": {"contagion", "results"},
     "api": {"model", "network", "metrics", "results", "scenario", "errors"},
     "cli": {"api", "errors", "scenario", "results", "plots", "__init__"},

@@ -61,3 +61,26 @@ def test_lst_depeg_spreads_to_the_lending_pool_once_redeemers_run_out():
     # ... and every maker vault is barked, its auctions sell into a collapsing pool.
     assert float(thin.liquidation_count.sel(protocol="maker").sum()) == 200
     assert float(thin.bad_debt.sel(protocol="maker").sum()) > 0
+
+
+def test_algorithmic_stablecoin_run_spirals_past_its_tipping_point():
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "algorithmic_stablecoin_run.toml"
+    ds = sim.run(path)
+    terra = ds.sel(protocol="terra")
+    luna = ds.external_price.sel(asset="LUNA")
+    supply = terra.supply.sel(asset="LUNA")
+    # The comment block's figures: UST breaks, LUNA goes to ~0 while its supply explodes,
+    # and Anchor, which lends against LUNA, liquidates and books bad debt.
+    assert float(terra.peg.min()) < 0.1
+    assert float(luna[-1]) < 1e-3 * float(luna[0])
+    assert float(supply[-1]) > 1e3 * float(supply[0])
+    assert float(terra.implied_backing[0]) > 1.5 and float(terra.implied_backing[-1]) < 0.01
+    anchor = ds.sel(protocol="anchor")
+    assert float(anchor.liquidation_count.sum()) > 0 and float(anchor.bad_debt.sum()) > 0
+    # The tipping point: a 3M UST sale stays inside the spread; nobody redeems or runs.
+    data = tomllib.loads(path.read_text())
+    data["shocks"][1]["amount"] = 3_000_000.0
+    calm = sim.run(parse_scenario(data, source=str(path)))
+    assert float(calm.peg.sel(protocol="terra").min()) > 0.99
+    assert float(calm.supply.sel(protocol="terra", asset="LUNA")[-1]) == float(supply[0])
+    assert float(calm.liquidation_count.sel(protocol="anchor").sum()) == 0
