@@ -28,13 +28,14 @@ from sim.scenario import (
     Lending,
     LiquidStaking,
     Oracle,
+    Perpetuals,
     Pool,
     Scenario,
 )
 
 EDGE_KINDS = ("collateral", "oracle", "liquidation_venue", "deposits", "backing")
 ACYCLIC_KINDS = ("oracle", "backing")
-LENDERS = (Lending, CDP)  # protocol kinds that hold collateral
+LENDERS = (Lending, CDP, Perpetuals)  # protocol kinds that hold collateral (margin)
 POOLS = (Pool,)
 PRICE_SOURCES = (Oracle, Pool)
 
@@ -45,8 +46,29 @@ def issued_assets(s: Scenario, protocol: str) -> list[str]:
 
 
 def accepted_collateral(proto) -> dict:
-    """Collateral settings by asset of a protocol that holds collateral (markets, ilks)."""
+    """Collateral settings by asset of a protocol that holds collateral (markets, ilks).
+
+    A perpetuals protocol holds its settlement asset as margin and reads its markets'
+    prices; its hedge pools are where it sells.
+    """
+    if isinstance(proto, Perpetuals):
+        return {proto.settlement: None}
     return proto.markets if isinstance(proto, Lending) else proto.ilks
+
+
+def priced_assets(proto) -> list[str]:
+    """Assets whose oracle price a collateral-holding protocol reads."""
+    if isinstance(proto, Perpetuals):
+        return [proto.settlement, *proto.markets]
+    return list(accepted_collateral(proto))
+
+
+def sale_venues(proto) -> list[str]:
+    """Pools where a collateral-holding protocol's liquidations end up sold."""
+    if isinstance(proto, Perpetuals):
+        return [m.hedge_pool for m in proto.markets.values() if m.hedge_pool is not None]
+    return [m.liquidation_venue for m in accepted_collateral(proto).values()
+            if m.liquidation_venue is not None]
 
 
 def implied_edges(s: Scenario) -> list[tuple[str, str, str]]:
@@ -59,14 +81,15 @@ def implied_edges(s: Scenario) -> list[tuple[str, str, str]]:
         if isinstance(proto, AlgorithmicStablecoin):  # both tokens are priced by their pools
             edges += [(name, proto.stable_pool, "oracle"), (name, proto.sister_pool, "oracle")]
         if isinstance(proto, LENDERS):
-            for asset, market in accepted_collateral(proto).items():
-                if market.liquidation_venue is not None:
-                    edges.append((name, market.liquidation_venue, "liquidation_venue"))
-                if asset in oracle_of:
-                    edges.append((name, oracle_of[asset], "oracle"))
+            for asset in accepted_collateral(proto):
                 issuer = s.assets[asset].issuer
                 if issuer is not None and issuer != name:
                     edges.append((name, issuer, "collateral"))
+            for asset in priced_assets(proto):
+                if asset in oracle_of:
+                    edges.append((name, oracle_of[asset], "oracle"))
+            for venue in sale_venues(proto):
+                edges.append((name, venue, "liquidation_venue"))
     return list(dict.fromkeys(edges))
 
 

@@ -28,17 +28,18 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "oracle_price": (("asset",), "USD", "oracle price after the cascade"),
     "amm_price": (("protocol",), "USD", "pool spot price of the base token after the cascade"),
     "tvl": (("protocol",), "USD", "value locked: lending cash and collateral, pool reserves, "
-            "staking backing, CDP collateral (external prices)"),
+            "staking backing, CDP collateral, perp margins, vaults, insurance and hedges "
+            "(external prices)"),
     "pool_depth": (("protocol",), "USD", "base volume that moves the pool price 10%"),
     "pool_reserve_base": (("protocol",), "tokens", "pool reserve of the base token"),
     "pool_reserve_quote": (("protocol",), "tokens", "pool reserve of the quote token"),
     "liquidated_value": (("protocol",), "USD", "debt repaid by liquidations in the step "
-                         "(CDPs: stable raised by auctions)"),
+                         "(CDPs: stable raised by auctions; perpetuals: notional closed)"),
     "seized_collateral_value": (("protocol",), "USD", "collateral seized in the step"),
     "liquidation_count": (("protocol",), "1", "liquidations in the step (CDPs: "
                           "auctions started)"),
     "bad_debt": (("protocol",), "USD", "debt burnt as deficit in the step (CDPs: "
-                 "auction debt left uncovered)"),
+                 "auction debt left uncovered; perpetuals: losses no one could pay)"),
     "insolvent_debt": (("protocol",), "USD",
                        "sum over positions of max(0, debt value - collateral value)"),
     "liquidatable_count": (("protocol",), "1", "positions with health factor < 1 after the step"),
@@ -55,6 +56,13 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
                          "collateral sold in the step"),
     "zero_bid_loss": (("protocol",), "USD", "CDP auctions: value at kick of collateral sold "
                       "for almost nothing (below the zero-bid threshold) in the step"),
+    "insurance_fund": (("protocol",), "USD", "perpetuals: insurance fund after the step"),
+    "adl_value": (("protocol",), "USD", "perpetuals: losses covered by auto-deleveraging "
+                  "profitable positions in the step"),
+    "open_interest": (("protocol", "asset"), "contracts", "perpetuals: long plus short open "
+                      "interest"),
+    "funding_rate": (("protocol", "asset"), "1/day", "perpetuals: funding rate of the step "
+                     "(longs pay when > 0)"),
     "peg": (("protocol",), "1", "market price of the protocol's token over its redemption "
             "value (staked tokens: pool spot / exchange rate; algorithmic stablecoins: price "
             "in USD)"),

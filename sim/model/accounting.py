@@ -9,6 +9,7 @@ import numpy as np
 
 from sim.engine import cascade as ck
 from sim.engine import cdp as cdp_kernel
+from sim.engine import perps as perps_kernel
 from sim.model.kinds import AGENT_KINDS
 
 
@@ -42,6 +43,11 @@ class Accounting:
         total += self.keepers.balance.sum(axis=0)
         for holders in self.holders:
             total += holders.held(m)
+        for traders in self.perp_traders:
+            total[traders.settlement] += traders.wallet.sum()
+        perps = self.perps
+        total += (np.bincount(perps.settlement_asset, weights=perps.settlement_held(),
+                              minlength=m) + perps.hedge_held(self.amm.quote))
         return total + self.staking.held() + self.cdps.held() + self._algo_held()
 
     def _algo_held(self) -> np.ndarray:
@@ -104,6 +110,9 @@ class Accounting:
         out[7] = self.keepers.balance.sum(0) @ ext
         for holders in self.holders:
             out[8] += holders.held(len(self.assets)) @ ext
+        for traders in self.perp_traders:
+            equity = self.perps.equity(ext, traders.rows)
+            out[9] += (traders.wallet.sum() + equity.sum()) * ext[traders.settlement]
         return out
 
     def _ticket_claims(self) -> np.ndarray:
@@ -170,6 +179,8 @@ class Accounting:
             backing[idx] = self.algo.implied_backing(ext[self.algo_sister])
         cdp = self._cdp_record(ext)
         tvl += cdp["tvl"]
+        perp = self._perp_record(ext)
+        tvl += perp["tvl"]
         self.recorder.record(self.t, {
             "external_price": self.prices[self.t],
             "oracle_price": price,
@@ -178,11 +189,18 @@ class Accounting:
             "pool_depth": depth,
             "pool_reserve_base": rbase,
             "pool_reserve_quote": rquote,
-            "liquidated_value": per_protocol(stats[:, ck.DEBT_REPAID_VALUE]) + cdp["repaid"],
+            "liquidated_value": (per_protocol(stats[:, ck.DEBT_REPAID_VALUE]) + cdp["repaid"]
+                                 + perp["notional"]),
             "seized_collateral_value": (per_protocol(stats[:, ck.COLLATERAL_SEIZED_VALUE])
                                         + cdp["sold"]),
-            "liquidation_count": per_protocol(stats[:, ck.N_LIQUIDATIONS]) + cdp["started"],
-            "bad_debt": per_protocol(stats[:, ck.BAD_DEBT_VALUE]) + cdp["bad_debt"],
+            "liquidation_count": (per_protocol(stats[:, ck.N_LIQUIDATIONS]) + cdp["started"]
+                                  + perp["count"]),
+            "bad_debt": (per_protocol(stats[:, ck.BAD_DEBT_VALUE]) + cdp["bad_debt"]
+                         + perp["bad_debt"]),
+            "insurance_fund": perp["insurance_fund"],
+            "adl_value": perp["adl"],
+            "open_interest": perp["open_interest"],
+            "funding_rate": perp["funding_rate"],
             "insolvent_debt": per_protocol(insolvent[:, 0]) + cdp["insolvent"],
             "liquidatable_count": per_protocol(insolvent[:, 1]) + cdp["unsafe"],
             "auction_recovery": cdp["recovery"],
@@ -275,4 +293,36 @@ class Accounting:
         for p, name in enumerate(self.algo_names):
             out[rows[name], self.algo_stable[p]] = self.algo.stable_supply[p]
             out[rows[name], self.algo_sister[p]] = self.algo.sister_supply[p]
+        return out
+
+    def _perp_record(self, ext: np.ndarray) -> dict[str, np.ndarray]:
+        """Perp variables of the step, per protocol (and market); NaN where not perps."""
+        pm = self.perps
+        n_proto, m = len(self.protocol_names), len(self.assets)
+        out = {key: np.zeros(n_proto) for key in ("notional", "count", "bad_debt", "tvl")}
+        for key in ("insurance_fund", "adl"):
+            out[key] = np.full(n_proto, np.nan)
+        for key in ("open_interest", "funding_rate"):
+            out[key] = np.full((n_proto, m), np.nan)
+        if not self.perp_names:
+            return out
+        rows = [self.protocol_names.index(n) for n in self.perp_names]
+        p = ext[pm.settlement_asset]
+        st = self.perp_stats
+        out["notional"][rows] = st[:, perps_kernel.LIQUIDATED_NOTIONAL] * p
+        out["count"][rows] = st[:, perps_kernel.N_LIQUIDATIONS]
+        out["bad_debt"][rows] = st[:, perps_kernel.BAD_DEBT] * p
+        out["adl"][rows] = st[:, perps_kernel.ADL_AMOUNT] * p
+        out["insurance_fund"][rows] = pm.insurance_fund * p
+        k = pm.hedge_pool >= 0
+        per_market = (pm.hedge * ext[pm.market_asset]
+                      + pm.hedge_cash * ext[self.amm.quote[np.maximum(pm.hedge_pool, 0)]])
+        hedges = np.bincount(pm.market_protocol[k], weights=per_market[k],
+                             minlength=len(self.perp_names))
+        out["tvl"][rows] = pm.settlement_held() * p + hedges
+        listed = pm.listed.reshape(len(self.perp_names), m)
+        oi = (pm.long_oi + pm.short_oi).reshape(len(self.perp_names), m)
+        rate = pm.funding_rate.reshape(len(self.perp_names), m)
+        out["open_interest"][rows] = np.where(listed, oi, np.nan)
+        out["funding_rate"][rows] = np.where(listed, rate, np.nan)
         return out

@@ -14,6 +14,7 @@ from sim.agents.lender import Lender, LenderTable
 from sim.agents.leveraged_trader import LeveragedTrader, TraderTable
 from sim.agents.liquidator import Keeper, Liquidator, LiquidatorTable
 from sim.agents.market_maker import MarketMaker, MarketMakerTable
+from sim.agents.perp_trader import PerpTrader, PerpTraderTable
 from sim.agents.redeemer import Redeemer, RedeemerTable
 from sim.agents.vault_owner import VaultOwner, VaultOwnerTable
 from sim.errors import ScenarioError
@@ -23,6 +24,7 @@ from sim.protocols.errors import ProtocolError
 from sim.protocols.lending import LendingPools
 from sim.protocols.liquid_staking import LiquidStaking as StakingTable
 from sim.protocols.oracle import Oracles
+from sim.protocols.perps import PerpMarkets
 from sim.protocols.stablecoin import AlgorithmicStablecoin as AlgorithmicTable
 from sim.scenario import (
     CDP,
@@ -31,6 +33,7 @@ from sim.scenario import (
     Lending,
     LiquidStaking,
     Oracle,
+    Perpetuals,
     Pool,
     StableSwap,
     draw,
@@ -106,6 +109,24 @@ class Construction:
         self._build_staking()
         self._build_cdps()
         self._build_algorithmic()
+        self._build_perps()
+
+    def _build_perps(self) -> None:
+        """Perpetual-futures protocols: one market per (protocol, asset); vaults and hedges."""
+        perps = self.scenario.protocols_of(Perpetuals)
+        self.perp_names = list(perps)
+        markets = [[None if (mk := c.markets.get(asset)) is None else mk.model_dump(
+            exclude={"hedge_pool"}) for asset in self.assets] for c in perps.values()]
+        self.perps = PerpMarkets(self.perp_names, markets,
+                                 settlement_asset=[self._index(c.settlement)
+                                                   for c in perps.values()],
+                                 insurance_fund=[c.insurance_fund for c in perps.values()],
+                                 n_assets=len(self.assets))
+        for name, c in perps.items():
+            for asset, mk in c.markets.items():
+                if mk.hedge_pool is not None:
+                    k = self.perps.market(name, self._index(asset))
+                    self.perps.hedge_pool[k] = self.pool_names.index(mk.hedge_pool)
 
     def _build_algorithmic(self) -> None:
         """Algorithmic stablecoins; their supplies are seeded after the agents."""
@@ -310,6 +331,11 @@ class Construction:
             for row in range(n):
                 Keeper(self, row, protocols=(*names, *venues))
 
+        self.perp_traders: list[PerpTraderTable] = []
+        for field, cfg in a.populations("perp_traders"):
+            self._build_perp_traders(field, cfg)
+        self.perps.hedge[:] = self.perps.hedge_target()  # vaults start hedged
+
         self.holders: list[HolderTable] = []
         for field, cfg in a.populations("holders"):
             pool = self.pool_names.index(cfg.pool)
@@ -326,6 +352,36 @@ class Construction:
         self.redeemers = None
         if a.redeemers is not None:
             self._build_redeemers(a.redeemers)
+
+    def _build_perp_traders(self, field: str, cfg) -> None:
+        rng = self.rng
+        p0 = self.prices[0]
+        n = cfg.count
+        names = list(cfg.markets)
+        weights = np.array([cfg.markets[k] for k in names])
+        asset = np.array([self._index(k) for k in names])[
+            rng.choice(len(names), size=n, p=weights / weights.sum())]
+        market = np.array([self.perps.market(cfg.protocol, a) for a in asset], dtype=np.int64)
+        notional = self._amounts(f"{field}.position_value", cfg.position_value, n)
+        leverage = draw(cfg.leverage, rng, n)
+        cap = 1.0 / self.perps.initial_margin[market]
+        if np.any(notional <= 0) or np.any(leverage <= 0) or np.any(leverage > cap):
+            self._fail(f"{field}.leverage", "position_value must be > 0 and leverage in "
+                       "(0, 1 / initial_margin] in every draw")
+        side = np.where(rng.random(n) < cfg.long_share, 1.0, -1.0)
+        settle = self.perps.settlement_asset[self.perp_names.index(cfg.protocol)]
+        # Prices are in settlement tokens at par (a USD stable): margin = notional / leverage.
+        margin = notional / leverage
+        rows = self.perps.open_positions(np.arange(n), market, side * notional / p0[asset],
+                                         margin=margin * (1 + 1e-12), asset_price=p0)
+        wallet = self._amounts(f"{field}.wallet_share", cfg.wallet_share, n) * margin
+        self.perp_traders.append(PerpTraderTable(rows, settle, wallet,
+                                                 margin_call_ratio=cfg.margin_call_ratio,
+                                                 target_ratio=cfg.target_ratio))
+        hedges = tuple(dict.fromkeys(self.pool_names[v] for v in self.perps.hedge_pool[market]
+                                     if v >= 0))
+        for k in range(n):
+            PerpTrader(self, rows.start + k, protocols=(cfg.protocol, *hedges))
 
     def _build_redeemers(self, cfg) -> None:
         """Redeemers at liquid-staking issuers (with a pool) and algorithmic stablecoins."""

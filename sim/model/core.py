@@ -22,6 +22,7 @@ import numpy as np
 from sim import market, network, shocks
 from sim.engine import cascade as ck
 from sim.engine import cdp as cdp_kernel
+from sim.engine import perps as perps_kernel
 from sim.model.accounting import Accounting
 from sim.model.build import Construction
 from sim.model.kinds import AGENT_KINDS
@@ -73,6 +74,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.gas_multiplier = 1.0
         self.cdp_stats_recorded = self.cdps.stats.copy()
         self.algo_step = None  # flows of the algorithmic stablecoins in the last step
+        self.perp_stats = np.zeros((len(self.perp_names), perps_kernel.N_STATS))
         self.recorder = Recorder(self.n_steps, {
             "asset": self.assets, "protocol": self.protocol_names,
             "round": list(range(1, s.simulation.max_cascade_rounds + 1)),
@@ -89,6 +91,8 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.lending.accrue(self.dt_hours)
         self.staking.accrue(self.dt_hours)
         self.cdps.drip(self.dt_hours)
+        self.perps.accrue_funding(self.oracles.price, self.dt_hours)
+        self.perp_stats = np.zeros((len(self.perp_names), perps_kernel.N_STATS))
         self._pay_redemptions()
         self._protocol_shocks(t, ext)
         self._forced_sales(t)
@@ -117,6 +121,8 @@ class StressModel(Construction, Accounting, mesa.Model):
                 self.lending, self.oracles.price, ext, self.amm, self.venue_pool, self.external)
         for owners in self.vault_owners:
             self.volume["vault_owner"] += owners.act(self.cdps, self.oracles.price)
+        for traders in self.perp_traders:
+            traders.act(self.perps, self.oracles.price)
         unwinds = [(p, shocks.manipulate(self.amm, p, size, self.external))
                    for p, size in self.shocks.manipulations(t)]
         stale = self.shocks.stale_assets(t)
@@ -149,7 +155,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         t1 = t * self.dt_hours * 3600.0  # auctions run in seconds
         t0 = t1 - self.dt_hours * 3600.0
         linked = (len(self.cdps.names) > 0 or len(self.receipts) > 0 or len(self.staking) > 0
-                  or len(self.algo) > 0)
+                  or len(self.algo) > 0 or len(self.perp_names) > 0)
         ext = self.prices[t]
         for k in range(MAX_PASSES):
             s_, tot, r = self.lending.liquidate(
@@ -163,13 +169,29 @@ class StressModel(Construction, Accounting, mesa.Model):
             take = min(last[-1] + 1 if len(last) else 0, n_rounds - used)
             rounds[used:used + take] = r[:take]
             used += take
-            activity = s_[:, ck.N_LIQUIDATIONS].sum() + self._auctions(t0 if k == 0 else t1, t1)
+            activity = (s_[:, ck.N_LIQUIDATIONS].sum() + self._auctions(t0 if k == 0 else t1, t1)
+                        + self._perp_liquidations())
             if not linked or activity == 0:
                 break
             self._price_receipts(t)
             self._price_issued(t)
             self.oracles.update(t, self.prices[: t + 1], self.amm.spot(), stale)
         return stats, totals, rounds
+
+    def _perp_liquidations(self) -> float:
+        """One liquidation pass of the perps at the oracle marks; vaults rehedge on pools."""
+        if not self.perp_names:
+            return 0.0
+        stats, _, payout = self.perps.liquidate(self.oracles.price)
+        fund = perps_kernel.INSURANCE_FUND
+        self.perp_stats[:, :fund] += stats[:, :fund]
+        for traders in self.perp_traders:
+            traders.receive(payout)
+        traded = self.perps.rehedge(self.amm)
+        base = self.perps.market_asset[self.perps.hedge_pool >= 0]
+        self.volume["perp_trader"] += traded * (self.prices[self.t, base].mean()
+                                                if len(base) else 0.0)
+        return float(stats[:, perps_kernel.N_LIQUIDATIONS].sum())
 
     def _auctions(self, t0: float, t1: float) -> float:
         """Bark unsafe vaults and run the CDP auctions over ``[t0, t1]`` s; count what happened."""

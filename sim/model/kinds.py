@@ -2,4 +2,4 @@
 
 AGENT_KINDS = ["lender", "leveraged_trader", "market_maker", "liquidator", "arbitrageur",
                "redeemer", "vault_owner", "keeper",
-               "holder"]
+               "holder", "perp_trader"]

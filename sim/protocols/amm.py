@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.engine.amm import pool_input_to_price, pool_quote, pool_spot, pool_swap
+from sim.engine.amm import (
+    pool_input_for_output,
+    pool_input_to_price,
+    pool_quote,
+    pool_spot,
+    pool_swap,
+)
 from sim.engine.stableswap import ss2_d
 
 DEPTH_PRICE_MOVE = 0.10  # depth = base volume that moves the price 10% (Risk DAO)
@@ -94,6 +100,11 @@ class Pools:
         fee = self.fee if with_fee else np.zeros(len(self))
         return pool_input_to_price(pool, sell_base, target, self.reserve_base,
                                    self.reserve_quote, fee, self.amp, self.peg)
+
+    def input_for_output(self, pool: int, *, sell_base: bool, want: float) -> float:
+        """Least tokens to sell into ``pool`` to receive ``want``; inf if it cannot pay that."""
+        return pool_input_for_output(pool, sell_base, want, self.reserve_base,
+                                     self.reserve_quote, self.fee, self.amp, self.peg)
 
     def remove_liquidity(self, pool: int, shares: float) -> tuple[float, float]:
         """Burn LP ``shares``; return the (base, quote) tokens paid out pro rata."""

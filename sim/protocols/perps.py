@@ -94,13 +94,16 @@ class PerpMarkets:
             optionally ``vault_balance`` (settlement tokens)) or None.
         settlement_asset: per protocol, the asset index margin is held in.
         insurance_fund: per protocol, the insurance fund's settlement tokens.
+        n_assets: assets of the model (default: the length of ``markets[0]``; needed when
+            there is no protocol).
     """
 
     def __init__(self, names: list[str], markets: list[list[dict | None]], *,
-                 settlement_asset, insurance_fund):
+                 settlement_asset, insurance_fund, n_assets: int | None = None):
         self.names = list(names)
         n_protocols = len(names)
-        self.n_assets = m = len(markets[0]) if markets else 0
+        self.n_assets = m = n_assets if n_assets is not None else (
+            len(markets[0]) if markets else 0)
         for p, per_protocol in enumerate(markets):
             for a, mk in enumerate(per_protocol):
                 if mk is not None:
@@ -124,6 +127,11 @@ class PerpMarkets:
         self.vault_balance = col("vault_balance")
 
         k = len(flat)
+        # The vault's hedge (GLP-style: the vault holds the asset against its short): base
+        # tokens held and the quote tokens its trades left, per market; no pool, no hedge.
+        self.hedge_pool = np.full(k, -1, dtype=np.int64)
+        self.hedge = np.zeros(k)
+        self.hedge_cash = np.zeros(k)
         self.funding_index = np.zeros(k)
         self.funding_rate = np.zeros(k)  # the last step's rate, for the record
         self.long_oi = np.zeros(k)
@@ -175,6 +183,52 @@ class PerpMarkets:
         vaults = np.bincount(self.market_protocol, weights=self.vault_balance,
                              minlength=n_protocols)
         return margins + vaults + self.insurance_fund
+
+    # --- the vault's hedge ------------------------------------------------------------------
+
+    def hedge_target(self) -> np.ndarray:
+        """Base tokens each vault holds to offset its ``-net`` position: ``max(net, 0)``.
+
+        A vault that is net long (traders net short) would hedge by selling the asset short,
+        which a pool cannot do: it stays unhedged.
+        """
+        return np.where(self.hedge_pool >= 0, np.maximum(self.long_oi - self.short_oi, 0.0),
+                        0.0)
+
+    def rehedge(self, pools) -> float:
+        """Trade each hedged market's pool until the hedge matches ``hedge_target``.
+
+        Excess base is sold on the pool; a shortfall is bought with the hedge's quote tokens
+        (as far as they go). Returns the base tokens traded.
+
+        Args:
+            pools: the model's ``sim.protocols.amm.Pools`` (reserves updated).
+        """
+        traded = 0.0
+        target = self.hedge_target()
+        for k in np.flatnonzero(self.hedge_pool >= 0):
+            v = int(self.hedge_pool[k])
+            gap = self.hedge[k] - target[k]
+            if gap > 1e-12 * max(target[k], 1.0):
+                self.hedge_cash[k] += pools.sell_base(v, gap)
+                self.hedge[k] -= gap
+                traded += gap
+            elif gap < 0 and self.hedge_cash[k] > 0:
+                cost = min(self.hedge_cash[k], pools.input_for_output(v, sell_base=False,
+                                                                      want=-gap))
+                got = pools.sell_quote(v, cost)
+                self.hedge_cash[k] -= cost
+                self.hedge[k] += got
+                traded += got
+        return traded
+
+    def hedge_held(self, pool_quote: np.ndarray) -> np.ndarray:
+        """Hedge tokens per asset: base held and quote tokens left by the hedge's trades."""
+        k = self.hedge_pool >= 0
+        quote = np.asarray(pool_quote, dtype=np.int64)[self.hedge_pool[k]]
+        return (np.bincount(self.market_asset[k], weights=self.hedge[k],
+                            minlength=self.n_assets)
+                + np.bincount(quote, weights=self.hedge_cash[k], minlength=self.n_assets))
 
     # --- positions --------------------------------------------------------------------------
 

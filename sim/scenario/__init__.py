@@ -17,6 +17,8 @@ from sim.scenario.protocols import (
     LendingMarket,
     LiquidStaking,
     Oracle,
+    Perpetuals,
+    PerpMarket,
     Pool,
     StableSwap,
 )
@@ -46,6 +48,7 @@ from sim.scenario.schema import (
     Market,
     MarketMakers,
     OracleManipulation,
+    PerpTraders,
     Redeemers,
     Replay,
     Sale,
@@ -62,7 +65,7 @@ from sim.scenario.schema import (
 __all__ = [
     "BridgeFailure", "Depeg", "Exploit", "GasSpike", "LiquidityWithdrawal", "OracleManipulation",
     "Sale", "StaleOracle", "CDP", "CdpIlk", "Keepers", "VaultOwners",
-    "AlgorithmicStablecoin", "Holders",
+    "AlgorithmicStablecoin", "Holders", "Perpetuals", "PerpMarket", "PerpTraders",
     "GBM", "Agents", "Arbitrageurs", "Asset", "Constant", "ConstantProcess", "ConstantProduct",
     "Distribution", "Edge", "InterestRate", "Jump", "JumpDiffusion", "Lenders", "Lending",
     "LendingMarket", "LeveragedTraders", "LiquidStaking", "Liquidators", "LogNormal", "Market",

@@ -203,8 +203,43 @@ class AlgorithmicStablecoin(Strict):
     block_seconds: PositiveFloat = 6.0
 
 
+class PerpMarket(Strict):
+    """One perpetual-futures market (dYdX v4 margins, Synthetix SIP-80 skew funding).
+
+    A vault takes the other side of the traders' net position (GMX's GLP); with a
+    ``hedge_pool`` it holds the asset against it and trades the pool as the net position
+    changes, so liquidations of longs become sales on the pool.
+    """
+
+    initial_margin: Annotated[float, Field(gt=0.0, le=1.0)] = 0.05
+    maintenance_margin: Annotated[float, Field(gt=0.0, le=1.0)] = 0.03
+    liquidation_fee: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.015, description="Share of the notional paid to the insurance fund (dYdX v4 max)")
+    max_funding_rate: NonNegativeFloat = Field(0.1, description="Per day, at full skew")
+    skew_scale: PositiveFloat = Field(description="Contracts of skew at which funding is max")
+    vault_balance: NonNegativeFloat = Field(0.0, description="Settlement tokens in the vault")
+    hedge_pool: str | None = Field(None, description="Pool (base = the asset) where the vault "
+                                   "hedges its position; none: unhedged")
+
+    @model_validator(mode="after")
+    def _margins(self) -> PerpMarket:
+        if self.maintenance_margin > self.initial_margin:
+            raise ValueError(f"maintenance_margin must be <= initial_margin, got "
+                             f"{self.maintenance_margin} > {self.initial_margin}")
+        return self
+
+
+class Perpetuals(Strict):
+    """Perpetual futures on ``markets`` (by asset), margined in ``settlement`` tokens."""
+
+    kind: Literal["perpetuals"]
+    settlement: str
+    markets: dict[str, PerpMarket] = Field(min_length=1)
+    insurance_fund: NonNegativeFloat = Field(0.0, description="Settlement tokens at start")
+
+
 Protocol = Annotated[Lending | ConstantProduct | StableSwap | Oracle | LiquidStaking | CDP
-                     | AlgorithmicStablecoin,
+                     | AlgorithmicStablecoin | Perpetuals,
                      Field(discriminator="kind")]
 
 

@@ -18,6 +18,7 @@ from sim.scenario.protocols import (
     Lending,
     LiquidStaking,
     Oracle,
+    Perpetuals,
     Pool,
 )
 from sim.scenario.schema import (
@@ -158,6 +159,18 @@ def check_references(s: Scenario) -> None:
                          f"{pool.base} as base, not {token}")
             if proto.stable == proto.sister:
                 fail(f"{here}.sister", "must differ from stable")
+        elif isinstance(proto, Perpetuals):
+            need_asset(f"{here}.settlement", proto.settlement)
+            for asset, mk in proto.markets.items():
+                need_asset(f"{here}.markets.{asset}", asset)
+                if asset == proto.settlement:
+                    fail(f"{here}.markets.{asset}", "a market cannot trade its settlement asset")
+                if mk.hedge_pool is not None:
+                    field = f"{here}.markets.{asset}.hedge_pool"
+                    pool = need_protocol(field, mk.hedge_pool, Pool, "pool")
+                    if pool.base != asset:
+                        fail(field, f"pool '{mk.hedge_pool}' trades {pool.base} as base, "
+                             f"not {asset}")
         elif isinstance(proto, CDP):
             need_asset(f"{here}.stable", proto.stable)
             if s.assets[proto.stable].issuer != name:
@@ -208,6 +221,18 @@ def check_references(s: Scenario) -> None:
             fail(f"{here}.leverage", "leverage must be >= 1")
     check_redeemers(s)
     check_cdp_agents(s)
+    for here, t in a.populations("perp_traders"):
+        perp = need_protocol(f"{here}.protocol", t.protocol, Perpetuals, "perpetuals")
+        for asset in t.markets:
+            if asset not in perp.markets:
+                fail(f"{here}.markets.{asset}", f"'{asset}' is not a market of "
+                     f"'{t.protocol}' (markets: {', '.join(perp.markets)})")
+        if isinstance(t.leverage, Constant | Uniform):
+            most = t.leverage.value if isinstance(t.leverage, Constant) else t.leverage.high
+            cap = min(1.0 / perp.markets[a].initial_margin for a in t.markets)
+            if most > cap * (1 + 1e-12) or _low(t.leverage) <= 0:
+                fail(f"{here}.leverage", f"must be in (0, {cap:g}] (1 / initial_margin) in "
+                     f"every draw")
     for here, h in a.populations("holders"):
         need_asset(f"{here}.token", h.token)
         pool = need_protocol(f"{here}.pool", h.pool, Pool, "pool")

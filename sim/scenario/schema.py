@@ -372,6 +372,35 @@ class Holders(Strict):
     sell_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2
 
 
+class PerpTraders(Strict):
+    """Perpetual-futures traders: isolated-margin positions, topped up on margin calls.
+
+    A trader whose equity falls below ``margin_call_ratio`` times the maintenance requirement
+    adds margin from its wallet (``wallet_share`` of its margin at opening), back up to
+    ``target_ratio`` times it; a trader with an empty wallet is liquidated.
+    """
+
+    count: PositiveInt = 100
+    protocol: str
+    markets: dict[str, PositiveFloat] = Field(
+        min_length=1, description="Share of positions per market asset (weights)")
+    long_share: Fraction = 0.5
+    position_value: Distribution = Field(description="Notional per position (numeraire)")
+    leverage: Distribution = Field(description="Notional / margin at opening")
+    wallet_share: Distribution = Field(
+        default_factory=lambda: Uniform(dist="uniform", low=0.0, high=0.5),
+        description="Spare settlement tokens as a share of the margin")
+    margin_call_ratio: Annotated[float, Field(gt=1.0)] = 1.5
+    target_ratio: Annotated[float, Field(gt=1.0)] = 3.0
+
+    @model_validator(mode="after")
+    def _ratio_order(self) -> PerpTraders:
+        if self.target_ratio <= self.margin_call_ratio:
+            raise ValueError(f"target_ratio must be > margin_call_ratio, got "
+                             f"{self.target_ratio} <= {self.margin_call_ratio}")
+        return self
+
+
 class VaultOwners(Strict):
     """CDP vault owners: lock collateral, mint the stablecoin and spend it.
 
@@ -425,8 +454,8 @@ def _as_list(value: Any) -> Any:
 class Agents(Strict):
     """Agent populations; each kind is optional.
 
-    Lenders, leveraged traders, vault owners and holders may be one table or an array of tables
-    (``[[agents.lenders]]``), one population per protocol or behaviour.
+    Lenders, leveraged traders, vault owners, holders and perp traders may be one table or an
+    array of tables (``[[agents.lenders]]``), one population per protocol or behaviour.
     """
 
     lenders: Annotated[list[Lenders], BeforeValidator(
@@ -442,6 +471,8 @@ class Agents(Strict):
     keepers: Keepers | None = None
     holders: Annotated[list[Holders], BeforeValidator(
         _as_list, json_schema_input_type=Holders | list[Holders])] | None = None
+    perp_traders: Annotated[list[PerpTraders], BeforeValidator(
+        _as_list, json_schema_input_type=PerpTraders | list[PerpTraders])] | None = None
 
     def populations(self, kind: str) -> list[tuple[str, Any]]:
         """(field path, population) pairs of one kind, in file order."""
