@@ -71,6 +71,11 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
                         "value / stable supply"),
     "supply": (("protocol", "asset"), "tokens", "tokens the protocol has issued and not "
                "burnt (staked tokens, CDP and algorithmic stablecoins, sister tokens)"),
+    "clearing_shortfall": (("protocol",), "USD", "Eisenberg-Noe clearing of the "
+                           "inter-protocol obligations: total obligations minus clearing "
+                           "payments (redemption values, external prices)"),
+    "contagion_shortfall": (("protocol",), "USD", "part of the clearing shortfall due to "
+                            "other protocols not paying in full"),
     "exploit_loss": (("protocol",), "USD", "value stolen from the protocol in the step"),
     "gas_multiplier": ((), "1", "gas cost multiplier of the step (gas spikes)"),
     "cascade_rounds": ((), "1", "liquidation rounds in the step"),

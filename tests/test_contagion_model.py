@@ -57,6 +57,19 @@ def test_attribution_calls_the_second_protocols_loss_contagion():
     assert float(aave.loss) > 0
 
 
+def test_clearing_puts_the_exploited_shortfall_at_aave_and_contagion_at_loop_lender():
+    # Eisenberg-Noe on the model's obligations (sim.model.systemic): before the exploit no
+    # one is short; after it aave cannot pay its suppliers in full on its own, and
+    # loop_lender, holding aUSDC, is short partly because aave does not pay (contagion).
+    ds = sim.run(SCENARIO)
+    attack = int(4.0 / ds.attrs["dt_hours"])
+    short, cont = ds.clearing_shortfall, ds.contagion_shortfall
+    assert float(short[:attack].max()) == 0.0
+    assert float(short.sel(protocol="aave")[attack]) > 0
+    assert float(cont.sel(protocol="aave").max()) == 0.0
+    assert float(cont.sel(protocol="loop_lender").max()) > 0
+
+
 def test_value_is_conserved_across_two_lending_protocols():
     s = load_scenario(SCENARIO)
     model = StressModel(s, steps=24)

@@ -32,6 +32,9 @@ def scenario_strategy():
         "cdp": st.booleans(),
         "english": st.booleans(),
         "algorithmic": st.booleans(),
+        "perps": st.booleans(),
+        "long_share": st.floats(0.0, 1.0),
+        "insurance": st.floats(0.0, 2e5),
         "sale": st.floats(1e5, 3e6),
     })
 
@@ -134,6 +137,21 @@ def add_algorithmic(d, params):
                                   "amount": params["sale"], "duration_hours": 1.0}]
 
 
+def add_perps(d, params):
+    """A perpetuals protocol on WETH and WBTC margined in USDC; the WETH vault hedges on the
+    pool; traders with and without spare funds."""
+    d["protocols"]["dex"] = {
+        "kind": "perpetuals", "settlement": "USDC", "insurance_fund": params["insurance"],
+        "markets": {
+            "WETH": {"skew_scale": 2_000.0, "vault_balance": 2e6, "hedge_pool": "pool"},
+            "WBTC": {"initial_margin": 0.1, "maintenance_margin": 0.05, "skew_scale": 100.0}}}
+    d["agents"]["perp_traders"] = {
+        "count": 80, "protocol": "dex", "markets": {"WETH": 0.7, "WBTC": 0.3},
+        "long_share": params["long_share"],
+        "position_value": {"dist": "lognormal", "median": 30_000.0, "sigma": 1.0},
+        "leverage": {"dist": "uniform", "low": 1.5, "high": 10.0}}
+
+
 SHOCKS = [
     {"kind": "gas_spike", "at_hours": 1.0, "duration_hours": 2.0, "multiplier": 50.0},
     {"kind": "liquidity_withdrawal", "pool": "pool", "at_hours": 1.5, "share": 0.5},
@@ -169,6 +187,8 @@ def build(params, steps=10):
         add_cdp(d, params)
     if params.get("algorithmic"):
         add_algorithmic(d, params)
+    if params.get("perps"):
+        add_perps(d, params)
     return parse_scenario(d, source="prop.toml")
 
 
@@ -201,6 +221,12 @@ def assert_no_negative_or_nan(model: StressModel):
         tables[f"vault owners {k}"] = owners.wallet
     for k, holders in enumerate(model.holders):
         tables[f"holders {k}"] = np.concatenate([holders.tokens, holders.proceeds])
+    pm = model.perps
+    tables.update({"perp margins": pm.book.margin, "perp vaults": pm.vault_balance,
+                   "insurance fund": pm.insurance_fund, "perp hedge": pm.hedge,
+                   "perp hedge cash": pm.hedge_cash})
+    for k, traders in enumerate(model.perp_traders):
+        tables[f"perp traders {k}"] = traders.wallet
     tables.update({"stable supply": model.algo.stable_supply,
                    "sister supply": model.algo.sister_supply})
     for name, arr in tables.items():

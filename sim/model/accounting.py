@@ -10,6 +10,7 @@ import numpy as np
 from sim.engine import cascade as ck
 from sim.engine import cdp as cdp_kernel
 from sim.engine import perps as perps_kernel
+from sim.model import systemic
 from sim.model.kinds import AGENT_KINDS
 
 
@@ -177,6 +178,7 @@ class Accounting:
             idx = [self.protocol_names.index(n) for n in self.algo_names]
             peg[idx] = ext[self.algo_stable]  # the stable's par is 1 numeraire
             backing[idx] = self.algo.implied_backing(ext[self.algo_sister])
+        clearing = systemic.clearing(self)
         cdp = self._cdp_record(ext)
         tvl += cdp["tvl"]
         perp = self._perp_record(ext)
@@ -218,6 +220,8 @@ class Accounting:
             "implied_backing": backing,
             "supply": self._supply(),
             "exploit_loss": self.exploited,
+            "clearing_shortfall": clearing["clearing_shortfall"],
+            "contagion_shortfall": clearing["contagion_shortfall"],
             "gas_multiplier": self.gas_multiplier,
             "cascade_rounds": float(np.count_nonzero(rounds)),  # rounds that liquidated
             "round_liquidations": rounds,

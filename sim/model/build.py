@@ -35,6 +35,7 @@ from sim.scenario import (
     Oracle,
     Perpetuals,
     Pool,
+    Sale,
     StableSwap,
     draw,
 )
@@ -205,6 +206,16 @@ class Construction:
             if abs(p0[self._index(c.token)] - want) > 1e-9 * want:
                 self._fail(f"assets.{c.token}.price", f"must be {c.underlying}'s price times "
                            f"protocols.{name}.rate ({want:g}) at start")
+
+    def _place_sale_tokens(self) -> None:
+        """Tokens the scheduled ``sale`` shocks will sell are held outside from the start.
+
+        So an issuer's supply counts them, and the outside world's balance never goes
+        negative when they are sold.
+        """
+        for shock in self.scenario.shocks:
+            if isinstance(shock, Sale):
+                self.external[self.amm.base[self.pool_names.index(shock.pool)]] += shock.amount
 
     def _seed_staking(self) -> None:
         """Back every token the scenario placed (pools, collateral, wallets) at its rate."""

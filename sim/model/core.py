@@ -64,6 +64,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.graph = network.build_graph(s)
         self._build_protocols()
         self._build_agents()
+        self._place_sale_tokens()
         self._seed_staking()
         self._seed_algorithmic()
         self.created = np.zeros(m)  # tokens an attacker took out of a protocol's backing

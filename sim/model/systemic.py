@@ -1,0 +1,457 @@
+"""Systemic metrics on a running model: Eisenberg-Noe clearing and GLT fire-sale spillovers.
+
+``sim.contagion`` holds the two metrics on plain arrays; this module builds their inputs from
+the state of a ``StressModel`` at its current step (``model.t``) and reads no results.
+
+*Clearing* (Eisenberg & Noe 2001). Each protocol is a node with a balance sheet valued at
+redemption values (``redemption_values``): it owes the holders of the tokens it issues and
+its suppliers, and holds tokens, some of them other protocols' tokens. A protocol that holds
+another's token is one of its creditors; the clearing payments then say how much of its
+obligations each protocol can meet once every shortfall has travelled through the network,
+and ``contagion_shortfall`` is the part of a shortfall that exists only because other
+protocols do not pay in full.
+
+*Fire sales* (Greenwood, Landier & Thesmar 2015). Each leveraged population (leveraged
+traders on a lending protocol, vault owners on a CDP) is a "bank" that targets its leverage:
+after a shock to asset returns it sells its collateral pro rata, and the sales move prices
+by the depth of the pool that trades each asset.
+
+Everything here is read-only: the model is duck-typed (it needs ``assets``,
+``protocol_names``, ``pool_names``, ``prices``, ``t``, ``lending``, ``amm``, ``staking``,
+``cdps``, ``perps``, ``algo`` with ``algo_names``/``algo_stable``/``algo_sister``,
+``receipts``, ``traders`` and ``vault_owners``), so ``sim.model.core`` is not imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import numpy as np
+
+from sim.contagion import eisenberg_noe, fire_sale_vulnerability
+from sim.protocols.amm import DEPTH_PRICE_MOVE
+
+STABLE_PAR = 1.0  # a CDP stablecoin is owed at par, 1 numeraire (Maker's Spotter ``par``)
+
+
+class Obligations(NamedTuple):
+    """The inter-protocol balance sheet of a model at one step (USD at redemption values).
+
+    Attributes:
+        names: protocol names, in the order of ``model.protocol_names``.
+        liabilities: L, float (n, n), ``L[i, j]`` = what protocol i owes protocol j (the
+            redemption value of i's tokens that j holds); zero diagonal.
+        total_obligations: float (n,), everything i owes: to protocols (row sums of L) and to
+            everyone else (suppliers, token holders and LPs outside the network).
+        external_assets: float (n,), what i holds that is not a claim on another protocol.
+    """
+
+    names: list[str]
+    liabilities: np.ndarray
+    total_obligations: np.ndarray
+    external_assets: np.ndarray
+
+
+# ------------------------------------------------------------------------------ valuation
+
+
+def redemption_values(model) -> tuple[np.ndarray, np.ndarray]:
+    """Redemption value of every asset (USD per token) and the protocol that issues it.
+
+    A lending receipt token is owed at par in its underlying (one underlying per token,
+    whatever the issuer's backing ratio), a staked token at the protocol's exchange rate
+    ``rate`` in its underlying, a CDP stablecoin at par (1 USD); every other asset at its
+    external price ``model.prices[model.t]``. A token backed by another issued token takes
+    that token's redemption value in turn.
+
+    Returns:
+        (value float (m,), issuer int (m,): index into ``model.protocol_names``, -1 for an
+        asset no protocol issues).
+    """
+    names = list(model.protocol_names)
+    value = np.array(model.prices[model.t], dtype=np.float64)
+    issuer = np.full(len(value), -1, dtype=np.int64)
+    lending, st, c = model.lending, model.staking, model.cdps
+    backed = []  # (token, underlying, underlying per token)
+    for token, under, k in model.receipts:
+        issuer[token] = names.index(lending.names[lending.market_protocol[k]])
+        backed.append((token, under, 1.0))
+    for p, name in enumerate(st.names):
+        issuer[st.token[p]] = names.index(name)
+        backed.append((int(st.token[p]), int(st.underlying[p]), float(st.rate[p])))
+    for p, name in enumerate(c.names):
+        issuer[c.stable_asset[p]] = names.index(name)
+        value[c.stable_asset[p]] = STABLE_PAR
+    # An algorithmic stablecoin is owed at par (in newly minted sister); the sister is the
+    # protocol's equity, owed to no one.
+    for p, name in enumerate(model.algo_names):
+        issuer[model.algo_stable[p]] = names.index(name)
+        value[model.algo_stable[p]] = STABLE_PAR
+    # A chain of backed tokens is at most len(backed) long: that many passes resolve it.
+    for _ in range(len(backed)):
+        for token, under, per_token in backed:
+            value[token] = per_token * value[under]
+    return value, issuer
+
+
+def _holdings(model) -> np.ndarray:
+    """Tokens each protocol holds as owner or custodian, float (n protocols, m assets).
+
+    Lending: cash, collateral and the treasury's fee tokens; pools: reserves; staking:
+    backing and retained underlying; CDPs: vault ink, auction lots and English bids in
+    escrow. Free collateral a CDP auction returned (``gem``) waits for its owner and is not
+    counted: it backs no claim of the protocol.
+    """
+    names = list(model.protocol_names)
+    m = len(model.prices[model.t])
+    out = np.zeros((len(names), m))
+    lp = model.lending
+    held = lp.cash + lp.total_coll + lp.treasury
+    for p, name in enumerate(lp.names):
+        out[names.index(name)] += held[lp.markets_of(p)]
+    amm = model.amm
+    for p, name in enumerate(model.pool_names):
+        i = names.index(name)
+        out[i, amm.base[p]] += amm.reserve_base[p]
+        out[i, amm.quote[p]] += amm.reserve_quote[p]
+    st = model.staking
+    for p, name in enumerate(st.names):
+        out[names.index(name), st.underlying[p]] += st.backing[p] + st.retained[p]
+    c = model.cdps
+    rows = [names.index(n) for n in c.names]
+    v, a = c.vaults, c.auctions
+    live = a.active
+    for p, i in enumerate(rows):
+        mine = c.ilk_protocol[v.ilk] == p
+        out[i] += np.bincount(c.ilk_asset[v.ilk[mine]], weights=v.ink[mine], minlength=m)
+        lots = live & (c.ilk_protocol[a.ilk] == p)
+        out[i] += np.bincount(c.ilk_asset[a.ilk[lots]], weights=a.lot[lots], minlength=m)
+        out[i, c.stable_asset[p]] += a.bid[lots].sum()
+    pm = model.perps
+    held = pm.settlement_held()
+    hedged = pm.hedge_pool >= 0
+    quote = model.amm.quote[pm.hedge_pool[hedged]]
+    for p, name in enumerate(pm.names):
+        i = names.index(name)
+        out[i, pm.settlement_asset[p]] += held[p]
+        mine = hedged & (pm.market_protocol == p)
+        out[i] += np.bincount(pm.market_asset[mine], weights=pm.hedge[mine], minlength=m)
+        out[i] += np.bincount(quote[pm.market_protocol[hedged] == p],
+                              weights=pm.hedge_cash[mine], minlength=m)
+    return out
+
+
+def obligations(model) -> Obligations:
+    """Nominal liabilities between protocols, total obligations and external assets, now.
+
+    Definitions (USD, tokens at their redemption value ``v``, ``redemption_values``):
+
+    * A protocol owes the holders of the tokens it issues their redemption value: a lending
+      protocol owes its suppliers ``supplied()`` per market (the supplied balance, at par in
+      the market's asset; a receipt token is a transferable share of it), a liquid-staking
+      protocol owes ``rate`` underlying per token (tokens in circulation, plus what its open
+      redemption tickets claim), a CDP owes its stablecoin in circulation at par (less its own
+      tokens held in escrow as English bids), a pool owes its reserves to its LPs.
+    * ``L[i, j]`` is the value of i's tokens held by protocol j (``_holdings``: as lending
+      cash, collateral or treasury, pool reserves, CDP ink and auction lots, staking
+      backing). The rest of i's obligations is owed outside the network; if protocols hold
+      more of a receipt token than its market's supplied balance, the larger is owed.
+    * Assets, at ``v``: a lending protocol holds its cash and treasury tokens and is owed its
+      borrowers' debt, each position's debt capped at its collateral value: a borrower under
+      water walks away and leaves the collateral, so that is the most the protocol recovers
+      (what is above it is bad debt in waiting, which the clearing should see now, not after
+      the liquidation books it). A pool holds its reserves, a staking protocol its backing and
+      retained underlying, a CDP each vault's debt capped at its ink's value and each live
+      auction's tab capped at its lot's value (less the bid it holds). Oracles hold nothing.
+    * ``external_assets`` = assets less the part that is a claim on another protocol: that
+      part comes back through the clearing payments instead. Cash, treasury, reserves and
+      backing in another protocol's token are such claims; so is a position's capped debt
+      when its collateral is another protocol's token, since the lender recovers it from
+      that token. The clearing then credits the holder with the whole collateral at the
+      issuer's recovery rate: collateral beyond the debt is the borrowers' stake, held in
+      kind, and it absorbs a fall of the token before the lender does. Eisenberg-Noe is
+      linear, so that stake is pooled over a protocol's positions: exact while every
+      position's collateral covers its debt after the fall, it understates the lender's
+      loss when some positions end under water while others keep a surplus.
+    * A perpetuals protocol owes all it holds (margins, vaults, insurance fund, hedges) to
+      its traders, vault LPs and fund, like a pool; an algorithmic stablecoin owes its
+      supply at par and its only asset is its sister's market value (it pays by minting).
+    * A protocol's own tokens held by itself are neither assets nor liabilities.
+
+    Args:
+        model: a ``StressModel`` (duck-typed), at its current step.
+
+    Returns:
+        The :class:`Obligations` of the model's protocols, in ``model.protocol_names`` order.
+    """
+    names = list(model.protocol_names)
+    n = len(names)
+    value, issuer = redemption_values(model)
+    m = len(value)
+    tokens = _holdings(model)
+    issued = np.zeros((m, n))  # issued[a, i] = 1 when protocol i issues asset a
+    mine = issuer >= 0
+    issued[np.flatnonzero(mine), issuer[mine]] = 1.0
+    held_value = tokens * value  # (n, m)
+    liab = issued.T @ held_value.T  # L[i, j] = sum over i's tokens a of held_value[j, a]
+    np.fill_diagonal(liab, 0.0)
+    np.maximum(liab, 0.0, out=liab)  # a balance drained to rounding noise (-1e-13) is 0
+    plain = ~mine  # assets no protocol issues
+
+    total = np.zeros(n)
+    external = np.zeros(n)
+    lp = model.lending
+    supplied = lp.supplied() * value[lp.market_asset]
+    held_by_others = np.zeros(len(supplied))  # receipt-token value of each market in others
+    for token, _, k in model.receipts:
+        i = issuer[token]
+        held_by_others[k] += held_value[:, token].sum() - held_value[i, token]
+    owed = np.maximum(supplied, held_by_others)
+    owned = (lp.cash + lp.treasury) * value[lp.market_asset] * plain[lp.market_asset]
+    book = lp.book
+    rows = np.arange(len(book))
+    coll_asset = lp.market_asset[book.coll_market]
+    claim = np.minimum(lp.debt_of(rows) * value[lp.market_asset[book.debt_market]],
+                       book.coll * value[coll_asset])
+    position_protocol = lp.market_protocol[book.coll_market]
+    recovered = np.bincount(position_protocol, weights=claim * plain[coll_asset],
+                            minlength=len(lp.names))
+    for p, name in enumerate(lp.names):
+        i = names.index(name)
+        markets = lp.markets_of(p)
+        total[i] = owed[markets].sum()
+        external[i] = owned[markets].sum() + recovered[p]
+
+    amm = model.amm
+    for p, name in enumerate(model.pool_names):
+        i = names.index(name)
+        side = np.array([amm.reserve_base[p], amm.reserve_quote[p]])
+        asset = np.array([amm.base[p], amm.quote[p]])
+        total[i] = side @ value[asset]
+        external[i] = side @ (value[asset] * plain[asset])
+
+    st = model.staking
+    if len(st):
+        claims = st.supply * st.rate + st.queue_owed()
+        for p, name in enumerate(st.names):
+            i = names.index(name)
+            under = st.underlying[p]
+            total[i] = claims[p] * value[under]
+            external[i] = (st.backing[p] + st.retained[p]) * value[under] * plain[under]
+
+    c = model.cdps
+    if len(c.names):
+        v, a = c.vaults, c.auctions
+        vault_asset = c.ilk_asset[v.ilk]
+        vault_claim = np.minimum(c.debt_of(slice(None)) * STABLE_PAR,
+                                 v.ink * value[vault_asset]) * plain[vault_asset]
+        live = np.flatnonzero(a.active)
+        lot_asset = c.ilk_asset[a.ilk[live]]
+        capped = np.minimum(a.tab[live], a.lot[live] * value[lot_asset] / STABLE_PAR)
+        lot_claim = np.maximum(capped - a.bid[live], 0.0) * STABLE_PAR * plain[lot_asset]
+        escrow = np.bincount(c.ilk_protocol[a.ilk[live]], weights=a.bid[live],
+                             minlength=len(c.names))
+        vault_protocol = c.ilk_protocol[v.ilk]
+        outstanding = c.outstanding()
+        for p, name in enumerate(c.names):
+            i = names.index(name)
+            total[i] = max(outstanding[p] - escrow[p], 0.0) * STABLE_PAR
+            external[i] = (vault_claim[vault_protocol == p].sum()
+                           + lot_claim[c.ilk_protocol[a.ilk[live]] == p].sum())
+
+    # Perpetuals owe what they hold to traders (margins), vault LPs and the insurance fund,
+    # like a pool to its LPs.
+    for name in model.perps.names:
+        i = names.index(name)
+        total[i] = tokens[i] @ value
+        external[i] = tokens[i] @ (value * plain)
+
+    # An algorithmic stablecoin owes its supply at par and can pay it only by minting the
+    # sister: its assets are the sister's market value (implied backing = assets / owed).
+    algo = model.algo
+    for p, name in enumerate(model.algo_names):
+        i = names.index(name)
+        total[i] = algo.stable_supply[p] * STABLE_PAR
+        external[i] = algo.sister_supply[p] * value[model.algo_sister[p]]
+
+    # Never owe less than the network holds of one's tokens (e.g. tokens placed by the
+    # scenario beyond the issuer's books).
+    total = np.maximum(total, liab.sum(axis=1))
+    return Obligations(names=names, liabilities=liab, total_obligations=total,
+                       external_assets=external)
+
+
+# ------------------------------------------------------------------------------- clearing
+
+
+def clearing(model, *, rtol: float = 1e-10) -> dict[str, np.ndarray]:
+    """Eisenberg-Noe clearing of the model's obligations and the contagion part of shortfalls.
+
+    The network of :func:`obligations` gets one more node, "outside" (suppliers, holders
+    and LPs outside the protocols, owing nothing and holding no external assets), owed
+    ``total_obligations - sum_j L[i, j]`` by each protocol i; ``sim.contagion.eisenberg_noe``
+    finds the greatest clearing vector p*. Then, per protocol:
+
+    * ``clearing_shortfall`` = pbar_i - p*_i >= 0, pbar_i = total obligations;
+    * ``contagion_shortfall`` = that shortfall minus the shortfall i would have if every
+      other protocol paid it in full, ``max(0, pbar_i - e_i - sum_j L[j, i])`` (found with
+      the same default test, so a node solvent on its own has none), clipped at 0 against
+      rounding. Since p* <= pbar, a node receives at most its nominal claims in the network,
+      so the difference is >= 0: the part of the shortfall that comes from contagion.
+
+    Args:
+        model: a ``StressModel`` (duck-typed), at its current step.
+        rtol: relative tolerance of the default test (``eisenberg_noe``).
+
+    Returns:
+        ``clearing_shortfall`` and ``contagion_shortfall``, float (n,) USD each, in
+        ``model.protocol_names`` order.
+    """
+    ob = obligations(model)
+    n = len(ob.names)
+    outside = np.maximum(ob.total_obligations - ob.liabilities.sum(axis=1), 0.0)
+    network = np.zeros((n + 1, n + 1))
+    network[:n, :n] = ob.liabilities
+    network[:n, n] = outside
+    pbar = network.sum(axis=1)[:n]
+    e = np.append(ob.external_assets, 0.0)
+    paid = eisenberg_noe(network, e, rtol=rtol).payments[:n]
+    # Everyone else pays in full: i's nominal claims become external assets.
+    alone = np.zeros((n + 1, n + 1))
+    alone[:n, n] = pbar
+    e_alone = e + np.append(ob.liabilities.sum(axis=0), 0.0)
+    paid_alone = eisenberg_noe(alone, e_alone, rtol=rtol).payments[:n]
+    shortfall = np.maximum(pbar - paid, 0.0)
+    return {
+        "clearing_shortfall": shortfall,
+        "contagion_shortfall": np.maximum(shortfall - (pbar - paid_alone), 0.0),
+    }
+
+
+# ------------------------------------------------------------------------------ fire sales
+
+
+def price_impact(model) -> np.ndarray:
+    """Per-asset fire-sale price impact ``l_k``: return per USD of net purchase, float (m,).
+
+    A pool's depth is the base volume that moves its price by ``DEPTH_PRICE_MOVE`` (10%,
+    Risk DAO; ``Pools.depth``); GLT's linear impact extrapolates it: the USD that moves the
+    price 100% is ``depth * price / 0.10``, so ``l_k = 0.10 / (depth * price_k)`` for the
+    deepest pool (in USD) with base k at external prices. An asset no pool sells as base
+    has ``l_k = 0`` (sold off-chain, no impact), as has one whose pools are empty.
+    """
+    price = np.asarray(model.prices[model.t], dtype=np.float64)
+    out = np.zeros(len(price))
+    amm = model.amm
+    if not len(amm):
+        return out
+    usd_depth = amm.depth() * price[amm.base]
+    deepest = np.zeros(len(price))
+    np.maximum.at(deepest, amm.base, usd_depth)
+    ok = deepest > 0
+    out[ok] = DEPTH_PRICE_MOVE / deepest[ok]
+    return out
+
+
+def leveraged_holders(model) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The leveraged populations as GLT banks: labels, holdings and debt at external prices.
+
+    Each trader population (``model.traders``) and each vault-owner population
+    (``model.vault_owners``) is one bank; its label is ``"<protocol>:<kind>[<k>]"`` with k
+    its position in that list. Holdings are the collateral (lending collateral, CDP ink)
+    in tokens times the external price; debt is the debt tokens times the external price of
+    the debt asset (the stablecoin for vault owners). Spare wallet funds are not counted.
+
+    Returns:
+        (labels, holdings float (N, m) USD, debt float (N,) USD).
+    """
+    price = np.asarray(model.prices[model.t], dtype=np.float64)
+    m = len(price)
+    labels: list[str] = []
+    holdings: list[np.ndarray] = []
+    debt: list[float] = []
+    lp = model.lending
+    book = lp.book
+    for k, traders in enumerate(model.traders):
+        rows = np.arange(len(book))[traders.rows]
+        asset = lp.market_asset[book.coll_market[rows]]
+        where = lp.names[lp.market_protocol[book.coll_market[rows[0]]]] if len(rows) else "?"
+        labels.append(f"{where}:leveraged_traders[{k}]")
+        holdings.append(np.bincount(asset, weights=book.coll[rows] * price[asset], minlength=m))
+        debt.append(float(lp.debt_of(rows) @ price[lp.market_asset[book.debt_market[rows]]]))
+    c = model.cdps
+    for k, owners in enumerate(model.vault_owners):
+        rows = owners.rows
+        ilk = c.vaults.ilk[rows]
+        asset = c.ilk_asset[ilk]
+        where = c.names[c.ilk_protocol[ilk[0]]] if len(rows) else "?"
+        labels.append(f"{where}:vault_owners[{k}]")
+        holdings.append(np.bincount(asset, weights=c.vaults.ink[rows] * price[asset],
+                                    minlength=m))
+        debt.append(float(c.debt_of(rows) @ price[c.stable_asset[c.ilk_protocol[ilk]]]))
+    return labels, np.array(holdings).reshape(len(labels), m), np.array(debt)
+
+
+def _shock_vector(model, shock) -> np.ndarray:
+    assets = list(model.assets)
+    if isinstance(shock, Mapping):
+        out = np.zeros(len(assets))
+        for name, r in shock.items():
+            if name not in assets:
+                raise ValueError(f"shock: unknown asset '{name}' (assets: {', '.join(assets)})")
+            out[assets.index(name)] = float(r)
+        return out
+    out = np.asarray(shock, dtype=np.float64)
+    if out.shape != (len(assets),):
+        raise ValueError(f"shock: expected one return per asset ({len(assets)}), got shape "
+                         f"{out.shape}")
+    return out
+
+
+def fire_sale(model, shock) -> dict[str, np.ndarray]:
+    """Greenwood-Landier-Thesmar fire-sale vulnerability of the model's leveraged holders.
+
+    Greenwood, Landier & Thesmar (2015), "Vulnerable Banks", JFE 115(3): with each bank's
+    assets a_n, weights M, leverage b_n = debt / equity targeted, price impact L = diag(l)
+    and shock F, sales B A M F move prices by L M^T B A M F
+    (``sim.contagion.fire_sale_vulnerability``). Banks are the populations of
+    :func:`leveraged_holders` (equity = holdings - debt); l is :func:`price_impact`. A
+    population with no holdings or equity <= 0 is left out (it cannot target a leverage)
+    and gets NaN.
+
+    Args:
+        model: a ``StressModel`` (duck-typed), at its current step.
+        shock: the initial return of each asset, float (m,) in ``model.assets`` order, or a
+            mapping asset name -> return (others 0), e.g. ``{"WETH": -0.1}``.
+
+    Returns:
+        ``population`` (labels, (N,)), ``aggregate_vulnerability`` (0-d: fire-sale loss of
+        all populations over their total equity), ``systemicness`` and
+        ``indirect_vulnerability`` ((N,), NaN where left out). All carry the shock's sign.
+
+    Raises:
+        ValueError: if the shock names an unknown asset or has the wrong length.
+    """
+    f = _shock_vector(model, shock)
+    labels, holdings, debt = leveraged_holders(model)
+    n = len(labels)
+    systemicness = np.full(n, np.nan)
+    indirect = np.full(n, np.nan)
+    aggregate = np.nan
+    assets = holdings.sum(axis=1)
+    equity = assets - debt
+    ok = (assets > 0) & (equity > 0)
+    if ok.any():
+        r = fire_sale_vulnerability(
+            assets[ok], holdings[ok] / assets[ok, None], debt[ok] / equity[ok],
+            price_impact=price_impact(model), shock=f, equity=equity[ok])
+        systemicness[ok] = r.systemicness
+        indirect[ok] = r.indirect_vulnerability
+        aggregate = r.aggregate_vulnerability
+    return {
+        "population": np.array(labels, dtype=str),
+        "aggregate_vulnerability": np.asarray(aggregate, dtype=np.float64),
+        "systemicness": systemicness,
+        "indirect_vulnerability": indirect,
+    }
