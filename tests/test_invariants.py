@@ -33,6 +33,7 @@ def scenario_strategy():
         "english": st.booleans(),
         "algorithmic": st.booleans(),
         "perps": st.booleans(),
+        "accounts": st.booleans(),
         "long_share": st.floats(0.0, 1.0),
         "insurance": st.floats(0.0, 2e5),
         "sale": st.floats(1e5, 3e6),
@@ -152,6 +153,15 @@ def add_perps(d, params):
         "leverage": {"dist": "uniform", "low": 1.5, "high": 10.0}}
 
 
+def add_accounts(d):
+    """Multi-collateral Aave accounts (WETH and WBTC against USDC and WETH debt)."""
+    d["agents"]["multi_collateral_traders"] = {
+        "count": 40, "protocol": "aave", "collateral": {"WETH": 0.6, "WBTC": 0.4},
+        "debt": {"USDC": 0.8, "WETH": 0.2},
+        "position_value": {"dist": "lognormal", "median": 60_000.0, "sigma": 1.0},
+        "leverage": {"dist": "uniform", "low": 1.5, "high": 4.0}}
+
+
 SHOCKS = [
     {"kind": "gas_spike", "at_hours": 1.0, "duration_hours": 2.0, "multiplier": 50.0},
     {"kind": "liquidity_withdrawal", "pool": "pool", "at_hours": 1.5, "share": 0.5},
@@ -189,11 +199,14 @@ def build(params, steps=10):
         add_algorithmic(d, params)
     if params.get("perps"):
         add_perps(d, params)
+    if params.get("accounts"):
+        add_accounts(d)
     return parse_scenario(d, source="prop.toml")
 
 
 def assert_no_negative_or_nan(model: StressModel):
     tables = {
+        "account legs": model.accounts.leg_amount,
         "collateral": model.lending.book.coll,
         "scaled debt": model.lending.book.scaled_debt,
         "pool cash": model.lending.cash,
@@ -252,8 +265,10 @@ def test_value_conserved_and_balances_valid_every_step(params):
         pool = model.lending
         np.testing.assert_allclose(pool.cash + pool.debt() + pool.deficit + pool.exploit_loss,
                                    pool.supplied() + pool.treasury_claim, rtol=REL)
-        # Running book totals agree with the rows.
+        # Running book totals agree with the rows (positions and multi-collateral accounts).
         coll, debt, _ = pool.totals(model.oracles.price)
+        coll_a, debt_a, _ = model.accounts.totals(model.oracles.price)
+        coll, debt = coll + coll_a, debt + debt_a
         np.testing.assert_allclose(pool.total_coll, coll, rtol=REL, atol=1e-6)
         np.testing.assert_allclose(pool.debt(), debt, rtol=REL, atol=1e-6)
         # Maker's ledger (Vat debt = vice + sum Art * rate): debt + sin == DAI out + surplus.

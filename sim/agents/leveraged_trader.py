@@ -34,6 +34,14 @@ class LeveragedTrader(ProtocolAgent):
         self.rows = rows
 
 
+class AccountTrader(ProtocolAgent):
+    """A trader who owns account ``account`` of the model's multi-collateral ``AccountBook``."""
+
+    def __init__(self, model: mesa.Model, account: int, *, protocols: tuple[str, ...]):
+        super().__init__(model, protocols=protocols)
+        self.account = account
+
+
 class TraderTable:
     """Spare funds (debt-asset tokens) and behaviour flags of one population's position rows.
 

@@ -129,6 +129,9 @@ class Accounting:
         pool = self.lending
         price = self.oracles.price
         coll, debt, insolvent = pool.totals(price)
+        if len(self.accounts):
+            coll_a, debt_a, insolvent_a = self.accounts.totals(price)
+            coll, debt, insolvent = coll + coll_a, debt + debt_a, insolvent + insolvent_a
         n_proto = len(self.protocol_names)
         lending_rows = [self.protocol_names.index(n) for n in self.lending_names]
         cdp_rows = [self.protocol_names.index(n) for n in self.cdp_names]

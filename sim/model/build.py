@@ -11,7 +11,7 @@ import numpy as np
 from sim.agents.arbitrageur import Arbitrageur, ArbitrageurTable
 from sim.agents.holder import Holder, HolderTable
 from sim.agents.lender import Lender, LenderTable
-from sim.agents.leveraged_trader import LeveragedTrader, TraderTable
+from sim.agents.leveraged_trader import AccountTrader, LeveragedTrader, TraderTable
 from sim.agents.liquidator import Keeper, Liquidator, LiquidatorTable
 from sim.agents.market_maker import MarketMaker, MarketMakerTable
 from sim.agents.perp_trader import PerpTrader, PerpTraderTable
@@ -22,6 +22,7 @@ from sim.protocols.amm import Pools
 from sim.protocols.cdp import CDPs
 from sim.protocols.errors import ProtocolError
 from sim.protocols.lending import LendingPools
+from sim.protocols.lending_accounts import AccountBook
 from sim.protocols.liquid_staking import LiquidStaking as StakingTable
 from sim.protocols.oracle import Oracles
 from sim.protocols.perps import PerpMarkets
@@ -107,6 +108,7 @@ class Construction:
         self.lending = LendingPools(self.lending_names, markets, [
             (c.close_factor, c.close_factor_hf_threshold, c.min_base_max_close_factor_threshold,
              c.min_leftover_base) for c in lendings.values()])
+        self.accounts = AccountBook(self.lending)  # multi-collateral accounts, same reserves
         self._build_staking()
         self._build_cdps()
         self._build_algorithmic()
@@ -279,6 +281,8 @@ class Construction:
         self.traders: list[TraderTable] = []
         for field, cfg in a.populations("leveraged_traders"):
             self._build_traders(field, cfg)
+        for field, cfg in a.populations("multi_collateral_traders"):
+            self._build_accounts(field, cfg)
 
         self.market_makers = None
         if a.market_makers is not None:
@@ -454,6 +458,44 @@ class Construction:
                                      if v >= 0))
         for k in range(n):
             VaultOwner(self, rows.start + k, protocols=(cfg.protocol, *venues))
+
+    def _build_accounts(self, field: str, cfg) -> None:
+        """Multi-collateral accounts: every collateral and debt asset of ``cfg`` in each."""
+        rng = self.rng
+        p0 = self.prices[0]
+        lp = self.lending
+        n = cfg.count
+        value = draw(cfg.position_value, rng, n)
+        leverage = draw(cfg.leverage, rng, n)
+        if np.any(value <= 0) or np.any(leverage < 1):
+            self._fail(field, "position_value must be > 0 and leverage >= 1 in every draw")
+        coll = np.array([self._index(k) for k in cfg.collateral])
+        debt = np.array([self._index(k) for k in cfg.debt])
+        cw = np.array(list(cfg.collateral.values()))
+        dw = np.array(list(cfg.debt.values()))
+        cw, dw = cw / cw.sum(), dw / dw.sum()
+        coll_market = lp.market(cfg.protocol, 0) + coll
+        debt_market = lp.market(cfg.protocol, 0) + debt
+        ltv_cap = (cw @ lp.ltv[coll_market]) * (1.0 - 1e-9)  # Aave: sum coll P LTV
+        debt_value = value * np.minimum(1.0 - 1.0 / leverage, ltv_cap)
+        legs = len(coll) + len(debt)
+        amount = np.concatenate([np.outer(value, cw) / p0[coll],
+                                 np.outer(debt_value, dw) / p0[debt]], axis=1)
+        try:
+            accounts = self.accounts.open_accounts(
+                len(self.accounts) + np.arange(n), np.full(n, legs),
+                leg_market=np.tile(np.concatenate([coll_market, debt_market]), n),
+                leg_amount=amount.ravel(),
+                leg_is_debt=np.tile(np.r_[np.zeros(len(coll), bool), np.ones(len(debt), bool)],
+                                    n),
+                asset_price=p0)
+        except ProtocolError as e:
+            self._fail(field, f"cannot open the accounts: {e}")
+        np.add.at(self.external, debt, amount[:, len(coll):].sum(axis=0))  # spent
+        venues = tuple(dict.fromkeys(self.pool_names[v] for v in self.venue_pool[coll_market]
+                                     if v >= 0))
+        for k in range(accounts.start, accounts.stop):
+            AccountTrader(self, k, protocols=(cfg.protocol, *venues))
 
     def _build_traders(self, field: str, cfg) -> None:
         rng = self.rng

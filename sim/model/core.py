@@ -7,7 +7,8 @@ publish (stale ones do not) -> liquidation phase (at this step's gas cost) -> ma
 unwind -> record.
 
 The liquidation phase runs in passes until one pass changes nothing: the lending cascade
-(numba, to its own fixed point), then CDP barks and auctions, then receipt and staked tokens
+(numba, to its own fixed point), one pass over the multi-collateral accounts, CDP barks and
+auctions, one pass over the perps (whose vaults rehedge on pools), then receipt and staked tokens
 are repriced and the oracles publish again (a deviation update), so a loss or a sale in one
 protocol reaches every protocol that holds, prices or sells on what it moved within the step.
 Every random draw goes through ``self.rng`` (seeded by Mesa from the scenario's seed), so a
@@ -156,7 +157,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         t1 = t * self.dt_hours * 3600.0  # auctions run in seconds
         t0 = t1 - self.dt_hours * 3600.0
         linked = (len(self.cdps.names) > 0 or len(self.receipts) > 0 or len(self.staking) > 0
-                  or len(self.algo) > 0 or len(self.perp_names) > 0)
+                  or len(self.algo) > 0 or len(self.perp_names) > 0 or len(self.accounts) > 0)
         ext = self.prices[t]
         for k in range(MAX_PASSES):
             s_, tot, r = self.lending.liquidate(
@@ -166,6 +167,13 @@ class StressModel(Construction, Accounting, mesa.Model):
                 gas_sink=self.gas_sink, max_rounds=n_rounds)
             stats += s_
             totals += tot
+            if len(self.accounts):  # one pass over the multi-collateral accounts
+                s_a, done = self.accounts.liquidate(
+                    oracle_price=self.oracles.price, value_price=ext,
+                    venue_pool=self.venue_pool, pools=self.amm, liquidators=self.liquidators,
+                    gas_sink=self.gas_sink)
+                stats += s_a
+                s_ = s_ + s_a
             last = np.flatnonzero(r)
             take = min(last[-1] + 1 if len(last) else 0, n_rounds - used)
             rounds[used:used + take] = r[:take]

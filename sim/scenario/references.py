@@ -219,6 +219,13 @@ def check_references(s: Scenario) -> None:
                 fail(f"{here}.collateral.{asset}", "collateral must differ from debt_asset")
         if isinstance(t.leverage, Constant | Uniform) and _low(t.leverage) < 1.0:
             fail(f"{here}.leverage", "leverage must be >= 1")
+    for here, t in a.populations("multi_collateral_traders"):
+        need_protocol(f"{here}.protocol", t.protocol, Lending, "lending")
+        for side in ("collateral", "debt"):
+            for asset in getattr(t, side):
+                market_of(f"{here}.{side}.{asset}", t.protocol, asset)
+        if isinstance(t.leverage, Constant | Uniform) and _low(t.leverage) < 1.0:
+            fail(f"{here}.leverage", "leverage must be >= 1")
     check_redeemers(s)
     check_cdp_agents(s)
     for here, t in a.populations("perp_traders"):

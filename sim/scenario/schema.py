@@ -303,6 +303,25 @@ class LeveragedTraders(Strict):
         return self
 
 
+class MultiCollateralTraders(Strict):
+    """Leveraged traders with Aave v3 accounts: several collateral and debt assets each.
+
+    Each account holds every ``collateral`` asset (shares of its collateral value) and owes
+    every ``debt`` asset (shares of its debt value); its health factor is taken over all of
+    them (``sim.protocols.lending_accounts``). The accounts are held, not traded: they are
+    liquidated when their health factor falls below 1.
+    """
+
+    count: PositiveInt = 50
+    protocol: str
+    collateral: dict[str, PositiveFloat] = Field(
+        min_length=1, description="Share of each account's collateral value per asset")
+    debt: dict[str, PositiveFloat] = Field(
+        min_length=1, description="Share of each account's debt value per asset")
+    position_value: Distribution = Field(description="Collateral value per account (numeraire)")
+    leverage: Distribution = Field(description="Target leverage = collateral / equity")
+
+
 class MarketMakers(Strict):
     """AMM liquidity providers that pull liquidity when realised volatility is high."""
 
@@ -454,14 +473,18 @@ def _as_list(value: Any) -> Any:
 class Agents(Strict):
     """Agent populations; each kind is optional.
 
-    Lenders, leveraged traders, vault owners, holders and perp traders may be one table or an
-    array of tables (``[[agents.lenders]]``), one population per protocol or behaviour.
+    Lenders, leveraged traders (single- and multi-collateral), vault owners, holders and perp
+    traders may be one table or an array of tables (``[[agents.lenders]]``), one population
+    per protocol or behaviour.
     """
 
     lenders: Annotated[list[Lenders], BeforeValidator(
         _as_list, json_schema_input_type=Lenders | list[Lenders])] | None = None
     leveraged_traders: Annotated[list[LeveragedTraders], BeforeValidator(
         _as_list, json_schema_input_type=LeveragedTraders | list[LeveragedTraders])] | None = None
+    multi_collateral_traders: Annotated[list[MultiCollateralTraders], BeforeValidator(
+        _as_list, json_schema_input_type=MultiCollateralTraders | list[MultiCollateralTraders]
+    )] | None = None
     market_makers: MarketMakers | None = None
     liquidators: Liquidators | None = None
     arbitrageurs: Arbitrageurs | None = None
