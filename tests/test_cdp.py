@@ -241,9 +241,10 @@ def test_first_stair_at_or_below_hand_value():
 
 
 @settings(deadline=None, max_examples=200)
-@given(top=st.floats(1.0, 1e5), cut=st.floats(0.5, 0.9999), step=st.integers(1, 600),
+@given(top=st.floats(1.0, 1e5), cut=st.floats(0.5, 0.999), step=st.integers(1, 600),
        share=st.floats(0.001, 1.2))
 def test_first_stair_matches_brute_force(top, cut, step, share):
+    # cut <= 0.999 keeps the brute-force walk under ~7,000 stairs (0.999^6905 = 0.001).
     x = top * share
     t = kern.first_time_at_or_below(kern.STAIRSTEP_EXPONENTIAL, top, cut, float(step), 0.0, x)
     k = 0  # brute force: walk the stairs with the slow twin
