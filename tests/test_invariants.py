@@ -295,9 +295,15 @@ def test_state_variables_in_results_are_finite():
 
 
 @pytest.mark.parametrize("seed", [0, 11])
-def test_same_seed_gives_identical_datasets(seed):
+@pytest.mark.parametrize("every_kind", [False, True])
+def test_same_seed_gives_identical_datasets(seed, every_kind):
+    # every_kind: two lending protocols, liquid staking, a CDP with English auctions,
+    # perpetuals, an algorithmic stablecoin and multi-collateral accounts in one model.
+    kinds = dict(second_protocol=True, staking=True, cdp=True, english=True, perps=True,
+                 long_share=0.6, insurance=1e4, algorithmic=True, sale=2e6, accounts=True)
     s = build(dict(seed=seed, jump=-0.35, lev_high=4.5, liq_capital=1e6, atomic_share=0.5,
-                   arb_capital=1e6, reserve_base=2000.0, oracle_source="amm", fear_low=0.2))
+                   arb_capital=1e6, reserve_base=2000.0, oracle_source="amm", fear_low=0.2,
+                   **(kinds if every_kind else {})))
     a = sim.run(s)
     b = sim.run(s)
     xr.testing.assert_identical(a, b)
