@@ -76,6 +76,12 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
                            "payments (redemption values, external prices)"),
     "contagion_shortfall": (("protocol",), "USD", "part of the clearing shortfall due to "
                             "other protocols not paying in full"),
+    "fire_sale_vulnerability": ((), "1", "Greenwood-Landier-Thesmar aggregate vulnerability: "
+                                "share of the leveraged holders' equity lost to fire sales "
+                                "after every asset falls 1% (negative: a loss)"),
+    "fire_sale_systemicness": (("protocol",), "1", "GLT systemicness of the leveraged holders "
+                               "on the protocol: the share of all their equity lost to its "
+                               "holders' fire sales after a 1% fall"),
     "exploit_loss": (("protocol",), "USD", "value stolen from the protocol in the step"),
     "gas_multiplier": ((), "1", "gas cost multiplier of the step (gas spikes)"),
     "cascade_rounds": ((), "1", "liquidation rounds in the step"),

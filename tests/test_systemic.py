@@ -450,3 +450,36 @@ def test_perpetuals_owe_what_they_hold():
                                                     * ext[weth])
     assert ob.external_assets[i] == pytest.approx(ob.total_obligations[i])
     assert sy.clearing(model)["clearing_shortfall"][i] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_accounts_are_one_glt_bank_and_the_recorded_metrics_match():
+    # The multi-collateral accounts of aave are one bank: holdings are their collateral legs
+    # at external prices, debt their debt legs (hand sums over the legs).
+    from tests.test_model_accounts import scenario as accounts_scenario
+
+    model = StressModel(accounts_scenario())
+    labels, holdings, debt = sy.leveraged_holders(model)
+    i = labels.index("aave:multi_collateral_traders")
+    acc, p0 = model.accounts, model.prices[0]
+    asset = model.lending.market_asset[acc.leg_market]
+    coll_legs = ~acc.leg_is_debt
+    for a in range(len(model.assets)):
+        here = coll_legs & (asset == a)
+        assert holdings[i, a] == pytest.approx(acc.leg_amount[here].sum() * p0[a])
+    assert debt[i] == pytest.approx((acc.leg_debt() * p0[asset]).sum())
+    # What the model records each step is this module's GLT at a 1% fall of every asset
+    # (a model with a WETH pool, so prices move when the holders sell).
+    from tests.test_invariants import build
+
+    model = StressModel(build(dict(seed=1, jump=-0.2, lev_high=4.0, liq_capital=1e6,
+                                   atomic_share=0.5, arb_capital=1e6, reserve_base=2000.0,
+                                   oracle_source="amm", fear_low=0.3, accounts=True)))
+    model.run()
+    ds = model.recorder.to_dataset(hours=np.arange(model.n_steps + 1) * model.dt_hours,
+                                   attrs={})
+    glt = sy.fire_sale(model, np.full(len(model.assets), -0.01))
+    assert float(glt["aggregate_vulnerability"]) < 0  # a loss
+    assert float(ds.fire_sale_vulnerability[-1]) == pytest.approx(
+        float(glt["aggregate_vulnerability"]))
+    assert float(ds.fire_sale_systemicness.sel(protocol="aave")[-1]) == pytest.approx(
+        float(np.nansum(glt["systemicness"])))

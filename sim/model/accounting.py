@@ -13,6 +13,9 @@ from sim.engine import perps as perps_kernel
 from sim.model import systemic
 from sim.model.kinds import AGENT_KINDS
 
+# Greenwood-Landier-Thesmar's standard stress: every asset falls 1%.
+FIRE_SALE_SHOCK = -0.01
+
 
 class Accounting:
     """Token totals, net worth per agent kind, and the per-step record (mixin)."""
@@ -182,6 +185,11 @@ class Accounting:
             peg[idx] = ext[self.algo_stable]  # the stable's par is 1 numeraire
             backing[idx] = self.algo.implied_backing(ext[self.algo_sister])
         clearing = systemic.clearing(self)
+        glt = systemic.fire_sale(self, np.full(len(self.assets), FIRE_SALE_SHOCK))
+        systemicness = np.zeros(n_proto)
+        for label, value in zip(glt["population"], glt["systemicness"], strict=True):
+            if value == value:  # NaN: a population with no equity left
+                systemicness[self.protocol_names.index(label.split(":")[0])] += value
         cdp = self._cdp_record(ext)
         tvl += cdp["tvl"]
         perp = self._perp_record(ext)
@@ -225,6 +233,8 @@ class Accounting:
             "exploit_loss": self.exploited,
             "clearing_shortfall": clearing["clearing_shortfall"],
             "contagion_shortfall": clearing["contagion_shortfall"],
+            "fire_sale_vulnerability": glt["aggregate_vulnerability"],
+            "fire_sale_systemicness": systemicness,
             "gas_multiplier": self.gas_multiplier,
             "cascade_rounds": float(np.count_nonzero(rounds)),  # rounds that liquidated
             "round_liquidations": rounds,

@@ -358,10 +358,12 @@ def leveraged_holders(model) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The leveraged populations as GLT banks: labels, holdings and debt at external prices.
 
     Each trader population (``model.traders``) and each vault-owner population
-    (``model.vault_owners``) is one bank; its label is ``"<protocol>:<kind>[<k>]"`` with k
-    its position in that list. Holdings are the collateral (lending collateral, CDP ink)
-    in tokens times the external price; debt is the debt tokens times the external price of
-    the debt asset (the stablecoin for vault owners). Spare wallet funds are not counted.
+    (``model.vault_owners``) is one bank, labelled ``"<protocol>:<kind>[<k>]"`` with k its
+    position in that list; so are the multi-collateral accounts of each lending protocol
+    (``model.accounts``, ``"<protocol>:multi_collateral_traders"``). Holdings are the
+    collateral (lending collateral, CDP ink, account collateral legs) in tokens times the
+    external price; debt is the debt tokens times the external price of the debt asset (the
+    stablecoin for vault owners). Spare wallet funds are not counted.
 
     Returns:
         (labels, holdings float (N, m) USD, debt float (N,) USD).
@@ -390,6 +392,17 @@ def leveraged_holders(model) -> tuple[list[str], np.ndarray, np.ndarray]:
         holdings.append(np.bincount(asset, weights=c.vaults.ink[rows] * price[asset],
                                     minlength=m))
         debt.append(float(c.debt_of(rows) @ price[c.stable_asset[c.ilk_protocol[ilk]]]))
+    acc = model.accounts
+    if len(acc):
+        leg_asset = lp.market_asset[acc.leg_market]
+        leg_protocol = lp.market_protocol[acc.leg_market]
+        coll = np.where(acc.leg_is_debt, 0.0, acc.leg_amount) * price[leg_asset]
+        owed = acc.leg_debt() * price[leg_asset]
+        for p in np.unique(acc.protocol):
+            legs = leg_protocol == p
+            labels.append(f"{lp.names[p]}:multi_collateral_traders")
+            holdings.append(np.bincount(leg_asset[legs], weights=coll[legs], minlength=m))
+            debt.append(float(owed[legs].sum()))
     return labels, np.array(holdings).reshape(len(labels), m), np.array(debt)
 
 
