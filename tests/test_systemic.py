@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.model import StressModel
 from sim.model import systemic as sy
@@ -483,3 +485,41 @@ def test_accounts_are_one_glt_bank_and_the_recorded_metrics_match():
         float(glt["aggregate_vulnerability"]))
     assert float(ds.fire_sale_systemicness.sel(protocol="aave")[-1]) == pytest.approx(
         float(np.nansum(glt["systemicness"])))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_book_kernels_match_their_numpy_twins(seed):
+    # recoverable_debt and group_exposures against the plain numpy expressions.
+    from sim.engine.health import group_exposures, recoverable_debt
+
+    rng = np.random.default_rng(seed)
+    n, m, protocols = 500, 4, 2
+    k = m * protocols
+    market_asset = np.tile(np.arange(m), protocols)
+    market_protocol = np.repeat(np.arange(protocols), m)
+    coll_market = rng.integers(0, k, n).astype(np.int32)
+    debt_market = rng.integers(0, k, n).astype(np.int32)
+    coll = rng.uniform(0, 10, n)
+    scaled = np.where(rng.random(n) < 0.2, 0.0, rng.uniform(0, 10, n))
+    index = rng.uniform(1, 1.2, k)
+    value = rng.uniform(0.5, 2, m)
+    counted = rng.random(m) < 0.7
+    out = np.zeros(protocols)
+    recoverable_debt(coll_market, debt_market, coll, scaled, market_asset, market_protocol,
+                     index, value, counted, out)
+    ca, da = market_asset[coll_market], market_asset[debt_market]
+    claim = np.minimum(scaled * index[debt_market] * value[da], coll * value[ca])
+    twin = np.bincount(market_protocol[coll_market], weights=claim * counted[ca],
+                       minlength=protocols)
+    np.testing.assert_allclose(out, twin, rtol=1e-12)
+    start, stop = np.array([0, 120, 300]), np.array([120, 300, 500])
+    holdings, debt = np.zeros((3, m)), np.zeros(3)
+    group_exposures(start, stop, coll_market, debt_market, coll, scaled, market_asset, index,
+                    value, holdings, debt)
+    for g in range(3):
+        r = slice(start[g], stop[g])
+        np.testing.assert_allclose(holdings[g], np.bincount(ca[r], weights=coll[r] * value[ca[r]],
+                                                            minlength=m), rtol=1e-12)
+        assert debt[g] == pytest.approx((scaled[r] * index[debt_market[r]] * value[da[r]]).sum(),
+                                        rel=1e-12)

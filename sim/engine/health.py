@@ -67,3 +67,52 @@ def book_totals(coll_market, debt_market, coll, scaled_debt, price, lt, borrow_i
         proto = market_protocol[c]
         insolvent[proto, 0] += max(gap, 0.0)  # adding 0.0 leaves the sum's bits unchanged
         insolvent[proto, 1] += (debt > 0.0) & (coll[i] * price[c] * lt[c] < debt * price[d])
+
+
+@kernel
+def recoverable_debt(coll_market, debt_market, coll, scaled_debt, market_asset,
+                     market_protocol, borrow_index, value, counted, out):
+    """Per protocol: what its borrowers owe, each position capped at its collateral value.
+
+    ``out[p] += min(debt * value[debt asset], coll * value[coll asset])`` over positions of
+    protocol ``p`` whose collateral asset is ``counted`` (a borrower under water walks away
+    and leaves the collateral: the most the protocol recovers).
+
+    Args:
+        coll_market, debt_market, coll, scaled_debt, borrow_index: as in ``select_below``.
+        market_asset, market_protocol: int64[K], asset and protocol of each market.
+        value: float64[m], value per token of each asset.
+        counted: bool[m], collateral assets whose positions count.
+        out: float64[P] (accumulated into).
+    """
+    for i in range(coll.shape[0]):
+        c = coll_market[i]
+        a = market_asset[c]
+        if scaled_debt[i] <= 0.0 or not counted[a]:
+            continue
+        d = debt_market[i]
+        owed = scaled_debt[i] * borrow_index[d] * value[market_asset[d]]
+        held = coll[i] * value[a]
+        out[market_protocol[c]] += owed if owed < held else held
+
+
+@kernel
+def group_exposures(group_start, group_stop, coll_market, debt_market, coll, scaled_debt,
+                    market_asset, borrow_index, price, holdings, debt):
+    """Collateral value per asset and debt value of groups of consecutive positions.
+
+    Args:
+        group_start, group_stop: int64[G], each group's rows ``[start, stop)``.
+        coll_market, debt_market, coll, scaled_debt, borrow_index: as in ``select_below``.
+        market_asset: int64[K], asset of each market.
+        price: float64[m], price per asset.
+        holdings: float64[G, m] (accumulated into): collateral tokens times price.
+        debt: float64[G] (accumulated into): debt tokens times the debt asset's price.
+    """
+    for g in range(group_start.shape[0]):
+        for i in range(group_start[g], group_stop[g]):
+            a = market_asset[coll_market[i]]
+            holdings[g, a] += coll[i] * price[a]
+            if scaled_debt[i] > 0.0:
+                d = debt_market[i]
+                debt[g] += scaled_debt[i] * borrow_index[d] * price[market_asset[d]]

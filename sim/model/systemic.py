@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from sim.contagion import eisenberg_noe, fire_sale_vulnerability
+from sim.engine.health import group_exposures, recoverable_debt
 from sim.protocols.amm import DEPTH_PRICE_MOVE
 
 STABLE_PAR = 1.0  # a CDP stablecoin is owed at par, 1 numeraire (Maker's Spotter ``par``)
@@ -210,13 +211,10 @@ def obligations(model) -> Obligations:
     owed = np.maximum(supplied, held_by_others)
     owned = (lp.cash + lp.treasury) * value[lp.market_asset] * plain[lp.market_asset]
     book = lp.book
-    rows = np.arange(len(book))
-    coll_asset = lp.market_asset[book.coll_market]
-    claim = np.minimum(lp.debt_of(rows) * value[lp.market_asset[book.debt_market]],
-                       book.coll * value[coll_asset])
-    position_protocol = lp.market_protocol[book.coll_market]
-    recovered = np.bincount(position_protocol, weights=claim * plain[coll_asset],
-                            minlength=len(lp.names))
+    recovered = np.zeros(len(lp.names))
+    recoverable_debt(book.coll_market, book.debt_market, book.coll, book.scaled_debt,
+                     lp.market_asset, lp.market_protocol, lp.borrow_index, value, plain,
+                     recovered)
     for p, name in enumerate(lp.names):
         i = names.index(name)
         markets = lp.markets_of(p)
@@ -375,13 +373,20 @@ def leveraged_holders(model) -> tuple[list[str], np.ndarray, np.ndarray]:
     debt: list[float] = []
     lp = model.lending
     book = lp.book
+    start = np.array([t.rows.start for t in model.traders], dtype=np.int64)
+    stop = np.array([t.rows.stop for t in model.traders], dtype=np.int64)
+    trader_holdings = np.zeros((len(start), m))
+    trader_debt = np.zeros(len(start))
+    group_exposures(start, stop, book.coll_market, book.debt_market, book.coll,
+                    book.scaled_debt, lp.market_asset, lp.borrow_index, price,
+                    trader_holdings, trader_debt)
     for k, traders in enumerate(model.traders):
-        rows = np.arange(len(book))[traders.rows]
-        asset = lp.market_asset[book.coll_market[rows]]
-        where = lp.names[lp.market_protocol[book.coll_market[rows[0]]]] if len(rows) else "?"
+        rows = traders.rows
+        where = (lp.names[lp.market_protocol[book.coll_market[rows.start]]]
+                 if rows.stop > rows.start else "?")
         labels.append(f"{where}:leveraged_traders[{k}]")
-        holdings.append(np.bincount(asset, weights=book.coll[rows] * price[asset], minlength=m))
-        debt.append(float(lp.debt_of(rows) @ price[lp.market_asset[book.debt_market[rows]]]))
+        holdings.append(trader_holdings[k])
+        debt.append(float(trader_debt[k]))
     c = model.cdps
     for k, owners in enumerate(model.vault_owners):
         rows = owners.rows
