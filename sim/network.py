@@ -80,6 +80,12 @@ def implied_edges(s: Scenario) -> list[tuple[str, str, str]]:
             edges.append((name, proto.pool, "oracle"))  # a staked token is priced by its pool
         if isinstance(proto, AlgorithmicStablecoin):  # both tokens are priced by their pools
             edges += [(name, proto.stable_pool, "oracle"), (name, proto.sister_pool, "oracle")]
+        if isinstance(proto, CDP) and proto.stable_pool is not None:
+            edges.append((name, proto.stable_pool, "oracle"))
+        if isinstance(proto, CDP) and proto.psm is not None:  # the PSM's gem backs the stable
+            issuer = s.assets[proto.psm.gem].issuer
+            if issuer is not None and issuer != name:
+                edges.append((name, issuer, "backing"))
         if isinstance(proto, LENDERS):
             for asset in accepted_collateral(proto):
                 issuer = s.assets[asset].issuer

@@ -35,7 +35,7 @@ import numpy as np
 from sim.agents.base import ProtocolAgent
 from sim.protocols.amm import Pools
 from sim.protocols.liquid_staking import HOURS_PER_YEAR, LiquidStaking
-from sim.protocols.stablecoin import AlgorithmicStablecoin
+from sim.protocols.stablecoin import AlgorithmicStablecoin, PegStabilityModule
 
 GOLDEN = (5 ** 0.5 - 1) / 2
 SEARCH_STEPS = 60  # golden-section steps: the bracket shrinks to 0.618^60 ~ 3e-13 of itself
@@ -60,12 +60,15 @@ class RedeemerTable:
         min_return: least return of a round trip through an algorithmic stablecoin.
         stablecoins: indices (in ``AlgorithmicStablecoin``) of those they use.
         stable_pools, sister_pools: each of those protocols' pools.
+        psms: indices (in ``PegStabilityModule``) of the PSMs they use.
+        psm_pools, psm_gems: each of those PSMs' stable pool and gem asset.
     """
 
     def __init__(self, balance: np.ndarray, *, hurdle_rate: float, protocols: np.ndarray,
                  pools: np.ndarray, min_return: float = 0.001,
                  stablecoins: np.ndarray | None = None, stable_pools: np.ndarray | None = None,
-                 sister_pools: np.ndarray | None = None):
+                 sister_pools: np.ndarray | None = None, psms: np.ndarray | None = None,
+                 psm_pools: np.ndarray | None = None, psm_gems: np.ndarray | None = None):
         self.balance = np.asarray(balance, dtype=np.float64)
         self.hurdle_rate = float(hurdle_rate)
         self.protocols = np.asarray(protocols, dtype=np.int64)
@@ -75,6 +78,9 @@ class RedeemerTable:
         self.stablecoins = none if stablecoins is None else np.asarray(stablecoins, np.int64)
         self.stable_pools = none if stable_pools is None else np.asarray(stable_pools, np.int64)
         self.sister_pools = none if sister_pools is None else np.asarray(sister_pools, np.int64)
+        self.psms = none if psms is None else np.asarray(psms, np.int64)
+        self.psm_pools = none if psm_pools is None else np.asarray(psm_pools, np.int64)
+        self.psm_gems = none if psm_gems is None else np.asarray(psm_gems, np.int64)
 
     def __len__(self) -> int:
         return len(self.balance)
@@ -149,53 +155,107 @@ class RedeemerTable:
         for k in rng.permutation(len(self)):
             for p, sp, lp in zip(self.stablecoins, self.stable_pools, self.sister_pools,
                                  strict=True):
+                p = int(p)
                 price = oracle_price[sister_asset[p]]
-                for below_peg in (True, False):
-                    volume += self._round_trip(k, algo, amm, int(p), int(sp), int(lp), price,
-                                               value_price, below_peg)
+                # Below the peg: buy the stable, burn it for the sister, sell the sister.
+                volume += self._round_trip(
+                    k, amm, value_price, first=int(sp), last=int(lp),
+                    swap=lambda x, p=p, q=price, do=False: (
+                        algo.burn_stable if do else algo.quote_burn_stable)(p, x, q).minted,
+                    limit=value_price[amm.quote[sp]])
+                # Above it: buy the sister, burn it for the stable, sell the stable.
+                volume += self._round_trip(
+                    k, amm, value_price, first=int(lp), last=int(sp),
+                    swap=lambda x, p=p, q=price, do=False: (
+                        algo.burn_sister if do else algo.quote_burn_sister)(p, x, q).minted,
+                    limit=value_price[amm.quote[lp]] / price)
         return volume
 
-    def _round_trip(self, k, algo, amm, p, sp, lp, sister_price, value, below_peg) -> float:
-        # Below the peg: quote of the stable pool -> stable -> sister -> quote of the sister
-        # pool. Above it: the other way round.
-        first, last = (sp, lp) if below_peg else (lp, sp)
-        pay, get = amm.quote[first], amm.quote[last]
+    def act_psm(self, psm: PegStabilityModule, amm: Pools, value_price: np.ndarray,
+                rng: np.random.Generator) -> float:
+        """Trade every PSM's stable pool toward par through the PSM; return the volume (USD).
+
+        Below par: buy the stable on its pool and swap it for gem at the PSM (``buyGem``,
+        paying ``gem (1 + tout)``). Above par: swap gem for the stable (``sellGem``, receiving
+        ``gem (1 - tin)``) and sell the stable on its pool.
+
+        Args:
+            psm: the PSMs (swaps recorded there; those used are ``self.psms``).
+            amm: the pools.
+            value_price: per-asset prices at which redeemers value tokens.
+            rng: the model's generator (acting order).
+        """
+        volume = 0.0
+        for k in rng.permutation(len(self)):
+            for p, sp, gem in zip(self.psms, self.psm_pools, self.psm_gems, strict=True):
+                p, sp, gem = int(p), int(sp), int(gem)
+                # The stable the PSM's reserve can take back (buyGem fills at most it).
+                cap = amm.input_for_output(sp, sell_base=False,
+                                           want=psm.reserve[p] * (1.0 + psm.tout[p]))
+                volume += self._round_trip(
+                    k, amm, value_price, first=sp, last=-1, get=gem,
+                    swap=lambda x, p=p, do=False: (psm.buy_gem if do else psm.quote_buy_gem)(
+                        p, x / (1.0 + psm.tout[p])).gem,
+                    limit=value_price[amm.quote[sp]] * (1.0 + psm.tout[p]),
+                    cap=cap * (1.0 - 1e-9))
+                volume += self._round_trip(
+                    k, amm, value_price, first=-1, last=sp, pay=gem,
+                    swap=lambda x, p=p, do=False: (psm.sell_gem if do else psm.quote_sell_gem)(
+                        p, x).dai,
+                    limit=0.0, cap=max(psm.line[p] - psm.reserve[p], 0.0))
+        return volume
+
+    def _round_trip(self, k, amm, value, *, first, last, swap, limit, pay=-1, get=-1,
+                    cap=np.inf) -> float:
+        """One redeemer's most profitable round trip through an issuer; the volume (USD).
+
+        Pay tokens (the quote of pool ``first``, or ``pay`` without one), buy on ``first``
+        (when >= 0), swap the result at the issuer (``swap(amount, do=...)`` returns what it
+        gives), sell that on ``last`` (when >= 0, else keep it as ``get``). The size paid
+        maximises the profit at ``value`` prices (golden-section search on ``[0, hi]``; hi is
+        the cash, at most ``cap``, and no more than lifts ``first`` to the rate ``limit`` base
+        per quote, beyond which nothing pays); it is done if it returns at least
+        ``min_return``. ``cap`` keeps the swap within what the issuer fills in full.
+        """
+        pay = amm.quote[first] if first >= 0 else pay
+        get = amm.quote[last] if last >= 0 else get
         cash = self.balance[k, pay]
         if cash <= 0:
             return 0.0
 
-        def proceeds(size: float) -> float:  # value out of a round trip paying `size`
-            bought = amm.quote_sell_quote(first, size)
-            swap = (algo.quote_burn_stable(p, bought, sister_price) if below_peg
-                    else algo.quote_burn_sister(p, bought, sister_price))
-            return amm.quote_sell_base(last, swap.minted) * value[get]
+        def proceeds(size: float, do: bool = False) -> float:  # tokens of `get` for `size`
+            bought = (amm.sell_quote if do else amm.quote_sell_quote)(first, size) \
+                if first >= 0 else size
+            got = swap(bought, do=do)
+            if last < 0:
+                return got
+            return (amm.sell_base if do else amm.quote_sell_base)(last, got)
 
-        # Nothing pays beyond the size that lifts the first pool to the peg (below it) or to
-        # the sister's oracle price (above it).
-        target = (value[pay] if below_peg else value[pay] / sister_price)
-        hi = min(cash, amm.input_to_price(first, sell_base=False, target=target))
+        def profit(size: float) -> float:
+            return proceeds(size) * value[get] - size * value[pay]
+
+        hi = min(cash, cap)
+        if first >= 0:
+            hi = min(cash, amm.input_to_price(first, sell_base=False, target=limit))
         if not hi > 0:
             return 0.0
         lo = 0.0
-        a, b = hi - GOLDEN * hi, lo + GOLDEN * hi
-        fa, fb = proceeds(a) - a * value[pay], proceeds(b) - b * value[pay]
+        a, b = hi - GOLDEN * hi, GOLDEN * hi
+        fa, fb = profit(a), profit(b)
         for _ in range(SEARCH_STEPS):
             if fa < fb:
                 lo, a, fa = a, b, fb
                 b = lo + GOLDEN * (hi - lo)
-                fb = proceeds(b) - b * value[pay]
+                fb = profit(b)
             else:
                 hi, b, fb = b, a, fa
                 a = hi - GOLDEN * (hi - lo)
-                fa = proceeds(a) - a * value[pay]
+                fa = profit(a)
         size = a if fa >= fb else b
-        if size <= 0 or proceeds(size) < size * value[pay] * (1.0 + self.min_return):
+        if size <= 0 or profit(size) < size * value[pay] * self.min_return:
             return 0.0
-        bought = amm.sell_quote(first, size)
-        swap = (algo.burn_stable(p, bought, sister_price) if below_peg
-                else algo.burn_sister(p, bought, sister_price))
         self.balance[k, pay] -= size
-        self.balance[k, get] += amm.sell_base(last, swap.minted)
+        self.balance[k, get] += proceeds(size, do=True)
         return size * value[pay]
 
     def receive(self, owners: np.ndarray, underlying: np.ndarray, amounts: np.ndarray) -> None:

@@ -52,6 +52,8 @@ class Accounting:
         perps = self.perps
         total += (np.bincount(perps.settlement_asset, weights=perps.settlement_held(),
                               minlength=m) + perps.hedge_held(self.amm.quote))
+        total += (np.bincount(self.psm_gem, weights=self.psm.reserve, minlength=m)
+                  + np.bincount(self.psm_stable, weights=self.psm.surplus, minlength=m))
         return total + self.staking.held() + self.cdps.held() + self._algo_held()
 
     def _algo_held(self) -> np.ndarray:
@@ -64,8 +66,9 @@ class Accounting:
         """Tokens created minus destroyed per asset since the start, by every issuer.
 
         Staked tokens minted minus burnt, staking rewards minus losses, CDP stablecoins
-        minted minus burnt, algorithmic stablecoins and sisters minted minus burnt, and
-        backing an attacker took (destroyed for the protocol, created in the attacker's hands).
+        minted minus burnt (vaults and PSMs), algorithmic stablecoins and sisters minted minus
+        burnt, and backing an attacker took (destroyed for the protocol, created in the
+        attacker's hands).
         """
         m = len(self.assets)
         stable0, sister0 = self.algo_start_supply
@@ -73,8 +76,10 @@ class Accounting:
                             minlength=m)
                 + np.bincount(self.algo_sister, weights=self.algo.sister_supply - sister0,
                               minlength=m))
+        psm = np.bincount(self.psm_stable, weights=self.psm.dai_minted - self.psm.dai_burnt,
+                          minlength=m)
         return (self.staking.minted() + self.staking.net_created() + self.cdps.minted()
-                + algo + self.created)
+                + algo + psm + self.created)
 
     def _trader_wallets(self) -> np.ndarray:
         """Traders' spare funds per asset (each row holds its debt asset)."""
@@ -179,6 +184,11 @@ class Accounting:
             peg[idx] = np.divide(market, st.rate, out=np.zeros(len(st)), where=st.rate > 0)
             queue[idx] = st.queue_owed() * ext[st.underlying]
             tvl[idx] = (st.backing + st.retained) * ext[st.underlying]
+        for p, name in enumerate(self.cdp_names):
+            if self.cdp_stable_pool[p] >= 0:
+                peg[self.protocol_names.index(name)] = ext[self.cdps.stable_asset[p]]
+        for p, name in enumerate(self.psm_names):
+            tvl[self.protocol_names.index(name)] += self.psm.reserve[p] * ext[self.psm_gem[p]]
         backing = np.full(n_proto, np.nan)
         if len(self.algo):
             idx = [self.protocol_names.index(n) for n in self.algo_names]

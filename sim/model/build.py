@@ -27,6 +27,7 @@ from sim.protocols.liquid_staking import LiquidStaking as StakingTable
 from sim.protocols.oracle import Oracles
 from sim.protocols.perps import PerpMarkets
 from sim.protocols.stablecoin import AlgorithmicStablecoin as AlgorithmicTable
+from sim.protocols.stablecoin import PegStabilityModule
 from sim.scenario import (
     CDP,
     AlgorithmicStablecoin,
@@ -149,17 +150,9 @@ class Construction:
             pool_recovery_period=[c.pool_recovery_period for c in cfgs],
             blocks_per_step=[self.dt_hours * 3600.0 / c.block_seconds for c in cfgs],
             stable_supply=np.zeros(n), sister_supply=np.zeros(n))
-        p0 = self.prices[0]
-        spot = self.amm.spot()
         for name, c in algos.items():
             for role in ("stable", "sister"):
-                token = self._index(getattr(c, role))
-                pool = self.pool_names.index(getattr(c, f"{role}_pool"))
-                want = spot[pool] * p0[self.amm.quote[pool]]
-                if abs(p0[token] - want) > 1e-9 * want:
-                    self._fail(f"assets.{getattr(c, role)}.price", f"must be its pool's price "
-                               f"({want:g}, {getattr(c, f'{role}_pool')}) at start: {name} "
-                               "prices it from the pool")
+                self._check_pool_price(getattr(c, role), getattr(c, f"{role}_pool"), name)
 
     def _seed_algorithmic(self) -> None:
         """Supplies of algorithmic stablecoins and sisters: every token the scenario placed."""
@@ -187,6 +180,32 @@ class Construction:
         self.cdps = CDPs(self.cdp_names, [self._index(c.stable) for c in cdps.values()],
                          len(self.assets), ilks,
                          big_hole=[np.inf if c.hole is None else c.hole for c in cdps.values()])
+        self.cdp_stable_pool = np.array([-1 if c.stable_pool is None else
+                                         self.pool_names.index(c.stable_pool)
+                                         for c in cdps.values()], dtype=np.int64)
+        for name, c in cdps.items():
+            if c.stable_pool is not None:
+                self._check_pool_price(c.stable, c.stable_pool, name)
+        psms = {n: c for n, c in cdps.items() if c.psm is not None}
+        self.psm_names = list(psms)
+        self.psm_cdp = np.array([self.cdp_names.index(n) for n in psms], dtype=np.int64)
+        self.psm_gem = np.array([self._index(c.psm.gem) for c in psms.values()], dtype=np.int64)
+        self.psm_stable = self.cdps.stable_asset[self.psm_cdp]
+        self.psm = PegStabilityModule(
+            self.psm_names, tin=[c.psm.tin for c in psms.values()],
+            tout=[c.psm.tout for c in psms.values()],
+            line=[np.inf if c.psm.line is None else c.psm.line for c in psms.values()],
+            reserve=[c.psm.reserve for c in psms.values()])
+        # The stable the PSM minted against its starting reserve circulates outside.
+        np.add.at(self.external, self.psm_stable, self.psm.reserve)
+
+    def _check_pool_price(self, token: str, pool_name: str, issuer: str) -> None:
+        """A token priced by its pool must start at the pool's price."""
+        pool = self.pool_names.index(pool_name)
+        want = self.amm.spot()[pool] * self.prices[0, self.amm.quote[pool]]
+        if abs(self.prices[0, self._index(token)] - want) > 1e-9 * want:
+            self._fail(f"assets.{token}.price", f"must be its pool's price ({want:g}, "
+                       f"{pool_name}) at start: {issuer} prices it from the pool")
 
     def _build_staking(self) -> None:
         """Liquid-staking and wrapped tokens; their supply is seeded after the agents."""
@@ -399,19 +418,28 @@ class Construction:
             PerpTrader(self, rows.start + k, protocols=(cfg.protocol, *hedges))
 
     def _build_redeemers(self, cfg) -> None:
-        """Redeemers at liquid-staking issuers (with a pool) and algorithmic stablecoins."""
+        """Redeemers at the issuers they can use.
+
+        Liquid-staking issuers with a pool, algorithmic stablecoins, CDPs' PSMs with a
+        stable pool.
+        """
         p0 = self.prices[0]
-        wanted = cfg.protocols or [*self.staking_names, *self.algo_names]
+        wanted = cfg.protocols or [*self.staking_names, *self.algo_names, *self.psm_names]
         lsts = [n for n in wanted if n in self.staking_names
                 and self.staking_pool[self.staking_names.index(n)] >= 0]
         algos = [n for n in wanted if n in self.algo_names]
+        psms = [n for n in wanted if n in self.psm_names
+                and self.cdp_stable_pool[self.cdp_names.index(n)] >= 0]
         issuers = np.array([self.staking_names.index(n) for n in lsts], dtype=np.int64)
         coins = np.array([self.algo_names.index(n) for n in algos], dtype=np.int64)
+        psm = np.array([self.psm_names.index(n) for n in psms], dtype=np.int64)
+        psm_pools = self.cdp_stable_pool[self.psm_cdp[psm]]
         pools = [*self.staking_pool[issuers], *self.algo_stable_pool[coins],
-                 *self.algo_sister_pool[coins]]
-        # Capital in what they pay with: LST underlyings, stable pools' quote tokens.
+                 *self.algo_sister_pool[coins], *psm_pools]
+        # Capital in what they pay with: LST underlyings, stable pools' quote tokens, gems.
         cash = np.unique([*self.staking.underlying[issuers],
-                          *self.amm.quote[self.algo_stable_pool[coins]]]).astype(np.int64)
+                          *self.amm.quote[self.algo_stable_pool[coins]],
+                          *self.amm.quote[psm_pools], *self.psm_gem[psm]]).astype(np.int64)
         capital = self._amounts("agents.redeemers.capital", cfg.capital, cfg.count)
         balance = np.zeros((cfg.count, len(self.assets)))
         for u in cash:
@@ -419,9 +447,10 @@ class Construction:
         self.redeemers = RedeemerTable(
             balance, hurdle_rate=cfg.hurdle_rate, protocols=issuers,
             pools=self.staking_pool[issuers], min_return=cfg.min_return, stablecoins=coins,
-            stable_pools=self.algo_stable_pool[coins], sister_pools=self.algo_sister_pool[coins])
+            stable_pools=self.algo_stable_pool[coins], sister_pools=self.algo_sister_pool[coins],
+            psms=psm, psm_pools=psm_pools, psm_gems=self.psm_gem[psm])
         for row in range(cfg.count):
-            Redeemer(self, row, protocols=(*lsts, *algos, *dict.fromkeys(
+            Redeemer(self, row, protocols=(*lsts, *algos, *psms, *dict.fromkeys(
                 self.pool_names[v] for v in pools)))
 
     def _build_vault_owners(self, field: str, cfg) -> None:

@@ -106,6 +106,8 @@ class StressModel(Construction, Accounting, mesa.Model):
                 self.staking, self.amm, self.t * self.dt_hours, self.rng)
             self.volume["redeemer"] += self.redeemers.act_algorithmic(
                 self.algo, self.amm, self.oracles.price, ext, self.algo_sister, self.rng)
+            self.volume["redeemer"] += self.redeemers.act_psm(self.psm, self.amm, ext,
+                                                              self.rng)
         self._price_receipts(t)
         self._price_issued(t)
         np.maximum(self.running_max, ext, out=self.running_max)
@@ -140,6 +142,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         for p, trade in reversed(unwinds):
             shocks.unwind(self.amm, p, trade, self.external)
         self.algo_step = self.algo.end_step(self.oracles.price[self.algo_sister])
+        self.psm.end_step()
         self._record(stats, totals, rounds)
 
     def _liquidate(self, t: int, stale: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -232,15 +235,18 @@ class StressModel(Construction, Accounting, mesa.Model):
         """Price the tokens their pools price, at step ``t``.
 
         Staked tokens: the underlying's price times their pool's spot (the rate without a
-        pool); algorithmic stablecoins and their sisters: pool spot times the quote's price.
+        pool); algorithmic stablecoins, their sisters and CDP stablecoins with a
+        ``stable_pool``: pool spot times the quote's price.
         """
         spot = self.amm.spot()
         for p, v in enumerate(self.staking_pool):
             token, under = self.staking.token[p], self.staking.underlying[p]
             ratio = spot[v] if v >= 0 else self.staking.rate[p]
             self.prices[t, token] = self.prices[t, under] * ratio
+        priced = self.cdp_stable_pool >= 0
         for tokens, pools in ((self.algo_stable, self.algo_stable_pool),
-                              (self.algo_sister, self.algo_sister_pool)):
+                              (self.algo_sister, self.algo_sister_pool),
+                              (self.cdps.stable_asset[priced], self.cdp_stable_pool[priced])):
             self.prices[t, tokens] = spot[pools] * self.prices[t, self.amm.quote[pools]]
 
     def _forced_sales(self, t: int) -> None:

@@ -276,6 +276,7 @@ def obligations(model) -> Obligations:
     # Never owe less than the network holds of one's tokens (e.g. tokens placed by the
     # scenario beyond the issuer's books).
     total = np.maximum(total, liab.sum(axis=1))
+    np.maximum(external, 0.0, out=external)  # balances drained to rounding noise
     return Obligations(names=names, liabilities=liab, total_obligations=total,
                        external_assets=external)
 

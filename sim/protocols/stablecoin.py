@@ -116,9 +116,9 @@ def _check_price(price: float) -> float:
     return price
 
 
-def _array(values, n: int, name: str) -> np.ndarray:
+def _array(values, n: int, name: str, *, allow_inf: bool = False) -> np.ndarray:
     out = np.broadcast_to(np.asarray(values, dtype=np.float64), (n,)).copy()
-    if not np.all(np.isfinite(out)):
+    if not np.all(np.isfinite(out) | (allow_inf & (out == np.inf))):
         raise ValueError(f"{name}: must be finite, got {out}")
     return out
 
@@ -387,7 +387,7 @@ class PegStabilityModule:
         names: PSM names.
         tin: toll on sellGem (fraction), in [0, 1).
         tout: toll on buyGem (fraction), >= 0.
-        line: debt ceiling (DAI), >= 0.
+        line: debt ceiling (DAI), >= 0 (``inf``: none).
         reserve: initial reserve stable locked (tokens), equal to the initial debt.
     """
 
@@ -396,7 +396,7 @@ class PegStabilityModule:
         n = len(self.names)
         self.tin = _array(tin, n, "tin")
         self.tout = _array(tout, n, "tout")
-        self.line = _array(line, n, "line")
+        self.line = _array(line, n, "line", allow_inf=True)  # inf: no ceiling
         self.reserve = _array(reserve, n, "reserve")
         if np.any((self.tin < 0) | (self.tin >= 1)):
             raise ValueError(f"tin: must be in [0, 1), got {self.tin}")

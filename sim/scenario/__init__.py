@@ -20,6 +20,7 @@ from sim.scenario.protocols import (
     Perpetuals,
     PerpMarket,
     Pool,
+    Psm,
     StableSwap,
 )
 from sim.scenario.references import check_references
@@ -67,7 +68,7 @@ __all__ = [
     "BridgeFailure", "Depeg", "Exploit", "GasSpike", "LiquidityWithdrawal", "OracleManipulation",
     "Sale", "StaleOracle", "CDP", "CdpIlk", "Keepers", "VaultOwners",
     "AlgorithmicStablecoin", "Holders", "Perpetuals", "PerpMarket", "PerpTraders",
-    "MultiCollateralTraders",
+    "MultiCollateralTraders", "Psm",
     "GBM", "Agents", "Arbitrageurs", "Asset", "Constant", "ConstantProcess", "ConstantProduct",
     "Distribution", "Edge", "InterestRate", "Jump", "JumpDiffusion", "Lenders", "Lending",
     "LendingMarket", "LeveragedTraders", "LiquidStaking", "Liquidators", "LogNormal", "Market",

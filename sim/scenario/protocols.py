@@ -166,6 +166,20 @@ class CdpIlk(Strict):
         None, description="Pool where keepers sell bought collateral; none: off-chain")
 
 
+class Psm(Strict):
+    """A Peg Stability Module of a CDP (Maker ``psm.sol``): its stable 1:1 against ``gem``.
+
+    ``sellGem`` locks gem and mints stable minus the toll ``tin``; ``buyGem`` pays gem for
+    stable plus the toll ``tout``; the PSM's debt (= its gem reserve) stays under ``line``.
+    """
+
+    gem: str = Field(description="The reserve stablecoin (USDC)")
+    tin: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    tout: NonNegativeFloat = 0.0
+    line: PositiveFloat | None = Field(None, description="Debt ceiling (stable); none: no cap")
+    reserve: NonNegativeFloat = Field(0.0, description="Gem locked at start")
+
+
 class CDP(Strict):
     """A Maker-style CDP protocol issuing the stablecoin ``stable`` against ``ilks``.
 
@@ -178,6 +192,9 @@ class CDP(Strict):
     ilks: dict[str, CdpIlk] = Field(min_length=1, description="Collateral types by asset")
     hole: PositiveFloat | None = Field(None, description="Dog Hole: most stable in all "
                                        "auctions; none: no cap")
+    stable_pool: str | None = Field(None, description="Pool trading the stable (base); its "
+                                    "price is then the pool's, and its peg can break")
+    psm: Psm | None = None
 
 
 class AlgorithmicStablecoin(Strict):

@@ -176,6 +176,18 @@ def check_references(s: Scenario) -> None:
             if s.assets[proto.stable].issuer != name:
                 fail(f"{here}.stable", f"set assets.{proto.stable}.issuer = '{name}' (the "
                      "protocol mints it)")
+            if proto.stable_pool is not None:
+                pool = need_protocol(f"{here}.stable_pool", proto.stable_pool, Pool, "pool")
+                if pool.base != proto.stable:
+                    fail(f"{here}.stable_pool", f"pool '{proto.stable_pool}' trades "
+                         f"{pool.base} as base, not {proto.stable}")
+                if proto.stable in s.market.processes:
+                    fail(f"market.processes.{proto.stable}", f"'{proto.stable}' is priced "
+                         f"from {proto.stable_pool}; give it no process")
+            if proto.psm is not None:
+                need_asset(f"{here}.psm.gem", proto.psm.gem)
+                if proto.psm.gem == proto.stable:
+                    fail(f"{here}.psm.gem", "must differ from the stable")
             for asset, ilk in proto.ilks.items():
                 need_asset(f"{here}.ilks.{asset}", asset)
                 if asset == proto.stable:
@@ -260,15 +272,17 @@ def check_redeemers(s: Scenario) -> None:
     if r is None:
         return
     known = [k for k, v in s.protocols.items()
-             if isinstance(v, LiquidStaking | AlgorithmicStablecoin)]
+             if isinstance(v, LiquidStaking | AlgorithmicStablecoin)
+             or (isinstance(v, CDP) and v.psm is not None and v.stable_pool is not None)]
     if not known:
-        raise ScenarioError(s.source, "agents.redeemers", "no liquid_staking or "
-                            "algorithmic_stablecoin protocol to redeem at")
+        raise ScenarioError(s.source, "agents.redeemers", "no liquid_staking, "
+                            "algorithmic_stablecoin or cdp protocol with a psm and a "
+                            "stable_pool to redeem at")
     for k, name in enumerate(r.protocols or []):
         if name not in known:
             raise ScenarioError(s.source, f"agents.redeemers.protocols[{k}]",
-                                f"'{name}' is not a liquid_staking or algorithmic_stablecoin "
-                                f"protocol (issuers: {', '.join(known)})")
+                                f"'{name}' is not an issuer redeemers can use (issuers: "
+                                f"{', '.join(known)})")
 
 
 def check_cdp_agents(s: Scenario) -> None:
