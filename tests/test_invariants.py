@@ -86,10 +86,18 @@ def add_second_protocol(d):
 
 def add_cdp(d, params):
     """A CDP (maker) minting DAI on WETH (Dutch, sold on the pool) and WBTC (Dutch or English
-    with zero-bidders), vault owners and keepers."""
+    with zero-bidders), vault owners and keepers; DAI priced by its pool, a PSM, a DAI sale."""
     d["assets"]["DAI"] = {"price": 1.0, "issuer": "maker"}
     d["market"].pop("correlation", None)
-    d["protocols"]["maker"] = {"kind": "cdp", "stable": "DAI", "hole": 3e6, "ilks": {
+    d["protocols"]["curve_dai"] = {"kind": "stableswap", "base": "DAI", "quote": "USDC",
+                                   "reserve_base": 1e6, "amplification": 100.0}
+    d["agents"].setdefault("redeemers", {"count": 2, "capital": {"dist": "constant",
+                                                                 "value": 5e5}})
+    d["shocks"] = [*d["shocks"], {"kind": "sale", "pool": "curve_dai", "at_hours": 1.5,
+                                  "amount": 4e5, "duration_hours": 1.0}]
+    d["protocols"]["maker"] = {
+        "kind": "cdp", "stable": "DAI", "hole": 3e6, "stable_pool": "curve_dai",
+        "psm": {"gem": "USDC", "tout": 0.001, "reserve": 1e6, "line": 3e6}, "ilks": {
         "WETH": {"liquidation_ratio": 1.5, "stability_fee": 0.05, "dust": 500.0, "chip": 0.001,
                  "tip": 50.0, "liquidation_venue": "pool"},
         "WBTC": {"liquidation_ratio": 1.5, "auction": "english" if params["english"]
@@ -240,6 +248,7 @@ def assert_no_negative_or_nan(model: StressModel):
                    "perp hedge cash": pm.hedge_cash})
     for k, traders in enumerate(model.perp_traders):
         tables[f"perp traders {k}"] = traders.wallet
+    tables.update({"psm reserve": model.psm.reserve, "psm surplus": model.psm.surplus})
     tables.update({"stable supply": model.algo.stable_supply,
                    "sister supply": model.algo.sister_supply})
     for name, arr in tables.items():
