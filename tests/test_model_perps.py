@@ -168,3 +168,23 @@ def test_perp_errors_name_the_field(edit, field):
     with pytest.raises(ScenarioError) as err:
         sim.run(scenario(edit))
     assert f"perps.toml: {field}" in str(err.value)
+
+
+def test_margins_and_marks_are_in_settlement_tokens():
+    # Margined in a token worth 0.5 USD: twice the tokens for the same USD margin, and marks
+    # in those tokens; who is liquidated is the same as with a 1 USD settlement token.
+    def half_dollar(d):
+        d["assets"]["HALF"] = {"price": 0.5}
+        d["protocols"]["dex"]["settlement"] = "HALF"
+        d["protocols"]["dex"]["markets"]["WETH"]["hedge_pool"] = None
+    def dollar(d):
+        half_dollar(d)
+        d["assets"]["HALF"]["price"] = 1.0
+    base = StressModel(scenario(dollar))
+    half = StressModel(scenario(half_dollar))
+    np.testing.assert_allclose(half.perps.book.margin, 2 * base.perps.book.margin)
+    assert half.perps.mark_price(half.prices[0])[0] == pytest.approx(4000.0)
+    a = sim.run(scenario(half_dollar)).liquidation_count.sel(protocol="dex")
+    b = sim.run(scenario(dollar)).liquidation_count.sel(protocol="dex")
+    np.testing.assert_array_equal(a.values, b.values)
+    assert float(a.sum()) > 0

@@ -523,3 +523,22 @@ def test_book_kernels_match_their_numpy_twins(seed):
                                                             minlength=m), rtol=1e-12)
         assert debt[g] == pytest.approx((scaled[r] * index[debt_market[r]] * value[da[r]]).sum(),
                                         rel=1e-12)
+
+
+@pytest.mark.parametrize("which", ["accounts", "psm"])
+def test_nobody_is_short_at_start(which):
+    # Before any price move every balance sheet balances: multi-collateral accounts' debt is
+    # the lender's asset; the PSM's DAI is the CDP's obligation, its gem reserve its asset.
+    import tests.test_model_accounts as ta
+    import tests.test_model_stablecoin as ts
+
+    scenario = (ta.scenario() if which == "accounts"
+                else parse_scenario(copy.deepcopy(ts.PSM), source="psm.toml"))
+    model = StressModel(scenario)
+    cl = sy.clearing(model)
+    np.testing.assert_allclose(cl["clearing_shortfall"], 0.0, atol=1e-6)
+    if which == "psm":
+        ob = sy.obligations(model)
+        i = ob.names.index("maker")
+        vaults = model.cdps.outstanding()[0]
+        assert ob.total_obligations[i] == pytest.approx(vaults + 5e6)  # PSM reserve 5M

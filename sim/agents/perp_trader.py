@@ -44,11 +44,14 @@ class PerpTraderTable:
         self.target_ratio = float(target_ratio)
 
     def requirement(self, perps: PerpMarkets, price: np.ndarray) -> np.ndarray:
-        """Maintenance requirement of each position at the marks (0 once closed)."""
+        """Maintenance requirement of each position at the marks, in settlement tokens.
+
+        0 once a position is closed.
+        """
         b = perps.book
         k = b.market[self.rows]
-        return perps.maintenance_margin[k] * np.abs(b.size[self.rows]) * price[
-            perps.market_asset[k]]
+        return perps.maintenance_margin[k] * np.abs(b.size[self.rows]) * perps.mark_price(
+            price)[k]
 
     def act(self, perps: PerpMarkets, price: np.ndarray) -> float:
         """Top up positions under the margin call; return the settlement tokens added."""

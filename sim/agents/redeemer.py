@@ -196,7 +196,7 @@ class RedeemerTable:
                     k, amm, value_price, first=sp, last=-1, get=gem,
                     swap=lambda x, p=p, do=False: (psm.buy_gem if do else psm.quote_buy_gem)(
                         p, x / (1.0 + psm.tout[p])).gem,
-                    limit=value_price[amm.quote[sp]] * (1.0 + psm.tout[p]),
+                    limit=value_price[amm.quote[sp]] * (1.0 + psm.tout[p]) / value_price[gem],
                     cap=cap * (1.0 - 1e-9))
                 volume += self._round_trip(
                     k, amm, value_price, first=-1, last=sp, pay=gem,
@@ -236,7 +236,7 @@ class RedeemerTable:
 
         hi = min(cash, cap)
         if first >= 0:
-            hi = min(cash, amm.input_to_price(first, sell_base=False, target=limit))
+            hi = min(hi, amm.input_to_price(first, sell_base=False, target=limit))
         if not hi > 0:
             return 0.0
         lo = 0.0

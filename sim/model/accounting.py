@@ -315,8 +315,9 @@ class Accounting:
         st = self.staking
         for p, name in enumerate(self.staking_names):
             out[rows[name], st.token[p]] = st.supply[p]
+        psm = np.bincount(self.psm_cdp, weights=self.psm.reserve, minlength=len(self.cdp_names))
         for p, name in enumerate(self.cdp_names):
-            out[rows[name], self.cdps.stable_asset[p]] = self.cdps.outstanding()[p]
+            out[rows[name], self.cdps.stable_asset[p]] = self.cdps.outstanding()[p] + psm[p]
         for p, name in enumerate(self.algo_names):
             out[rows[name], self.algo_stable[p]] = self.algo.stable_supply[p]
             out[rows[name], self.algo_sister[p]] = self.algo.sister_supply[p]
@@ -341,15 +342,15 @@ class Accounting:
         out["bad_debt"][rows] = st[:, perps_kernel.BAD_DEBT] * p
         out["adl"][rows] = st[:, perps_kernel.ADL_AMOUNT] * p
         out["insurance_fund"][rows] = pm.insurance_fund * p
-        k = pm.hedge_pool >= 0
-        per_market = (pm.hedge * ext[pm.market_asset]
-                      + pm.hedge_cash * ext[self.amm.quote[np.maximum(pm.hedge_pool, 0)]])
-        hedges = np.bincount(pm.market_protocol[k], weights=per_market[k],
+        k = np.flatnonzero(pm.hedge_pool >= 0)
+        per_market = (pm.hedge[k] * ext[pm.market_asset[k]]
+                      + pm.hedge_cash[k] * ext[self.amm.quote[pm.hedge_pool[k]]])
+        hedges = np.bincount(pm.market_protocol[k], weights=per_market,
                              minlength=len(self.perp_names))
         out["tvl"][rows] = pm.settlement_held() * p + hedges
         listed = pm.listed.reshape(len(self.perp_names), m)
         oi = (pm.long_oi + pm.short_oi).reshape(len(self.perp_names), m)
-        rate = pm.funding_rate.reshape(len(self.perp_names), m)
+        rate = pm.funding_rate.reshape(len(self.perp_names), m) * 24.0 / self.dt_hours
         out["open_interest"][rows] = np.where(listed, oi, np.nan)
         out["funding_rate"][rows] = np.where(listed, rate, np.nan)
         return out

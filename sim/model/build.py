@@ -404,8 +404,7 @@ class Construction:
                        "(0, 1 / initial_margin] in every draw")
         side = np.where(rng.random(n) < cfg.long_share, 1.0, -1.0)
         settle = self.perps.settlement_asset[self.perp_names.index(cfg.protocol)]
-        # Prices are in settlement tokens at par (a USD stable): margin = notional / leverage.
-        margin = notional / leverage
+        margin = notional / leverage / p0[settle]  # settlement tokens
         rows = self.perps.open_positions(np.arange(n), market, side * notional / p0[asset],
                                          margin=margin * (1 + 1e-12), asset_price=p0)
         wallet = self._amounts(f"{field}.wallet_share", cfg.wallet_share, n) * margin

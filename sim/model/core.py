@@ -199,20 +199,24 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.perp_stats[:, :fund] += stats[:, :fund]
         for traders in self.perp_traders:
             traders.receive(payout)
-        traded = self.perps.rehedge(self.amm)
-        base = self.perps.market_asset[self.perps.hedge_pool >= 0]
-        self.volume["perp_trader"] += traded * (self.prices[self.t, base].mean()
-                                                if len(base) else 0.0)
+        traded = self.perps.rehedge(self.amm)  # base tokens per market
+        self.volume["perp_trader"] += traded @ self.prices[self.t, self.perps.market_asset]
         return float(stats[:, perps_kernel.N_LIQUIDATIONS].sum())
 
     def _auctions(self, t0: float, t1: float) -> float:
-        """Bark unsafe vaults and run the CDP auctions over ``[t0, t1]`` s; count what happened."""
+        """Bark unsafe vaults at ``t1`` and run the CDP auctions over ``[t0, t1]`` (seconds).
+
+        Barks happen when the oracle prices of the step are seen, at its end ``t1``: an
+        auction kicked now starts at ``top`` and runs on from there (the first pass of a
+        step runs the older auctions over the whole step). Returns what happened (auctions
+        started plus stable raised), 0 when nothing did.
+        """
         c = self.cdps
         if not len(c.names):
             return 0.0
         before = c.stats[:, [cdp_kernel.AUCTIONS_STARTED, cdp_kernel.STABLE_RAISED]].sum()
         keepers = self.keepers
-        c.bark(t0, self.oracles.price, barker=int(keepers.order[0]) if len(keepers) else -1,
+        c.bark(t1, self.oracles.price, barker=int(keepers.order[0]) if len(keepers) else -1,
                keeper_balance=keepers.balance)
         c.run_auctions(t0, t1, oracle_price=self.oracles.price, value_price=self.prices[self.t],
                        keepers=keepers, pools=self.amm, gas_sink=self.gas_sink,

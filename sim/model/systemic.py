@@ -129,6 +129,8 @@ def _holdings(model) -> np.ndarray:
         lots = live & (c.ilk_protocol[a.ilk] == p)
         out[i] += np.bincount(c.ilk_asset[a.ilk[lots]], weights=a.lot[lots], minlength=m)
         out[i, c.stable_asset[p]] += a.bid[lots].sum()
+    for p, cdp in enumerate(model.psm_cdp):  # a PSM's gem reserve is its CDP's
+        out[rows[cdp], model.psm_gem[p]] += model.psm.reserve[p]
     pm = model.perps
     held = pm.settlement_held()
     hedged = pm.hedge_pool >= 0
@@ -152,14 +154,16 @@ def obligations(model) -> Obligations:
       protocol owes its suppliers ``supplied()`` per market (the supplied balance, at par in
       the market's asset; a receipt token is a transferable share of it), a liquid-staking
       protocol owes ``rate`` underlying per token (tokens in circulation, plus what its open
-      redemption tickets claim), a CDP owes its stablecoin in circulation at par (less its own
-      tokens held in escrow as English bids), a pool owes its reserves to its LPs.
+      redemption tickets claim), a CDP owes its stablecoin in circulation at par (from
+      vaults, less its own tokens held in escrow as English bids, and from its PSM, whose
+      gem reserve it holds), a pool owes its reserves to its LPs.
     * ``L[i, j]`` is the value of i's tokens held by protocol j (``_holdings``: as lending
       cash, collateral or treasury, pool reserves, CDP ink and auction lots, staking
       backing). The rest of i's obligations is owed outside the network; if protocols hold
       more of a receipt token than its market's supplied balance, the larger is owed.
     * Assets, at ``v``: a lending protocol holds its cash and treasury tokens and is owed its
-      borrowers' debt, each position's debt capped at its collateral value: a borrower under
+      borrowers' debt (positions and multi-collateral accounts), each position's debt
+      capped at its collateral value: a borrower under
       water walks away and leaves the collateral, so that is the most the protocol recovers
       (what is above it is bad debt in waiting, which the clearing should see now, not after
       the liquidation books it). A pool holds its reserves, a staking protocol its backing and
@@ -215,6 +219,20 @@ def obligations(model) -> Obligations:
     recoverable_debt(book.coll_market, book.debt_market, book.coll, book.scaled_debt,
                      lp.market_asset, lp.market_protocol, lp.borrow_index, value, plain,
                      recovered)
+    acc = model.accounts
+    if len(acc):  # each account's debt capped at its collateral, the plain collateral's share
+        leg_account = acc.leg_account()
+        leg_asset = lp.market_asset[acc.leg_market]
+        n_acc = len(acc)
+        coll_v = np.where(acc.leg_is_debt, 0.0, acc.leg_amount) * value[leg_asset]
+        held = np.bincount(leg_account, weights=coll_v, minlength=n_acc)
+        plain_held = np.bincount(leg_account, weights=coll_v * plain[leg_asset],
+                                 minlength=n_acc)
+        owed = np.bincount(leg_account, weights=acc.leg_debt() * value[leg_asset],
+                           minlength=n_acc)
+        claim = np.minimum(owed, held) * np.divide(plain_held, held, out=np.zeros(n_acc),
+                                                   where=held > 0)
+        recovered += np.bincount(acc.protocol, weights=claim, minlength=len(lp.names))
     for p, name in enumerate(lp.names):
         i = names.index(name)
         markets = lp.markets_of(p)
@@ -252,11 +270,17 @@ def obligations(model) -> Obligations:
                              minlength=len(c.names))
         vault_protocol = c.ilk_protocol[v.ilk]
         outstanding = c.outstanding()
+        psm_debt = np.bincount(model.psm_cdp, weights=model.psm.reserve,
+                               minlength=len(c.names))
+        psm_plain = np.bincount(model.psm_cdp, weights=model.psm.reserve
+                                * value[model.psm_gem] * plain[model.psm_gem],
+                                minlength=len(c.names))
         for p, name in enumerate(c.names):
             i = names.index(name)
-            total[i] = max(outstanding[p] - escrow[p], 0.0) * STABLE_PAR
+            # Stable from vaults (less its own escrowed bids) and from the PSM (= reserve).
+            total[i] = (max(outstanding[p] - escrow[p], 0.0) + psm_debt[p]) * STABLE_PAR
             external[i] = (vault_claim[vault_protocol == p].sum()
-                           + lot_claim[c.ilk_protocol[a.ilk[live]] == p].sum())
+                           + lot_claim[c.ilk_protocol[a.ilk[live]] == p].sum() + psm_plain[p])
 
     # Perpetuals owe what they hold to traders (margins), vault LPs and the insurance fund,
     # like a pool to its LPs.

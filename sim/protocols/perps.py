@@ -151,8 +151,16 @@ class PerpMarkets:
         return slice(p * self.n_assets, (p + 1) * self.n_assets)
 
     def mark_price(self, asset_price: np.ndarray) -> np.ndarray:
-        """Per-market mark prices: the oracle price of each market's asset."""
-        return np.asarray(asset_price, dtype=np.float64)[self.market_asset]
+        """Per-market mark prices in settlement tokens.
+
+        The oracle price of each market's asset over that of its protocol's settlement asset
+        (both in the numeraire), so margins and P&L are in settlement tokens whatever the
+        settlement asset trades at.
+        """
+        price = np.asarray(asset_price, dtype=np.float64)
+        settle = self.settlement_asset[self.market_protocol] if len(self.settlement_asset) \
+            else np.zeros(len(self.market_asset), dtype=np.int64)
+        return price[self.market_asset] / price[settle]
 
     # --- the vault and the ledger -----------------------------------------------------------
 
@@ -195,16 +203,16 @@ class PerpMarkets:
         return np.where(self.hedge_pool >= 0, np.maximum(self.long_oi - self.short_oi, 0.0),
                         0.0)
 
-    def rehedge(self, pools) -> float:
+    def rehedge(self, pools) -> np.ndarray:
         """Trade each hedged market's pool until the hedge matches ``hedge_target``.
 
         Excess base is sold on the pool; a shortfall is bought with the hedge's quote tokens
-        (as far as they go). Returns the base tokens traded.
+        (as far as they go). Returns the base tokens traded per market.
 
         Args:
             pools: the model's ``sim.protocols.amm.Pools`` (reserves updated).
         """
-        traded = 0.0
+        traded = np.zeros(len(self.hedge))
         target = self.hedge_target()
         for k in np.flatnonzero(self.hedge_pool >= 0):
             v = int(self.hedge_pool[k])
@@ -212,14 +220,14 @@ class PerpMarkets:
             if gap > 1e-12 * max(target[k], 1.0):
                 self.hedge_cash[k] += pools.sell_base(v, gap)
                 self.hedge[k] -= gap
-                traded += gap
+                traded[k] = gap
             elif gap < 0 and self.hedge_cash[k] > 0:
                 cost = min(self.hedge_cash[k], pools.input_for_output(v, sell_base=False,
                                                                       want=-gap))
                 got = pools.sell_quote(v, cost)
                 self.hedge_cash[k] -= cost
                 self.hedge[k] += got
-                traded += got
+                traded[k] = got
         return traded
 
     def hedge_held(self, pool_quote: np.ndarray) -> np.ndarray:
