@@ -270,6 +270,13 @@ class Construction:
         for token, under, k in self.receipts:
             self.prices[t, token] = self.prices[t, under] * (1.0 if ratio is None else ratio[k])
 
+    def _draw_assets(self, weights: dict[str, float], n: int) -> np.ndarray:
+        """Asset index of each of ``n`` positions, drawn with the scenario's weights."""
+        names = list(weights)
+        w = np.array([weights[k] for k in names])
+        return np.array([self._index(k) for k in names])[
+            self.rng.choice(len(names), size=n, p=w / w.sum())]
+
     def _amounts(self, field: str, dist, n: int) -> np.ndarray:
         """Draws of a money-like setting, which must never be negative."""
         values = draw(dist, self.rng, n)
@@ -391,10 +398,7 @@ class Construction:
         rng = self.rng
         p0 = self.prices[0]
         n = cfg.count
-        names = list(cfg.markets)
-        weights = np.array([cfg.markets[k] for k in names])
-        asset = np.array([self._index(k) for k in names])[
-            rng.choice(len(names), size=n, p=weights / weights.sum())]
+        asset = self._draw_assets(cfg.markets, n)
         market = np.array([self.perps.market(cfg.protocol, a) for a in asset], dtype=np.int64)
         notional = self._amounts(f"{field}.position_value", cfg.position_value, n)
         leverage = draw(cfg.leverage, rng, n)
@@ -456,10 +460,7 @@ class Construction:
         rng = self.rng
         p0 = self.prices[0]
         n = cfg.count
-        names = list(cfg.collateral)
-        weights = np.array([cfg.collateral[k] for k in names])
-        asset = np.array([self._index(k) for k in names])[
-            rng.choice(len(names), size=n, p=weights / weights.sum())]
+        asset = self._draw_assets(cfg.collateral, n)
         ilk = np.array([self.ilk_of[cfg.protocol, a] for a in asset], dtype=np.int64)
         value = draw(cfg.position_value, rng, n)
         ratio = draw(cfg.collateralisation, rng, n)
@@ -530,10 +531,7 @@ class Construction:
         p0 = self.prices[0]
         pool = self.lending
         n = cfg.count * cfg.positions_per_agent
-        names = list(cfg.collateral)
-        weights = np.array([cfg.collateral[k] for k in names])
-        coll_asset = np.array([self._index(k) for k in names])[
-            rng.choice(len(names), size=n, p=weights / weights.sum())]
+        coll_asset = self._draw_assets(cfg.collateral, n)
         d = self._index(cfg.debt_asset)
         coll_market = pool.market(cfg.protocol, 0) + coll_asset
         debt_market = pool.market(cfg.protocol, d)

@@ -49,6 +49,13 @@ def check_references(s: Scenario) -> None:
         if name not in s.assets:
             fail(field, f"unknown asset '{name}' (assets: {', '.join(assets)})")
 
+    def need_pool_of(field: str, name: str, base: str, verb: str = "trades") -> Any:
+        """A pool whose base token is ``base`` (a venue sells it, an oracle prices it)."""
+        pool = need_protocol(field, name, Pool, "pool")
+        if pool.base != base:
+            fail(field, f"pool '{name}' {verb} {pool.base}, not {base}")
+        return pool
+
     def need_protocol(field: str, name: str, kind: type, label: str) -> Any:
         proto = s.protocols.get(name)
         if not isinstance(proto, kind):
@@ -122,10 +129,7 @@ def check_references(s: Scenario) -> None:
                      f"'{oracle_of[proto.asset]}'")
             oracle_of[proto.asset] = name
             if proto.pool is not None:
-                pool = need_protocol(f"{here}.pool", proto.pool, Pool, "pool")
-                if proto.asset != pool.base:
-                    fail(f"{here}.pool", f"pool '{proto.pool}' prices {pool.base}, "
-                         f"not {proto.asset}")
+                need_pool_of(f"{here}.pool", proto.pool, proto.asset, "prices")
         elif isinstance(proto, LiquidStaking):
             need_asset(f"{here}.token", proto.token)
             need_asset(f"{here}.underlying", proto.underlying)
@@ -152,11 +156,7 @@ def check_references(s: Scenario) -> None:
                 if token in s.market.processes:
                     fail(f"market.processes.{token}", f"'{token}' is priced from its pool "
                          f"({name}.{role}_pool); give it no process")
-                field = f"{here}.{role}_pool"
-                pool = need_protocol(field, getattr(proto, f"{role}_pool"), Pool, "pool")
-                if pool.base != token:
-                    fail(field, f"pool '{getattr(proto, f'{role}_pool')}' trades "
-                         f"{pool.base} as base, not {token}")
+                need_pool_of(f"{here}.{role}_pool", getattr(proto, f"{role}_pool"), token)
             if proto.stable == proto.sister:
                 fail(f"{here}.sister", "must differ from stable")
         elif isinstance(proto, Perpetuals):
@@ -166,21 +166,14 @@ def check_references(s: Scenario) -> None:
                 if asset == proto.settlement:
                     fail(f"{here}.markets.{asset}", "a market cannot trade its settlement asset")
                 if mk.hedge_pool is not None:
-                    field = f"{here}.markets.{asset}.hedge_pool"
-                    pool = need_protocol(field, mk.hedge_pool, Pool, "pool")
-                    if pool.base != asset:
-                        fail(field, f"pool '{mk.hedge_pool}' trades {pool.base} as base, "
-                             f"not {asset}")
+                    need_pool_of(f"{here}.markets.{asset}.hedge_pool", mk.hedge_pool, asset)
         elif isinstance(proto, CDP):
             need_asset(f"{here}.stable", proto.stable)
             if s.assets[proto.stable].issuer != name:
                 fail(f"{here}.stable", f"set assets.{proto.stable}.issuer = '{name}' (the "
                      "protocol mints it)")
             if proto.stable_pool is not None:
-                pool = need_protocol(f"{here}.stable_pool", proto.stable_pool, Pool, "pool")
-                if pool.base != proto.stable:
-                    fail(f"{here}.stable_pool", f"pool '{proto.stable_pool}' trades "
-                         f"{pool.base} as base, not {proto.stable}")
+                need_pool_of(f"{here}.stable_pool", proto.stable_pool, proto.stable)
                 if proto.stable in s.market.processes:
                     fail(f"market.processes.{proto.stable}", f"'{proto.stable}' is priced "
                          f"from {proto.stable_pool}; give it no process")
@@ -193,20 +186,14 @@ def check_references(s: Scenario) -> None:
                 if asset == proto.stable:
                     fail(f"{here}.ilks.{asset}", "a CDP cannot take its own stablecoin")
                 if ilk.liquidation_venue is not None:
-                    field = f"{here}.ilks.{asset}.liquidation_venue"
-                    pool = need_protocol(field, ilk.liquidation_venue, Pool, "pool")
-                    if pool.base != asset:
-                        fail(field, f"pool '{ilk.liquidation_venue}' sells {pool.base}, "
-                             f"not {asset}")
+                    need_pool_of(f"{here}.ilks.{asset}.liquidation_venue",
+                                 ilk.liquidation_venue, asset, "sells")
         elif isinstance(proto, Lending):
             for asset, market in proto.markets.items():
                 need_asset(f"{here}.markets.{asset}", asset)
                 if market.liquidation_venue is not None:
-                    field = f"{here}.markets.{asset}.liquidation_venue"
-                    pool = need_protocol(field, market.liquidation_venue, Pool, "pool")
-                    if pool.base != asset:
-                        fail(field, f"pool '{market.liquidation_venue}' sells {pool.base}, "
-                             f"not {asset}")
+                    need_pool_of(f"{here}.markets.{asset}.liquidation_venue",
+                                 market.liquidation_venue, asset, "sells")
     if not s.protocols_of(Lending):
         fail("protocols", "a scenario needs a protocol of kind 'lending' (found none)")
 
@@ -254,9 +241,7 @@ def check_references(s: Scenario) -> None:
                      f"every draw")
     for here, h in a.populations("holders"):
         need_asset(f"{here}.token", h.token)
-        pool = need_protocol(f"{here}.pool", h.pool, Pool, "pool")
-        if pool.base != h.token:
-            fail(f"{here}.pool", f"pool '{h.pool}' trades {pool.base} as base, not {h.token}")
+        need_pool_of(f"{here}.pool", h.pool, h.token, "sells")
     if a.market_makers is not None:
         need_protocol("agents.market_makers.pool", a.market_makers.pool, Pool, "pool")
     if a.liquidators is not None:
