@@ -85,6 +85,8 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "exploit_loss": (("protocol",), "USD", "value stolen from the protocol in the step"),
     "gas_multiplier": ((), "1", "gas cost multiplier of the step (gas spikes)"),
     "cascade_rounds": ((), "1", "liquidation rounds in the step"),
+    "liquidation_passes": ((), "1", "passes of the liquidation phase across protocols in the "
+                           "step; 20, the cap, means it stopped short of a fixed point"),
     "round_liquidations": (("round",), "1", "liquidations per cascade round"),
     "net_worth": (("agent_kind",), "USD", "net worth at external prices"),
     "trade_volume": (("agent_kind",), "USD", "volume traded on pools and markets in the step"),

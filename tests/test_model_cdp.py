@@ -139,9 +139,13 @@ def test_auction_sales_reach_the_lending_pool_in_the_same_step(monkeypatch):
             "min_profit": {"dist": "constant", "value": 5.0}}
     s = scenario(lending_on_pool)
     jump = int(1.0 / 0.5)
-    linked = sim.run(s).liquidation_count.sel(protocol="aave")
+    ds = sim.run(s)
+    linked = ds.liquidation_count.sel(protocol="aave")
     monkeypatch.setattr(core, "MAX_PASSES", 1)
-    one_pass = sim.run(s).liquidation_count.sel(protocol="aave")
+    one = sim.run(s)
+    one_pass = one.liquidation_count.sel(protocol="aave")
+    assert float(ds.liquidation_passes[jump + 1]) >= 2
+    assert float(one.liquidation_passes.max()) == 1
     sales = jump + 1
     assert float(linked[sales]) > 0 and float(linked.sum()) == float(linked[sales])
     assert float(one_pass.sum()) == 0
@@ -164,3 +168,27 @@ def test_cdp_errors_name_the_field(edit, field):
     with pytest.raises(ScenarioError) as err:
         sim.run(scenario(edit))
     assert f"cdp.toml: {field}:" in str(err.value)
+
+
+def test_gas_spike_lets_zero_bidders_win_english_auctions():
+    # Black Thursday: with gas at 20 USD the rational keepers outbid the zero-bidder; with
+    # gas x 5,000 (100k USD a bid) during the auctions a rational bid costs more than any
+    # lot (20k-80k USD of collateral) is worth, so the zero-bidder's ~0 bid wins and the
+    # collateral is lost (zero_bid_loss).
+    def english(d, spike):
+        d["protocols"]["maker"]["ilks"]["WETH"].update(auction="english", ttl_seconds=600.0,
+                                                       tau_seconds=3600.0)
+        d["agents"]["keepers"]["count"] = 3
+        d["agents"]["keepers"]["opportunist_share"] = 0.34
+        d["simulation"]["seed"] = 3  # a seed that draws one zero-bidder of three
+        if spike:
+            d["shocks"] = [{"kind": "gas_spike", "at_hours": 0.5, "multiplier": 5000.0,
+                            "duration_hours": 3.0}]
+    calm = StressModel(scenario(lambda d: english(d, False)))
+    assert calm.keeper_opportunist.sum() == 1
+    calm = sim.run(scenario(lambda d: english(d, False))).sel(protocol="maker")
+    spiked = sim.run(scenario(lambda d: english(d, True))).sel(protocol="maker")
+    assert float(calm.liquidation_count.sum()) == float(spiked.liquidation_count.sum()) > 0
+    assert float(calm.zero_bid_loss.sum()) == 0
+    assert float(spiked.zero_bid_loss.sum()) > 0
+    assert float(spiked.liquidated_value.sum()) < 1e-3 * float(calm.liquidated_value.sum())

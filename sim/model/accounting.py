@@ -247,6 +247,7 @@ class Accounting:
             "fire_sale_systemicness": systemicness,
             "gas_multiplier": self.gas_multiplier,
             "cascade_rounds": float(np.count_nonzero(rounds)),  # rounds that liquidated
+            "liquidation_passes": float(self.liquidation_passes),
             "round_liquidations": rounds,
             "net_worth": self.net_worth(coll, debt),
             "trade_volume": np.array([self.volume[k] for k in AGENT_KINDS]),

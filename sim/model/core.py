@@ -77,6 +77,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.cdp_stats_recorded = self.cdps.stats.copy()
         self.algo_step = None  # flows of the algorithmic stablecoins in the last step
         self.perp_stats = np.zeros((len(self.perp_names), perps_kernel.N_STATS))
+        self.liquidation_passes = 0
         self.recorder = Recorder(self.n_steps, {
             "asset": self.assets, "protocol": self.protocol_names,
             "round": list(range(1, s.simulation.max_cascade_rounds + 1)),
@@ -183,6 +184,7 @@ class StressModel(Construction, Accounting, mesa.Model):
             used += take
             activity = (s_[:, ck.N_LIQUIDATIONS].sum() + self._auctions(t0 if k == 0 else t1, t1)
                         + self._perp_liquidations())
+            self.liquidation_passes = k + 1
             if not linked or activity == 0:
                 break
             self._price_receipts(t)
