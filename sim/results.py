@@ -89,6 +89,8 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
                            "step; 20, the cap, means it stopped short of a fixed point"),
     "round_liquidations": (("round",), "1", "liquidations per cascade round"),
     "net_worth": (("agent_kind",), "USD", "net worth at external prices"),
+    "net_delta": (("agent_kind", "asset"), "tokens", "net delta: tokens held, claims at "
+                  "their backing, minus debts, plus perp size (sim.model.exposure)"),
     "trade_volume": (("agent_kind",), "USD", "volume traded on pools and markets in the step"),
 }
 

@@ -10,7 +10,7 @@ import numpy as np
 from sim.engine import cascade as ck
 from sim.engine import cdp as cdp_kernel
 from sim.engine import perps as perps_kernel
-from sim.model import systemic
+from sim.model import exposure, systemic
 from sim.model.kinds import AGENT_KINDS
 
 # Greenwood-Landier-Thesmar's standard stress: every asset falls 1%.
@@ -250,6 +250,7 @@ class Accounting:
             "liquidation_passes": float(self.liquidation_passes),
             "round_liquidations": rounds,
             "net_worth": self.net_worth(coll, debt),
+            "net_delta": exposure.delta(self, coll, debt)[:len(AGENT_KINDS)],
             "trade_volume": np.array([self.volume[k] for k in AGENT_KINDS]),
         })
 

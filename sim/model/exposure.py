@@ -1,0 +1,154 @@
+"""Delta exposure of every holder in the model, per asset (issue #4's first layer).
+
+A holder's *delta* to asset ``a`` is the number of ``a`` tokens its position moves like:
+tokens held, plus claims on protocols (a supplier's balance at the market's backing ratio, a
+redeemer's queued ticket), minus debts, plus synthetic exposure (a perp position's size).
+Holders are the agent kinds (``AGENT_KINDS``), the protocols (their own equity: a lending
+protocol's treasury, what a CDP is owed by its vaults and holds in auction, a perp vault's
+net short and its hedge, a pool's liquidity held by LPs outside the model), and ``outside``
+(the outside world's tokens and the gas paid).
+
+Ownership identity, the check that every claim has its counterparty: summed over all
+holders, the deltas equal the tokens in existence, ``model.token_totals()``, asset by asset
+(debts cancel their claims, perp longs cancel the vaults' shorts). Gamma and vega (options,
+LP positions) come with the next layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.model.kinds import AGENT_KINDS
+
+
+def holders(model) -> list[str]:
+    """Row labels of :func:`delta`: agent kinds, then protocols, then ``outside``."""
+    return [*AGENT_KINDS, *model.protocol_names, "outside"]
+
+
+def delta(model, coll: np.ndarray | None = None, debt: np.ndarray | None = None
+          ) -> np.ndarray:
+    """Delta per holder (rows of :func:`holders`) and asset, in tokens, now.
+
+    Args:
+        model: a ``StressModel`` (duck-typed).
+        coll, debt: the lending book's collateral and debt tokens per market, positions and
+            accounts together, if already computed (``LendingPools.totals`` plus
+            ``AccountBook.totals``); computed here otherwise.
+    """
+    m = len(model.assets)
+    kinds = {k: i for i, k in enumerate(AGENT_KINDS)}
+    row = {n: len(AGENT_KINDS) + i for i, n in enumerate(model.protocol_names)}
+    out = np.zeros((len(AGENT_KINDS) + len(model.protocol_names) + 1, m))
+    lp = model.lending
+    ratio = lp.backing_ratio()
+
+    # Lenders: supply balances at the backing ratio (what the claim is worth) and wallets.
+    for lenders in model.lenders:
+        markets = lp.markets_of(lenders.protocol)
+        out[kinds["lender"]] += (lenders.shares * (lp.supply_index * ratio)[markets]).sum(0)
+        out[kinds["lender"]] += lenders.wallet.sum(0)
+    # Leveraged traders: collateral minus debt (positions and accounts) and wallets.
+    if coll is None or debt is None:
+        coll, debt, _ = lp.totals(model.oracles.price)
+        if len(model.accounts):
+            coll_a, debt_a, _ = model.accounts.totals(model.oracles.price)
+            coll, debt = coll + coll_a, debt + debt_a
+    out[kinds["leveraged_trader"]] += lp.per_asset(coll - debt) + model._trader_wallets()
+    # The lending protocol owns its fee tokens and its treasury's claim (at the ratio).
+    for p, name in enumerate(lp.names):
+        markets = lp.markets_of(p)
+        out[row[name]] += lp.treasury[markets] + lp.treasury_claim[markets] * ratio[markets]
+
+    # Pools: LP shares of market makers; the rest belongs to LPs outside the model.
+    amm = model.amm
+    outside_share = np.ones(len(amm))
+    mm = model.market_makers
+    if mm is not None:
+        share = mm.shares.sum() / amm.lp_supply[mm.pool]
+        outside_share[mm.pool] -= share
+        out[kinds["market_maker"], amm.base[mm.pool]] += share * amm.reserve_base[mm.pool]
+        out[kinds["market_maker"], amm.quote[mm.pool]] += share * amm.reserve_quote[mm.pool]
+        out[kinds["market_maker"]] += mm.wallet.sum(0)
+    for p, name in enumerate(model.pool_names):
+        out[row[name], amm.base[p]] += outside_share[p] * amm.reserve_base[p]
+        out[row[name], amm.quote[p]] += outside_share[p] * amm.reserve_quote[p]
+
+    out[kinds["liquidator"]] += model.liquidators.balance.sum(0)
+    out[kinds["keeper"]] += model.keepers.balance.sum(0)
+    if model.arbitrageurs is not None:
+        out[kinds["arbitrageur"]] += model.arbitrageurs.balance.sum(0)
+
+    # Liquid staking: redeemers own their tickets' claims, the protocol the rest it holds.
+    st = model.staking
+    if model.redeemers is not None:
+        out[kinds["redeemer"]] += model.redeemers.balance.sum(0) + model._ticket_claims()
+    for p, name in enumerate(model.staking_names):
+        out[row[name], st.underlying[p]] += st.backing[p] + st.retained[p]
+    if len(st):  # the redeemers' claims come out of what the protocols hold
+        by_protocol = np.zeros((len(st), m))
+        t = st.tickets
+        open_ = ~t.paid & (t.owner >= 0)
+        claim = np.minimum(t.owed[open_], t.tokens[open_] * st.rate[t.protocol[open_]])
+        np.add.at(by_protocol, (t.protocol[open_], st.underlying[t.protocol[open_]]), claim)
+        for p, name in enumerate(model.staking_names):
+            out[row[name]] -= by_protocol[p]
+
+    # CDPs: owners hold ink, returned gem and spare collateral and owe the stable; the
+    # protocol is owed that debt and holds auction lots and escrowed bids.
+    c = model.cdps
+    v = c.vaults
+    owner = np.zeros(m)
+    for owners in model.vault_owners:
+        rows = owners.rows
+        asset = c.ilk_asset[v.ilk[rows]]
+        owner += np.bincount(asset, weights=v.ink[rows] + v.gem[rows] + owners.wallet,
+                             minlength=m)
+        owner -= np.bincount(c.stable_asset[c.ilk_protocol[v.ilk[rows]]],
+                             weights=c.debt_of(rows), minlength=m)
+    out[kinds["vault_owner"]] += owner
+    a = c.auctions
+    live = a.active
+    for p, name in enumerate(c.names):
+        mine = live & (c.ilk_protocol[a.ilk] == p)
+        out[row[name]] += np.bincount(c.ilk_asset[a.ilk[mine]], weights=a.lot[mine],
+                                      minlength=m)
+        out[row[name], c.stable_asset[p]] += a.bid[mine].sum() + c.total_debt()[p]
+    for p, cdp in enumerate(model.psm_cdp):  # the PSM's gem and tolls are its CDP's
+        name = c.names[cdp]
+        out[row[name], model.psm_gem[p]] += model.psm.reserve[p]
+        out[row[name], model.psm_stable[p]] += model.psm.surplus[p]
+
+    # Perps: traders' equity in settlement tokens and their size in the asset; the vault
+    # holds the other side (-net), its equity, the insurance fund and its hedge.
+    pm = model.perps
+    price = model.oracles.price
+    for traders in model.perp_traders:
+        rows = traders.rows
+        b = pm.book
+        out[kinds["perp_trader"], traders.settlement] += (traders.wallet.sum()
+                                                          + pm.equity(price, rows).sum())
+        out[kinds["perp_trader"]] += np.bincount(pm.market_asset[b.market[rows]],
+                                                 weights=b.size[rows], minlength=m)
+    vault = pm.vault_equity(price)
+    for p, name in enumerate(pm.names):
+        k = pm.market_protocol == p
+        out[row[name], pm.settlement_asset[p]] += vault[k].sum() + pm.insurance_fund[p]
+        out[row[name]] -= np.bincount(pm.market_asset[k], weights=(pm.long_oi - pm.short_oi)[k],
+                                      minlength=m)
+        hedged = k & (pm.hedge_pool >= 0)
+        out[row[name]] += np.bincount(pm.market_asset[hedged], weights=pm.hedge[hedged],
+                                      minlength=m)
+        out[row[name]] += np.bincount(amm.quote[pm.hedge_pool[hedged]],
+                                      weights=pm.hedge_cash[hedged], minlength=m)
+
+    # Algorithmic stablecoins hold their spread fees.
+    algo = model.algo
+    for p, name in enumerate(model.algo_names):
+        out[row[name], model.algo_stable[p]] += algo.reward_stable[p]
+        out[row[name], model.algo_sister[p]] += algo.reward_sister[p]
+
+    for h in model.holders:
+        out[kinds["holder"]] += h.held(m)
+    out[-1] = model.external + model.gas_sink
+    return out

@@ -1,0 +1,80 @@
+"""Delta exposure (sim.model.exposure): hand cases and the ownership identity.
+
+The identity is an independent check: summed over every holder (agent kinds, protocols,
+the outside world), deltas must equal the tokens in existence (``token_totals``, counted
+from balances, reserves and protocol holdings), so each claim needs its counterparty's debt
+and each synthetic long its vault's short.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import sim
+from sim.model import StressModel, exposure
+from sim.model.kinds import AGENT_KINDS
+from tests.test_invariants import build, scenario_strategy
+
+EVERY_KIND = dict(second_protocol=True, staking=True, cdp=True, english=True, perps=True,
+                  long_share=0.6, insurance=1e4, algorithmic=True, sale=2e6, accounts=True)
+
+
+def assert_owned(model):
+    total = model.token_totals()
+    np.testing.assert_allclose(exposure.delta(model).sum(axis=0), total, rtol=1e-9,
+                               atol=1e-6 * max(1.0, np.abs(total).max()))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario_strategy())
+def test_every_token_is_owned_by_someone_every_step(params):
+    model = StressModel(build(params))
+    assert_owned(model)
+    for _ in range(model.n_steps):
+        model.step()
+        assert_owned(model)
+
+
+def test_every_kind_in_one_model():
+    model = StressModel(build(dict(seed=4, jump=-0.45, lev_high=4.5, liq_capital=1e6,
+                                   atomic_share=0.5, arb_capital=1e6, reserve_base=2000.0,
+                                   oracle_source="amm", fear_low=0.2, **EVERY_KIND)))
+    for _ in range(model.n_steps):
+        model.step()
+        assert_owned(model)
+
+
+def test_hand_deltas_of_lenders_traders_and_perps():
+    # Lenders: supplied tokens at the backing ratio (1 before any loss); traders: collateral
+    # minus debt; perp traders: position size in the asset, equity in the settlement token;
+    # the perp vault: minus the net size.
+    from tests.test_model_perps import scenario as perp_scenario
+
+    model = StressModel(perp_scenario())
+    d = exposure.delta(model)
+    rows = exposure.holders(model)
+    weth, usdc = model.assets.index("WETH"), model.assets.index("USDC")
+    lender = d[rows.index("lender")]
+    assert lender[usdc] == pytest.approx(1e6)  # BASE supplies 1M USDC
+    b = model.perps.book
+    perp = d[rows.index("perp_trader")]
+    assert perp[weth] == pytest.approx(b.size.sum())
+    assert perp[usdc] == pytest.approx(b.margin.sum())  # equity = margin at the open
+    dex = d[rows.index("dex")]
+    # the vault is short the traders' net long and holds the hedge (= that long): net 0
+    assert dex[weth] == pytest.approx(0.0, abs=1e-6)
+    assert dex[usdc] == pytest.approx(5e6 + 1e6)  # vault balance + insurance fund
+
+
+def test_net_delta_is_recorded_per_agent_kind():
+    from tests.test_model_accounts import scenario as accounts_scenario
+
+    ds = sim.run(accounts_scenario())
+    model = StressModel(accounts_scenario())
+    model.run()
+    assert list(ds.agent_kind.values) == AGENT_KINDS
+    np.testing.assert_allclose(ds.net_delta[-1].values,
+                               exposure.delta(model)[:len(AGENT_KINDS)], rtol=1e-12)
+    # accounts hold WETH and WBTC and owe USDC: long the first two, short the third
+    lev = ds.net_delta.sel(agent_kind="leveraged_trader")[0]
+    assert float(lev.sel(asset="WETH")) > 0 and float(lev.sel(asset="USDC")) < 0
