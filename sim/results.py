@@ -91,6 +91,8 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "net_worth": (("agent_kind",), "USD", "net worth at external prices"),
     "net_delta": (("agent_kind", "asset"), "tokens", "net delta: tokens held, claims at "
                   "their backing, minus debts, plus perp size (sim.model.exposure)"),
+    "net_gamma": (("agent_kind", "asset"), "1/USD", "net gamma: d2(value)/d(price)2 of the "
+                  "kind's positions (LP shares are short gamma)"),
     "trade_volume": (("agent_kind",), "USD", "volume traded on pools and markets in the step"),
 }
 

@@ -78,3 +78,22 @@ def test_net_delta_is_recorded_per_agent_kind():
     # accounts hold WETH and WBTC and owe USDC: long the first two, short the third
     lev = ds.net_delta.sel(agent_kind="leveraged_trader")[0]
     assert float(lev.sel(asset="WETH")) > 0 and float(lev.sel(asset="USDC")) < 0
+
+
+def test_lp_gamma_of_market_makers_and_outside_lps_adds_up_to_the_pool():
+    # Constant product at 3,000 USDC per WETH (USDC at 1 USD): a pool holding x WETH has
+    # gamma -x / (2 p) (sim.engine.lp_greeks); market makers hold their share of it, LPs
+    # outside the model the rest.
+    model = StressModel(build(dict(seed=1, jump=-0.2, lev_high=4.0, liq_capital=1e6,
+                                   atomic_share=0.5, arb_capital=1e6, reserve_base=2000.0,
+                                   oracle_source="amm", fear_low=0.3)))
+    g = exposure.gamma(model)
+    rows = exposure.holders(model)
+    amm = model.amm
+    weth = model.assets.index("WETH")
+    whole = -amm.reserve_base[0] / (2 * amm.reserve_quote[0] / amm.reserve_base[0])
+    mm = model.market_makers
+    share = mm.shares.sum() / amm.lp_supply[0]
+    assert g[rows.index("market_maker"), weth] == pytest.approx(share * whole, rel=1e-12)
+    assert g[:, weth].sum() == pytest.approx(whole, rel=1e-12)
+    assert g[rows.index("lender")].sum() == 0.0  # delta-one positions carry no gamma

@@ -251,6 +251,7 @@ class Accounting:
             "round_liquidations": rounds,
             "net_worth": self.net_worth(coll, debt),
             "net_delta": exposure.delta(self, coll, debt)[:len(AGENT_KINDS)],
+            "net_gamma": exposure.gamma(self)[:len(AGENT_KINDS)],
             "trade_volume": np.array([self.volume[k] for k in AGENT_KINDS]),
         })
 

@@ -10,14 +10,20 @@ net short and its hedge, a pool's liquidity held by LPs outside the model), and 
 
 Ownership identity, the check that every claim has its counterparty: summed over all
 holders, the deltas equal the tokens in existence, ``model.token_totals()``, asset by asset
-(debts cancel their claims, perp longs cancel the vaults' shorts). Gamma and vega (options,
-LP positions) come with the next layer.
+(debts cancel their claims, perp longs cancel the vaults' shorts).
+
+*Gamma* (``d2V / dP_a^2``, USD per USD^2 of the asset's price) comes from AMM liquidity:
+an LP share of a pool is short gamma in the pool's base asset (``sim.engine.lp_greeks``:
+``s dx/dp`` per unit of the pool price ``p = P_base / P_quote``, so ``s dx/dp / P_quote`` per
+USD of the base's price, holding the quote's price). Delta-one holdings have none; options
+come with the options protocol.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from sim.engine.lp_greeks import lp_greeks
 from sim.model.kinds import AGENT_KINDS
 
 
@@ -151,4 +157,34 @@ def delta(model, coll: np.ndarray | None = None, debt: np.ndarray | None = None
     for h in model.holders:
         out[kinds["holder"]] += h.held(m)
     out[-1] = model.external + model.gas_sink
+    return out
+
+
+def gamma(model) -> np.ndarray:
+    """Gamma per holder (rows of :func:`holders`) and asset, USD per USD^2, now.
+
+    Market makers hold their LP share of their pool; the rest of each pool belongs to LPs
+    outside the model (the pool's row).
+    """
+    m = len(model.assets)
+    amm = model.amm
+    out = np.zeros((len(AGENT_KINDS) + len(model.protocol_names) + 1, m))
+    n = len(amm)
+    if n == 0:
+        return out
+    share = np.ones(n)
+    mm = model.market_makers
+    if mm is not None:
+        share[mm.pool] -= mm.shares.sum() / amm.lp_supply[mm.pool]
+    pools = np.arange(n, dtype=np.int64)
+    delta, g = np.empty(n), np.empty(n)
+    lp_greeks(pools, np.ones(n), amm.reserve_base, amm.reserve_quote, amm.amp, amm.peg,
+              delta, g)
+    g = g / model.prices[model.t, amm.quote]  # per USD of the base's price
+    row = {name: len(AGENT_KINDS) + i for i, name in enumerate(model.protocol_names)}
+    for p, name in enumerate(model.pool_names):
+        out[row[name], amm.base[p]] += share[p] * g[p]
+    if mm is not None:
+        out[AGENT_KINDS.index("market_maker"), amm.base[mm.pool]] += (1 - share[mm.pool]) \
+            * g[mm.pool]
     return out
