@@ -366,6 +366,8 @@ def twin_pass(pos, mk, insurance):
         eq = equity(i)
         if eq >= mk["mm"][k] * abs(s) * mark:
             continue
+        if -kern.ROUNDING * abs(s) * mark < eq < 0:
+            eq = 0.0  # rounding, not a loss (a position ADL left at zero equity)
         stats[p][kern.N_LIQUIDATIONS] += 1
         stats[p][kern.LIQUIDATED_NOTIONAL] += abs(s) * mark
         mk["vault"][k] -= eq - pos["margin"][i]
@@ -584,3 +586,27 @@ def test_settlement_tokens_conserved_and_pnl_zero_sum(seed):
         assert np.all(pm.insurance_fund >= 0.0)
         assert np.all(np.isfinite(b.margin)) and np.all(np.isfinite(pm.vault_balance))
     assert np.all(stats_total >= 0.0)
+
+
+def test_a_position_left_at_zero_equity_by_adl_deleverages_nobody():
+    # Regression (found by the twin test at seed 1166050): a short ADL had left at equity
+    # -2.5e-13 (float rounding of zero) was liquidated as bankrupt, and the 2.5e-13
+    # shortfall at a bankruptcy distance of 6.6e-13 per contract deleveraged 0.39 contracts
+    # of a profitable position. A shortfall within ROUNDING of the notional is no loss.
+    rng = np.random.default_rng(1166050)
+    pos, mk, insurance = random_book(rng, 16, 1, 2)
+    twin_pos = {key: list(v) for key, v in pos.items()}
+    twin_mk = {key: list(v) for key, v in mk.items()}
+    want = twin_pass(twin_pos, twin_mk, list(insurance))
+    a = {key: np.array(v) for key, v in pos.items()}
+    m = {key: np.array(v, dtype=np.int64 if key == "protocol" else np.float64)
+         for key, v in mk.items()}
+    ins = np.array(insurance, dtype=np.float64)
+    payout, closed = np.zeros(16), np.zeros(1)
+    stats = np.zeros((2, kern.N_STATS))
+    kern.liquidate_pass(
+        a["market"], a["size"], a["entry"], a["margin"], a["fentry"], m["protocol"], m["mm"],
+        m["fee"], m["mark"], m["findex"], m["long_oi"], m["short_oi"], m["open_cost"],
+        m["funding_basis"], m["vault"], ins, payout, closed, stats)
+    assert closed == pytest.approx(want[1], rel=1e-12)
+    assert a["size"] == pytest.approx(twin_pos["size"], rel=1e-12)

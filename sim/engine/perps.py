@@ -39,6 +39,7 @@ INSURANCE_FUND = 7  # the fund's balance after the pass (set, not accumulated)
 N_STATS = 8
 
 HOURS_PER_DAY = 24.0
+ROUNDING = 1e-9  # a negative equity above -ROUNDING * notional is zero (float rounding)
 
 
 @kernel
@@ -210,6 +211,8 @@ def liquidate_pass(market, size, entry_price, margin, funding_entry, market_prot
         notional = abs(s) * m
         if not eq < maintenance_margin[k] * notional:
             continue
+        if -ROUNDING * notional < eq < 0.0:
+            eq = 0.0  # a position ADL left at zero equity, off by rounding: no shortfall
         p = market_protocol[k]
         liquidated += 1
         stats[p, N_LIQUIDATIONS] += 1.0
