@@ -1,0 +1,215 @@
+"""European options protocols: a volatility surface per asset, an option book, a writer vault.
+
+Crypto conventions: a 365-day year, trading every hour, annualised volatility, cash
+settlement in the protocol's settlement token at expiry. Options on spot are priced with
+Black-Scholes, options on a perpetual or future with Black-76 (``sim.engine.greeks``).
+
+**Volatility surface** (our parameterisation, one per asset; not SVI): at-the-money level
+``atm`` (annualised), a term structure and a skew in standardised log-moneyness,
+
+    sigma(K, T) = max(floor, atm * (T / T_ref) ** term + skew * ln(K / F) / sqrt(T))
+
+with F the forward. The ATM level reacts to realised volatility: each step it moves toward
+``realised + premium`` (the volatility risk premium) by the weight ``1 - exp(-dt / tau)``, an
+exponential moving average with time constant ``tau`` hours.
+
+**Book and vault.** Traders buy (``size > 0``) or sell (``size < 0``) options from the
+protocol's vault (a writer pool, as Lyra's market-maker vault or an options AMM) at the
+surface's price; the premium moves between the trader and the vault in settlement tokens.
+At expiry each option pays ``size * max(S - K, 0)`` (call) or ``size * max(K - S, 0)`` (put)
+from the vault to the holder (or the holder to the vault for a short). The vault's
+settlement balance can go negative only as recorded bad debt. Settlement tokens held by the
+protocol (``vault``) change only by premiums and payoffs: the model checks conservation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from sim.engine.greeks import CALL, PUT, black76, black_scholes
+from sim.protocols.errors import ProtocolError
+
+HOURS_PER_YEAR = 365.0 * 24.0
+
+
+class VolSurface:
+    """Implied-volatility surfaces of the model's assets (arrays indexed by asset).
+
+    Args:
+        atm: starting at-the-money volatility per asset (annualised).
+        skew: volatility per unit of standardised log-moneyness ``ln(K/F)/sqrt(T)``
+            (negative: puts dearer, as in crypto after a crash).
+        term: power of the term structure ``(T / T_ref) ** term`` (negative: inverted).
+        term_ref_years: the maturity ``T_ref`` at which the ATM level applies.
+        reaction_hours: time constant ``tau`` of the ATM level's reaction to realised vol.
+        premium: volatility risk premium added to realised volatility.
+        floor: lowest volatility the surface quotes.
+    """
+
+    def __init__(self, atm, skew, term, *, term_ref_years=30.0 / 365.0, reaction_hours=24.0,
+                 premium=0.0, floor=0.05):
+        self.atm = np.asarray(atm, dtype=np.float64).copy()
+        n = len(self.atm)
+        self.skew = np.broadcast_to(np.asarray(skew, dtype=np.float64), (n,)).copy()
+        self.term = np.broadcast_to(np.asarray(term, dtype=np.float64), (n,)).copy()
+        self.term_ref_years = float(term_ref_years)
+        self.reaction_hours = float(reaction_hours)
+        self.premium = np.broadcast_to(np.asarray(premium, dtype=np.float64), (n,)).copy()
+        self.floor = float(floor)
+        if np.any(self.atm <= 0) or self.term_ref_years <= 0 or self.reaction_hours <= 0:
+            raise ProtocolError("atm, term_ref_years and reaction_hours must be > 0")
+
+    def react(self, realised: np.ndarray, dt_hours: float) -> None:
+        """Move the ATM level toward ``realised + premium`` (EWMA with time constant tau)."""
+        weight = 1.0 - math.exp(-dt_hours / self.reaction_hours)
+        target = np.maximum(np.asarray(realised, dtype=np.float64) + self.premium, self.floor)
+        self.atm += weight * (target - self.atm)
+
+    def vol(self, asset, strike, forward, t_years) -> np.ndarray:
+        """Implied volatility of options (arrays broadcast together)."""
+        asset = np.asarray(asset, dtype=np.int64)
+        t = np.maximum(np.asarray(t_years, dtype=np.float64), 1e-9)
+        k = np.log(np.asarray(strike, dtype=np.float64) / np.asarray(forward, dtype=np.float64))
+        level = self.atm[asset] * (t / self.term_ref_years) ** self.term[asset]
+        return np.maximum(level + self.skew[asset] * k / np.sqrt(t), self.floor)
+
+
+class OptionBook:
+    """Option positions as a structure of arrays; settled rows keep ``size == 0``."""
+
+    def __init__(self) -> None:
+        self.owner = np.zeros(0, dtype=np.int64)
+        self.protocol = np.zeros(0, dtype=np.int64)
+        self.asset = np.zeros(0, dtype=np.int64)
+        self.kind = np.zeros(0, dtype=np.int64)
+        self.on_forward = np.zeros(0, dtype=np.bool_)
+        self.strike = np.zeros(0)
+        self.expiry = np.zeros(0)  # hours since the start
+        self.size = np.zeros(0)
+
+    def __len__(self) -> int:
+        return len(self.size)
+
+    def append(self, **fields) -> slice:
+        """Add rows; return the slice they occupy."""
+        start = len(self)
+        n = len(np.atleast_1d(fields["size"]))
+        for name in ("owner", "protocol", "asset", "kind", "on_forward", "strike", "expiry",
+                     "size"):
+            old = getattr(self, name)
+            new = np.broadcast_to(np.asarray(fields[name], dtype=old.dtype), (n,))
+            setattr(self, name, np.concatenate([old, new]))
+        return slice(start, start + n)
+
+
+class OptionsProtocols:
+    """Every options protocol of the model: its vault (the writer) and the shared book.
+
+    Args:
+        names: protocol names.
+        settlement_asset: asset index of each protocol's settlement token (a USD stable:
+            prices and payoffs are in it at par).
+        vault: settlement tokens in each vault at the start.
+        surface: the model's ``VolSurface``.
+        rate: the continuously compounded rate used to discount (annual).
+    """
+
+    def __init__(self, names: list[str], *, settlement_asset, vault, surface: VolSurface,
+                 rate: float = 0.0):
+        self.names = list(names)
+        self.settlement_asset = np.asarray(settlement_asset, dtype=np.int64)
+        self.vault = np.asarray(vault, dtype=np.float64).copy()
+        self.surface = surface
+        self.rate = float(rate)
+        self.book = OptionBook()
+        self.bad_debt = np.zeros(len(self.names))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def greeks(self, price: np.ndarray, now_hours: float, rows=None
+               ) -> tuple[np.ndarray, ...]:
+        """(value, delta, gamma, vega, theta) per option unit of the rows, at ``price``.
+
+        ``price`` is per asset (the underlying's spot, or its perp mark for options on the
+        forward); volatility from the surface; expired rows are worth their intrinsic value.
+        """
+        b = self.book
+        rows = np.arange(len(b)) if rows is None else np.asarray(rows, dtype=np.int64)
+        n = len(rows)
+        out = [np.zeros(n) for _ in range(5)]
+        if n == 0:
+            return tuple(out)
+        s = np.asarray(price, dtype=np.float64)[b.asset[rows]]
+        t = np.maximum(b.expiry[rows] - now_hours, 0.0) / HOURS_PER_YEAR
+        k = b.strike[rows]
+        rate = np.full(n, self.rate)
+        vol = self.surface.vol(b.asset[rows], k, s, t)
+        for forward in (False, True):
+            mask = b.on_forward[rows] == forward
+            if not mask.any():
+                continue
+            parts = [np.empty(int(mask.sum())) for _ in range(5)]
+            if forward:
+                black76(b.kind[rows][mask], s[mask], k[mask], t[mask], vol[mask], rate[mask],
+                        *parts)
+            else:
+                black_scholes(b.kind[rows][mask], s[mask], k[mask], t[mask], vol[mask],
+                              rate[mask], np.zeros(int(mask.sum())), *parts)
+            for o, part in zip(out, parts, strict=True):
+                o[mask] = part
+        return tuple(out)
+
+    def trade(self, owner, protocol, asset, kind, strike, expiry_hours, size, *, price,
+              now_hours: float, on_forward=False) -> tuple[slice, np.ndarray]:
+        """Open positions against the vault at the surface's price.
+
+        Returns:
+            (rows, premium per row in settlement tokens: paid by the trader when > 0, i.e.
+            buying; received when < 0, i.e. writing). The caller moves the trader's tokens.
+        """
+        size = np.atleast_1d(np.asarray(size, dtype=np.float64))
+        kind = np.broadcast_to(np.asarray(kind, dtype=np.int64), size.shape)
+        if np.any(size == 0) or not np.all(np.isin(kind, (CALL, PUT))):
+            raise ProtocolError("options need a non-zero size and kind CALL or PUT")
+        if np.any(np.asarray(expiry_hours, dtype=np.float64) <= now_hours):
+            raise ProtocolError("an option must expire after now")
+        if np.any(np.asarray(strike, dtype=np.float64) <= 0):
+            raise ProtocolError("strikes must be > 0")
+        rows = self.book.append(owner=owner, protocol=protocol, asset=asset, kind=kind,
+                                on_forward=on_forward, strike=strike, expiry=expiry_hours,
+                                size=size)
+        value = self.greeks(price, now_hours, np.arange(rows.start, rows.stop))[0]
+        premium = size * value
+        np.add.at(self.vault, self.book.protocol[rows], premium)
+        return rows, premium
+
+    def settle(self, price: np.ndarray, now_hours: float) -> tuple[np.ndarray, np.ndarray]:
+        """Settle every option expired by ``now_hours`` at ``price``; close its row.
+
+        Returns:
+            (rows settled, payoff per row in settlement tokens: paid to the owner when > 0,
+            owed by the owner (a writer) when < 0). A vault that cannot pay books the gap
+            as bad debt and pays what it has.
+        """
+        b = self.book
+        rows = np.flatnonzero((b.size != 0) & (b.expiry <= now_hours))
+        if len(rows) == 0:
+            return rows, np.zeros(0)
+        s = np.asarray(price, dtype=np.float64)[b.asset[rows]]
+        intrinsic = np.maximum(b.kind[rows] * (s - b.strike[rows]), 0.0)
+        payoff = b.size[rows] * intrinsic
+        for p in range(len(self.names)):
+            mine = b.protocol[rows] == p
+            won = mine & (payoff > 0)
+            owed = payoff[won].sum()
+            can = self.vault[p] - payoff[mine & (payoff < 0)].sum()  # writers pay in first
+            if owed > can:  # the winners share what the vault has; the rest is bad debt
+                scale = max(can, 0.0) / owed
+                self.bad_debt[p] += owed * (1.0 - scale)
+                payoff[won] *= scale
+            self.vault[p] -= payoff[mine].sum()
+        b.size[rows] = 0.0
+        return rows, payoff
