@@ -24,6 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import greeks
 import mesa
 import mesa_reference
 import numba
@@ -60,14 +61,16 @@ class Plan:
     e2e_per_agent: int
     e2e_steps: int
     default_repeats: int
+    greeks_options: int
+    greeks_repeats: int
 
 
 FULL = Plan(kernel_sizes=(10_000, 100_000, 1_000_000), mesa_positions=100_000, mesa_repeats=3,
             memory_positions=1_000_000, e2e_agents=10_000, e2e_per_agent=100, e2e_steps=1000,
-            default_repeats=5)
+            default_repeats=5, greeks_options=1_000_000, greeks_repeats=7)
 QUICK = Plan(kernel_sizes=(2_000, 10_000, 50_000), mesa_positions=10_000, mesa_repeats=1,
              memory_positions=100_000, e2e_agents=100, e2e_per_agent=100, e2e_steps=100,
-             default_repeats=2)
+             default_repeats=2, greeks_options=50_000, greeks_repeats=2)
 
 
 def kernel_repeats(n: int) -> int:
@@ -449,6 +452,22 @@ def run(plan: Plan, quick: bool) -> dict:
         cold = child(["default", "--repeats", "0"], env={"NUMBA_CACHE_DIR": cache})
     results["end_to_end"] = {"scaled": e2e, "default": default, "default_cold_jit": cold}
     report_end_to_end(e2e, default, cold)
+
+    # Issue #4: the Greeks kernel against its numpy twin, and against the copy bound of
+    # the bytes it moves (the copy rate measured above on the largest book).
+    g = greeks.bench_greeks(plan.greeks_options, plan.greeks_repeats)
+    copy = results["kernel"][-1]["bandwidth"]["copy_gb_per_s"]
+    g["copy_bound_ratio"] = g["bandwidth_gb_per_s"] / copy
+    results["greeks"] = g
+    print_table(f"Greeks kernel (Black-Scholes price and four Greeks), {fmt_n(g['options'])} "
+                "options, best of " + str(plan.greeks_repeats),
+                ["implementation", "s", "M options/s", "GB/s", "vs copy bound"],
+                [["numba kernel", f"{g['kernel_s']:.4f}", f"{g['options_per_s'] / 1e6:.1f}",
+                  f"{g['bandwidth_gb_per_s']:.2f}", f"{g['copy_bound_ratio']:.1%}"],
+                 ["numpy twin", f"{g['numpy_s']:.4f}",
+                  f"{g['options'] / g['numpy_s'] / 1e6:.1f}", "", ""]])
+    print(f"kernel speed-up over numpy: {g['speedup_vs_numpy']:.2f}x (compute-bound: two "
+          "erfc and three exp per option)")
 
     results["targets"] = check_targets(results)
     print_table("Targets" + (" (--quick: small sizes, indicative only)" if quick else ""),
