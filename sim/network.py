@@ -27,6 +27,7 @@ from sim.scenario import (
     AlgorithmicStablecoin,
     Lending,
     LiquidStaking,
+    Options,
     Oracle,
     Perpetuals,
     Pool,
@@ -35,7 +36,7 @@ from sim.scenario import (
 
 EDGE_KINDS = ("collateral", "oracle", "liquidation_venue", "deposits", "backing")
 ACYCLIC_KINDS = ("oracle", "backing")
-LENDERS = (Lending, CDP, Perpetuals)  # protocol kinds that hold collateral (margin)
+LENDERS = (Lending, CDP, Perpetuals, Options)  # kinds that hold collateral or margin
 POOLS = (Pool,)
 PRICE_SOURCES = (Oracle, Pool)
 
@@ -48,23 +49,25 @@ def issued_assets(s: Scenario, protocol: str) -> list[str]:
 def accepted_collateral(proto) -> dict:
     """Collateral settings by asset of a protocol that holds collateral (markets, ilks).
 
-    A perpetuals protocol holds its settlement asset as margin and reads its markets'
-    prices; its hedge pools are where it sells.
+    A perpetuals or options protocol holds its settlement asset (margin, the writer vault)
+    and reads its markets' prices; a perp's hedge pools are where it sells.
     """
-    if isinstance(proto, Perpetuals):
+    if isinstance(proto, Perpetuals | Options):
         return {proto.settlement: None}
     return proto.markets if isinstance(proto, Lending) else proto.ilks
 
 
 def priced_assets(proto) -> list[str]:
     """Assets whose oracle price a collateral-holding protocol reads."""
-    if isinstance(proto, Perpetuals):
+    if isinstance(proto, Perpetuals | Options):
         return [proto.settlement, *proto.markets]
     return list(accepted_collateral(proto))
 
 
 def sale_venues(proto) -> list[str]:
     """Pools where a collateral-holding protocol's liquidations end up sold."""
+    if isinstance(proto, Options):
+        return []
     if isinstance(proto, Perpetuals):
         return [m.hedge_pool for m in proto.markets.values() if m.hedge_pool is not None]
     return [m.liquidation_venue for m in accepted_collateral(proto).values()

@@ -93,6 +93,10 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
                   "their backing, minus debts, plus perp size (sim.model.exposure)"),
     "net_gamma": (("agent_kind", "asset"), "1/USD", "net gamma: d2(value)/d(price)2 of the "
                   "kind's positions (LP shares are short gamma)"),
+    "net_vega": (("agent_kind", "asset"), "USD", "net vega: value change per 1.00 of implied "
+                 "volatility (options)"),
+    "atm_vol": (("asset",), "1/year^0.5", "options: at-the-money implied volatility (30-day "
+                "level of the surface)"),
     "trade_volume": (("agent_kind",), "USD", "volume traded on pools and markets in the step"),
 }
 

@@ -16,7 +16,8 @@ from sim.model.kinds import AGENT_KINDS
 from tests.test_invariants import build, scenario_strategy
 
 EVERY_KIND = dict(second_protocol=True, staking=True, cdp=True, english=True, perps=True,
-                  long_share=0.6, insurance=1e4, algorithmic=True, sale=2e6, accounts=True)
+                  long_share=0.6, insurance=1e4, algorithmic=True, sale=2e6, accounts=True,
+                  options=True)
 
 
 def assert_owned(model):

@@ -34,6 +34,7 @@ def scenario_strategy():
         "algorithmic": st.booleans(),
         "perps": st.booleans(),
         "accounts": st.booleans(),
+        "options": st.booleans(),
         "long_share": st.floats(0.0, 1.0),
         "insurance": st.floats(0.0, 2e5),
         "sale": st.floats(1e5, 3e6),
@@ -170,6 +171,18 @@ def add_accounts(d):
         "leverage": {"dist": "uniform", "low": 1.5, "high": 4.0}}
 
 
+def add_options(d):
+    """An options protocol on WETH and WBTC (cash-settled in USDC), buyers expiring inside
+    the run."""
+    d["protocols"]["lyra"] = {"kind": "options", "settlement": "USDC", "vault": 5e5,
+                              "markets": {"WETH": {"atm_vol": 0.9}, "WBTC": {"atm_vol": 0.6,
+                                                                             "skew": 0.05}}}
+    d["agents"]["option_traders"] = {
+        "count": 40, "protocol": "lyra", "markets": {"WETH": 0.6, "WBTC": 0.4},
+        "expiry_hours": {"dist": "uniform", "low": 1.0, "high": 4.0},
+        "position_value": {"dist": "lognormal", "median": 20_000.0, "sigma": 1.0}}
+
+
 SHOCKS = [
     {"kind": "gas_spike", "at_hours": 1.0, "duration_hours": 2.0, "multiplier": 50.0},
     {"kind": "liquidity_withdrawal", "pool": "pool", "at_hours": 1.5, "share": 0.5},
@@ -209,6 +222,8 @@ def build(params, steps=10):
         add_perps(d, params)
     if params.get("accounts"):
         add_accounts(d)
+    if params.get("options"):
+        add_options(d)
     return parse_scenario(d, source="prop.toml")
 
 
@@ -249,6 +264,9 @@ def assert_no_negative_or_nan(model: StressModel):
     for k, traders in enumerate(model.perp_traders):
         tables[f"perp traders {k}"] = traders.wallet
     tables.update({"psm reserve": model.psm.reserve, "psm surplus": model.psm.surplus})
+    for k, traders in enumerate(model.option_traders):
+        tables[f"option traders {k}"] = traders.wallet
+    tables["options vault"] = model.options.vault
     tables.update({"stable supply": model.algo.stable_supply,
                    "sister supply": model.algo.sister_supply})
     for name, arr in tables.items():
@@ -309,7 +327,8 @@ def test_same_seed_gives_identical_datasets(seed, every_kind):
     # every_kind: two lending protocols, liquid staking, a CDP with English auctions,
     # perpetuals, an algorithmic stablecoin and multi-collateral accounts in one model.
     kinds = dict(second_protocol=True, staking=True, cdp=True, english=True, perps=True,
-                 long_share=0.6, insurance=1e4, algorithmic=True, sale=2e6, accounts=True)
+                 long_share=0.6, insurance=1e4, algorithmic=True, sale=2e6, accounts=True,
+                 options=True)
     s = build(dict(seed=seed, jump=-0.35, lev_high=4.5, liq_capital=1e6, atomic_share=0.5,
                    arb_capital=1e6, reserve_base=2000.0, oracle_source="amm", fear_low=0.2,
                    **(kinds if every_kind else {})))

@@ -54,6 +54,10 @@ class Accounting:
                               minlength=m) + perps.hedge_held(self.amm.quote))
         total += (np.bincount(self.psm_gem, weights=self.psm.reserve, minlength=m)
                   + np.bincount(self.psm_stable, weights=self.psm.surplus, minlength=m))
+        opt = self.options
+        total += np.bincount(opt.settlement_asset, weights=opt.vault, minlength=m)
+        for traders in self.option_traders:
+            total[traders.settlement] += traders.wallet.sum()
         return total + self.staking.held() + self.cdps.held() + self._algo_held()
 
     def _algo_held(self) -> np.ndarray:
@@ -122,6 +126,11 @@ class Accounting:
         for traders in self.perp_traders:
             equity = self.perps.equity(ext, traders.rows)
             out[9] += (traders.wallet.sum() + equity.sum()) * ext[traders.settlement]
+        if self.option_traders:
+            value = self.options.greeks(ext, self.t * self.dt_hours)[0] * self.options.book.size
+            for traders in self.option_traders:
+                out[10] += (traders.wallet.sum() + value[traders.rows].sum()) * ext[
+                    traders.settlement]
         return out
 
     def _ticket_claims(self) -> np.ndarray:
@@ -252,6 +261,9 @@ class Accounting:
             "net_worth": self.net_worth(coll, debt),
             "net_delta": exposure.delta(self, coll, debt)[:len(AGENT_KINDS)],
             "net_gamma": exposure.gamma(self)[:len(AGENT_KINDS)],
+            "net_vega": exposure.vega(self)[:len(AGENT_KINDS)],
+            "atm_vol": np.where(np.isin(np.arange(len(self.assets)), self.option_assets),
+                                self.options.surface.atm, np.nan),
             "trade_volume": np.array([self.volume[k] for k in AGENT_KINDS]),
         })
 

@@ -14,6 +14,7 @@ from sim.agents.lender import Lender, LenderTable
 from sim.agents.leveraged_trader import AccountTrader, LeveragedTrader, TraderTable
 from sim.agents.liquidator import Keeper, Liquidator, LiquidatorTable
 from sim.agents.market_maker import MarketMaker, MarketMakerTable
+from sim.agents.option_trader import OptionTrader, OptionTraderTable
 from sim.agents.perp_trader import PerpTrader, PerpTraderTable
 from sim.agents.redeemer import Redeemer, RedeemerTable
 from sim.agents.vault_owner import VaultOwner, VaultOwnerTable
@@ -24,6 +25,7 @@ from sim.protocols.errors import ProtocolError
 from sim.protocols.lending import LendingPools
 from sim.protocols.lending_accounts import AccountBook
 from sim.protocols.liquid_staking import LiquidStaking as StakingTable
+from sim.protocols.options import OptionsProtocols, VolSurface
 from sim.protocols.oracle import Oracles
 from sim.protocols.perps import PerpMarkets
 from sim.protocols.stablecoin import AlgorithmicStablecoin as AlgorithmicTable
@@ -34,6 +36,7 @@ from sim.scenario import (
     ConstantProduct,
     Lending,
     LiquidStaking,
+    Options,
     Oracle,
     Perpetuals,
     Pool,
@@ -114,6 +117,35 @@ class Construction:
         self._build_cdps()
         self._build_algorithmic()
         self._build_perps()
+        self._build_options()
+
+    def _build_options(self) -> None:
+        """Options protocols and one volatility surface per asset (their markets')."""
+        opts = self.scenario.protocols_of(Options)
+        self.option_names = list(opts)
+        m = len(self.assets)
+        market = {}
+        for c in opts.values():
+            for asset, mk in c.markets.items():
+                market[self._index(asset)] = mk
+        self.option_assets = np.array(sorted(market), dtype=np.int64)
+
+        def col(key: str, default: float) -> np.ndarray:
+            return np.array([getattr(market[a], key) if a in market else default
+                             for a in range(m)])
+
+        surface = VolSurface(col("atm_vol", 1.0), skew=col("skew", 0.0), term=col("term", 0.0),
+                             reaction_hours=col("reaction_hours", 24.0),
+                             premium=col("vol_premium", 0.0))
+        rates = {c.rate for c in opts.values()}
+        if len(rates) > 1:
+            self._fail("protocols", "options protocols must share one rate (got "
+                       f"{sorted(rates)})")
+        self.options = OptionsProtocols(
+            self.option_names, settlement_asset=[self._index(c.settlement) for c in
+                                                 opts.values()],
+            vault=[c.vault for c in opts.values()], surface=surface,
+            rate=rates.pop() if rates else 0.0)
 
     def _build_perps(self) -> None:
         """Perpetual-futures protocols: one market per (protocol, asset); vaults and hedges."""
@@ -377,6 +409,10 @@ class Construction:
             self._build_perp_traders(field, cfg)
         self.perps.hedge[:] = self.perps.hedge_target()  # vaults start hedged
 
+        self.option_traders: list[OptionTraderTable] = []
+        for field, cfg in a.populations("option_traders"):
+            self._build_option_traders(field, cfg)
+
         self.holders: list[HolderTable] = []
         for field, cfg in a.populations("holders"):
             pool = self.pool_names.index(cfg.pool)
@@ -419,6 +455,27 @@ class Construction:
                                      if v >= 0))
         for k in range(n):
             PerpTrader(self, rows.start + k, protocols=(cfg.protocol, *hedges))
+
+    def _build_option_traders(self, field: str, cfg) -> None:
+        p0 = self.prices[0]
+        n = cfg.count
+        asset = self._draw_assets(cfg.markets, n)
+        kind = np.where(self.rng.random(n) < cfg.call_share, 1, -1)  # CALL, PUT
+        strike = self._amounts(f"{field}.moneyness", cfg.moneyness, n) * p0[asset]
+        expiry = self._amounts(f"{field}.expiry_hours", cfg.expiry_hours, n)
+        notional = self._amounts(f"{field}.position_value", cfg.position_value, n)
+        if np.any(strike <= 0) or np.any(expiry <= 0) or np.any(notional <= 0):
+            self._fail(field, "moneyness, expiry_hours and position_value must be > 0 in "
+                       "every draw")
+        p = self.option_names.index(cfg.protocol)
+        try:
+            rows, _ = self.options.trade(np.arange(n), p, asset, kind, strike, expiry,
+                                         notional / p0[asset], price=p0, now_hours=0.0)
+        except ProtocolError as e:
+            self._fail(field, str(e))
+        self.option_traders.append(OptionTraderTable(rows, self.options.settlement_asset[p]))
+        for k in range(rows.start, rows.stop):
+            OptionTrader(self, k, protocols=(cfg.protocol,))
 
     def _build_redeemers(self, cfg) -> None:
         """Redeemers at the issuers they can use.

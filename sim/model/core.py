@@ -31,6 +31,8 @@ from sim.results import Recorder
 from sim.scenario import Scenario
 
 MAX_PASSES = 20  # passes of the liquidation phase per step (protocols feeding each other)
+REALISED_WINDOW_HOURS = 24.0  # realised volatility the options' surfaces react to
+HOURS_PER_YEAR = 365.0 * 24.0
 
 
 class StressModel(Construction, Accounting, mesa.Model):
@@ -95,6 +97,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.staking.accrue(self.dt_hours)
         self.cdps.drip(self.dt_hours)
         self.perps.accrue_funding(self.oracles.price, self.dt_hours)
+        self._options_step(t)
         self.perp_stats = np.zeros((len(self.perp_names), perps_kernel.N_STATS))
         self._pay_redemptions()
         self._protocol_shocks(t, ext)
@@ -224,6 +227,24 @@ class StressModel(Construction, Accounting, mesa.Model):
                        keepers=keepers, pools=self.amm, gas_sink=self.gas_sink,
                        opportunist=self.keeper_opportunist)
         return c.stats[:, [cdp_kernel.AUCTIONS_STARTED, cdp_kernel.STABLE_RAISED]].sum() - before
+
+    def _options_step(self, t: int) -> None:
+        """Volatility surfaces react to realised volatility; expired options settle.
+
+        Realised volatility is annualised from the external log returns of the last
+        ``REALISED_WINDOW_HOURS``; options settle at the oracle price of their asset.
+        """
+        if not self.option_names:
+            return
+        window = max(2, round(REALISED_WINDOW_HOURS / self.dt_hours))
+        past = np.log(self.prices[max(0, t - window): t + 1])
+        if len(past) >= 3:
+            realised = np.diff(past, axis=0).std(axis=0, ddof=1) * np.sqrt(
+                HOURS_PER_YEAR / self.dt_hours)
+            self.options.surface.react(realised, self.dt_hours)
+        rows, payoff = self.options.settle(self.oracles.price, t * self.dt_hours)
+        for traders in self.option_traders:
+            traders.receive(rows, payoff)
 
     def _pay_redemptions(self) -> None:
         """Pay the redemption tickets due now: redeemers' to them, others' to the outside."""

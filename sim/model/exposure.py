@@ -15,8 +15,9 @@ holders, the deltas equal the tokens in existence, ``model.token_totals()``, ass
 *Gamma* (``d2V / dP_a^2``, USD per USD^2 of the asset's price) comes from AMM liquidity:
 an LP share of a pool is short gamma in the pool's base asset (``sim.engine.lp_greeks``:
 ``s dx/dp`` per unit of the pool price ``p = P_base / P_quote``, so ``s dx/dp / P_quote`` per
-USD of the base's price, holding the quote's price). Delta-one holdings have none; options
-come with the options protocol.
+USD of the base's price, holding the quote's price) and options (Black-Scholes, holders
+long, writer vaults short); delta-one holdings have none. *Vega* (value per 1.00 of implied
+volatility) comes from options only.
 """
 
 from __future__ import annotations
@@ -156,7 +157,44 @@ def delta(model, coll: np.ndarray | None = None, debt: np.ndarray | None = None
 
     for h in model.holders:
         out[kinds["holder"]] += h.held(m)
+
+    # Options: holders' delta per unit times size; the writer vault the opposite, and its
+    # settlement tokens.
+    opt = model.options
+    for p, name in enumerate(opt.names):
+        out[row[name], opt.settlement_asset[p]] += opt.vault[p]
+    for traders in model.option_traders:
+        out[kinds["option_trader"], traders.settlement] += traders.wallet.sum()
+    _add_options(model, out, greek=1)
     out[-1] = model.external + model.gas_sink
+    return out
+
+
+def _add_options(model, out: np.ndarray, greek: int) -> None:
+    """Add one Greek (1 delta, 2 gamma, 3 vega) of the open options to holders and writers."""
+    opt = model.options
+    b = opt.book
+    live = np.flatnonzero(b.size != 0)
+    if len(live) == 0:
+        return
+    per_unit = opt.greeks(model.prices[model.t], model.t * model.dt_hours, live)[greek]
+    held = per_unit * b.size[live]
+    m = out.shape[1]
+    holder = np.bincount(b.asset[live], weights=held, minlength=m)
+    out[AGENT_KINDS.index("option_trader")] += holder
+    for p, name in enumerate(opt.names):
+        mine = b.protocol[live] == p
+        out[len(AGENT_KINDS) + model.protocol_names.index(name)] -= np.bincount(
+            b.asset[live[mine]], weights=held[mine], minlength=m)
+
+
+def vega(model) -> np.ndarray:
+    """Vega per holder (rows of :func:`holders`) and asset: value per 1.00 of implied vol.
+
+    Only options carry vega: their holders long, the writer vaults short.
+    """
+    out = np.zeros((len(AGENT_KINDS) + len(model.protocol_names) + 1, len(model.assets)))
+    _add_options(model, out, greek=3)
     return out
 
 
@@ -171,6 +209,7 @@ def gamma(model) -> np.ndarray:
     out = np.zeros((len(AGENT_KINDS) + len(model.protocol_names) + 1, m))
     n = len(amm)
     if n == 0:
+        _add_options(model, out, greek=2)
         return out
     share = np.ones(n)
     mm = model.market_makers
@@ -187,4 +226,5 @@ def gamma(model) -> np.ndarray:
     if mm is not None:
         out[AGENT_KINDS.index("market_maker"), amm.base[mm.pool]] += (1 - share[mm.pool]) \
             * g[mm.pool]
+    _add_options(model, out, greek=2)
     return out

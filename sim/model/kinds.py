@@ -2,4 +2,5 @@
 
 AGENT_KINDS = ["lender", "leveraged_trader", "market_maker", "liquidator", "arbitrageur",
                "redeemer", "vault_owner", "keeper",
-               "holder", "perp_trader"]
+               "holder", "perp_trader",
+               "option_trader"]

@@ -24,8 +24,6 @@ protocol (``vault``) change only by premiums and payoffs: the model checks conse
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from sim.engine.greeks import CALL, PUT, black76, black_scholes
@@ -43,7 +41,8 @@ class VolSurface:
             (negative: puts dearer, as in crypto after a crash).
         term: power of the term structure ``(T / T_ref) ** term`` (negative: inverted).
         term_ref_years: the maturity ``T_ref`` at which the ATM level applies.
-        reaction_hours: time constant ``tau`` of the ATM level's reaction to realised vol.
+        reaction_hours: time constant ``tau`` of the ATM level's reaction to realised vol
+            (hours; one value or one per asset).
         premium: volatility risk premium added to realised volatility.
         floor: lowest volatility the surface quotes.
     """
@@ -55,15 +54,16 @@ class VolSurface:
         self.skew = np.broadcast_to(np.asarray(skew, dtype=np.float64), (n,)).copy()
         self.term = np.broadcast_to(np.asarray(term, dtype=np.float64), (n,)).copy()
         self.term_ref_years = float(term_ref_years)
-        self.reaction_hours = float(reaction_hours)
+        self.reaction_hours = np.broadcast_to(np.asarray(reaction_hours, dtype=np.float64),
+                                              (n,)).copy()
         self.premium = np.broadcast_to(np.asarray(premium, dtype=np.float64), (n,)).copy()
         self.floor = float(floor)
-        if np.any(self.atm <= 0) or self.term_ref_years <= 0 or self.reaction_hours <= 0:
+        if np.any(self.atm <= 0) or self.term_ref_years <= 0 or np.any(self.reaction_hours <= 0):
             raise ProtocolError("atm, term_ref_years and reaction_hours must be > 0")
 
     def react(self, realised: np.ndarray, dt_hours: float) -> None:
         """Move the ATM level toward ``realised + premium`` (EWMA with time constant tau)."""
-        weight = 1.0 - math.exp(-dt_hours / self.reaction_hours)
+        weight = 1.0 - np.exp(-dt_hours / self.reaction_hours)
         target = np.maximum(np.asarray(realised, dtype=np.float64) + self.premium, self.floor)
         self.atm += weight * (target - self.atm)
 

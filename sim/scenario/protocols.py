@@ -255,8 +255,33 @@ class Perpetuals(Strict):
     insurance_fund: NonNegativeFloat = Field(0.0, description="Settlement tokens at start")
 
 
+class OptionsMarket(Strict):
+    """The implied-volatility surface of one asset (``sim.protocols.options.VolSurface``).
+
+    ``sigma(K, T) = max(floor, atm_vol (T / 30 days) ** term + skew ln(K / F) / sqrt(T))``;
+    the ATM level moves toward realised volatility plus ``vol_premium`` with time constant
+    ``reaction_hours``.
+    """
+
+    atm_vol: PositiveFloat = Field(0.8, description="Annualised ATM volatility at 30 days")
+    skew: float = Field(-0.1, description="Vol per unit of ln(K/F)/sqrt(T)")
+    term: float = Field(0.0, description="Power of the term structure (T / 30 days)")
+    reaction_hours: PositiveFloat = 24.0
+    vol_premium: float = Field(0.05, description="Implied minus realised, in the long run")
+
+
+class Options(Strict):
+    """European options written by the protocol's vault, cash-settled in ``settlement``."""
+
+    kind: Literal["options"]
+    settlement: str
+    vault: NonNegativeFloat = Field(0.0, description="Settlement tokens in the writer vault")
+    rate: float = Field(0.0, description="Continuously compounded rate for discounting")
+    markets: dict[str, OptionsMarket] = Field(min_length=1)
+
+
 Protocol = Annotated[Lending | ConstantProduct | StableSwap | Oracle | LiquidStaking | CDP
-                     | AlgorithmicStablecoin | Perpetuals,
+                     | AlgorithmicStablecoin | Perpetuals | Options,
                      Field(discriminator="kind")]
 
 

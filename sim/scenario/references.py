@@ -17,6 +17,7 @@ from sim.scenario.protocols import (
     AlgorithmicStablecoin,
     Lending,
     LiquidStaking,
+    Options,
     Oracle,
     Perpetuals,
     Pool,
@@ -115,6 +116,7 @@ def check_references(s: Scenario) -> None:
             fail("market.correlation", "must be positive semi-definite")
 
     oracle_of: dict[str, str] = {}
+    surfaces: dict[str, Any] = {}
     for name, proto in s.protocols.items():
         here = f"protocols.{name}"
         if isinstance(proto, Pool):
@@ -159,6 +161,16 @@ def check_references(s: Scenario) -> None:
                 need_pool_of(f"{here}.{role}_pool", getattr(proto, f"{role}_pool"), token)
             if proto.stable == proto.sister:
                 fail(f"{here}.sister", "must differ from stable")
+        elif isinstance(proto, Options):
+            need_asset(f"{here}.settlement", proto.settlement)
+            for asset in proto.markets:
+                need_asset(f"{here}.markets.{asset}", asset)
+                if asset == proto.settlement:
+                    fail(f"{here}.markets.{asset}", "options cannot be on the settlement asset")
+                other = surfaces.setdefault(asset, (name, proto.markets[asset]))
+                if other[1] != proto.markets[asset]:
+                    fail(f"{here}.markets.{asset}", f"'{asset}' already has a different "
+                         f"volatility surface in '{other[0]}' (one surface per asset)")
         elif isinstance(proto, Perpetuals):
             need_asset(f"{here}.settlement", proto.settlement)
             for asset, mk in proto.markets.items():
@@ -239,6 +251,12 @@ def check_references(s: Scenario) -> None:
             if most > cap * (1 + 1e-12) or _low(t.leverage) <= 0:
                 fail(f"{here}.leverage", f"must be in (0, {cap:g}] (1 / initial_margin) in "
                      f"every draw")
+    for here, t in a.populations("option_traders"):
+        opt = need_protocol(f"{here}.protocol", t.protocol, Options, "options")
+        for asset in t.markets:
+            if asset not in opt.markets:
+                fail(f"{here}.markets.{asset}", f"'{asset}' is not a market of "
+                     f"'{t.protocol}' (markets: {', '.join(opt.markets)})")
     for here, h in a.populations("holders"):
         need_asset(f"{here}.token", h.token)
         need_pool_of(f"{here}.pool", h.pool, h.token, "sells")

@@ -420,6 +420,26 @@ class PerpTraders(Strict):
         return self
 
 
+class OptionTraders(Strict):
+    """Buyers of European options from an options protocol's vault, held to expiry.
+
+    At the start each trader buys one option: a call with probability ``call_share``, on an
+    asset drawn by ``markets`` weights, with strike ``moneyness`` times spot and expiry
+    ``expiry_hours`` from now, for ``position_value`` of notional (numeraire).
+    """
+
+    count: PositiveInt = 50
+    protocol: str
+    markets: dict[str, PositiveFloat] = Field(min_length=1)
+    call_share: Fraction = 0.5
+    moneyness: Distribution = Field(
+        default_factory=lambda: Uniform(dist="uniform", low=0.8, high=1.2),
+        description="Strike / spot at the purchase")
+    expiry_hours: Distribution = Field(
+        default_factory=lambda: Constant(dist="constant", value=168.0))
+    position_value: Distribution = Field(description="Notional per option (numeraire)")
+
+
 class VaultOwners(Strict):
     """CDP vault owners: lock collateral, mint the stablecoin and spend it.
 
@@ -494,6 +514,8 @@ class Agents(Strict):
     keepers: Keepers | None = None
     holders: Annotated[list[Holders], BeforeValidator(
         _as_list, json_schema_input_type=Holders | list[Holders])] | None = None
+    option_traders: Annotated[list[OptionTraders], BeforeValidator(
+        _as_list, json_schema_input_type=OptionTraders | list[OptionTraders])] | None = None
     perp_traders: Annotated[list[PerpTraders], BeforeValidator(
         _as_list, json_schema_input_type=PerpTraders | list[PerpTraders])] | None = None
 

@@ -1,0 +1,112 @@
+"""Options in the model: premiums at the start, settlement at expiry, the surface reacting to
+realised volatility, conservation and the exposure identities (vega nets to zero)."""
+
+import copy
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+import sim
+from sim.errors import ScenarioError
+from sim.model import StressModel, exposure
+from sim.scenario import parse_scenario
+
+BASE = {
+    "simulation": {"steps": 12, "dt_hours": 1.0, "seed": 6},
+    "assets": {"WETH": {"price": 2000.0}, "USDC": {"price": 1.0}},
+    "market": {"jumps": [{"asset": "WETH", "at_hours": 3.0, "size": 0.25}]},
+    "protocols": {
+        "aave": {"kind": "lending", "markets": {
+            "USDC": {"ltv": 0.8, "liquidation_threshold": 0.85, "liquidation_bonus": 0.05}}},
+        "lyra": {"kind": "options", "settlement": "USDC", "vault": 1e6,
+                 "markets": {"WETH": {"atm_vol": 0.8, "skew": -0.1, "vol_premium": 0.05}}},
+    },
+    "agents": {
+        "lenders": {"count": 2, "protocol": "aave", "supply": {"USDC": 1e6}},
+        "option_traders": {"count": 30, "protocol": "lyra", "markets": {"WETH": 1.0},
+                           "moneyness": {"dist": "uniform", "low": 0.9, "high": 1.3},
+                           "expiry_hours": {"dist": "constant", "value": 8.0},
+                           "position_value": {"dist": "constant", "value": 20_000.0}},
+    },
+}
+
+
+def scenario(edit=None):
+    d = copy.deepcopy(BASE)
+    if edit:
+        edit(d)
+    return parse_scenario(d, source="options.toml")
+
+
+def bs(kind, s, k, t, vol):
+    d1 = (math.log(s / k) + vol * vol * t / 2) / (vol * math.sqrt(t))
+    call = s * norm.cdf(d1) - k * norm.cdf(d1 - vol * math.sqrt(t))
+    return call if kind == 1 else call - s + k
+
+
+def test_premiums_at_the_start_are_black_scholes_at_the_surface():
+    model = StressModel(scenario())
+    b, opt = model.options.book, model.options
+    t = 8.0 / (365 * 24)
+    # Surface: max(0.05, 0.8 (t / 30 days)^0 - 0.1 ln(K / 2,000) / sqrt(t)), the floor
+    # binding for the far strikes of an 8-hour option.
+    want = sum(size * bs(kind, 2000.0, k, t, max(0.05, 0.8 * (t / (30 / 365)) ** 0.0
+                                                   - 0.1 * math.log(k / 2000.0) / math.sqrt(t)))
+               for kind, k, size in zip(b.kind, b.strike, b.size, strict=True))
+    assert opt.vault[0] == pytest.approx(1e6 + want, rel=1e-9)
+    assert np.all(b.size == pytest.approx(10.0))  # 20,000 USD / 2,000
+
+
+def test_settlement_pays_the_intrinsic_value_at_expiry():
+    # WETH jumps 25% at hour 3 (2,500); the options expire at hour 8 and pay
+    # size * max(+-(2,500 - K), 0) at the oracle price (exact feed, constant after the jump).
+    model = StressModel(scenario())
+    b = model.options.book
+    kind, strike, size = b.kind.copy(), b.strike.copy(), b.size.copy()
+    vault0 = model.options.vault[0]
+    model.run()
+    payoff = size * np.maximum(kind * (2500.0 - strike), 0.0)
+    np.testing.assert_allclose(model.option_traders[0].wallet, payoff, rtol=1e-12)
+    assert model.options.vault[0] == pytest.approx(vault0 - payoff.sum())
+    assert np.all(model.options.book.size == 0)
+
+
+def test_surface_reacts_to_the_jump_and_value_is_conserved():
+    model = StressModel(scenario())
+    start = model.token_totals() - model.net_issued()
+    atm = []
+    for _ in range(model.n_steps):
+        model.step()
+        atm.append(model.options.surface.atm[0])
+        np.testing.assert_allclose(model.token_totals() - model.net_issued(), start,
+                                   rtol=1e-9, atol=1e-6)
+        np.testing.assert_allclose(exposure.delta(model).sum(0), model.token_totals(),
+                                   rtol=1e-9, atol=1e-6)
+        # Options are zero-sum in vega and gamma: holders long, the writer vault short.
+        np.testing.assert_allclose(exposure.vega(model).sum(0), 0.0, atol=1e-6)
+    # Before the jump realised vol is 0 and the ATM level decays toward the premium; the
+    # 25% jump in one hour is a realised vol of 0.25 / sqrt(23) * sqrt(8760) = 14.1 a year.
+    assert atm[3] > atm[2] > 0.05 and atm[1] < 0.8
+
+
+def test_option_traders_are_long_vega_until_expiry():
+    ds = sim.run(scenario())
+    vega = ds.net_vega.sel(agent_kind="option_trader", asset="WETH")
+    assert float(vega[0]) > 0 and float(vega[-1]) == 0.0  # all expired by hour 8
+    assert float(ds.atm_vol.sel(asset="WETH")[0]) == pytest.approx(0.8)
+    assert np.isnan(ds.atm_vol.sel(asset="USDC")).all()
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda d: d["agents"]["option_traders"].update(markets={"USDC": 1.0}),
+     "agents.option_traders.markets.USDC"),
+    (lambda d: d["protocols"]["lyra"]["markets"].update(USDC={}), "protocols.lyra.markets.USDC"),
+    (lambda d: d["agents"]["option_traders"].update(protocol="aave"),
+     "agents.option_traders.protocol"),
+])
+def test_option_errors_name_the_field(edit, field):
+    with pytest.raises(ScenarioError) as err:
+        sim.run(scenario(edit))
+    assert f"options.toml: {field}:" in str(err.value)
