@@ -95,6 +95,8 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
                   "kind's positions (LP shares are short gamma)"),
     "net_vega": (("agent_kind", "asset"), "USD", "net vega: value change per 1.00 of implied "
                  "volatility (options)"),
+    "hedge_sold": (("asset",), "tokens", "base tokens the options vault's delta hedgers "
+                   "sold on pools in the step (negative: bought)"),
     "atm_vol": (("asset",), "1/year^0.5", "options: at-the-money implied volatility (30-day "
                 "level of the surface)"),
     "trade_volume": (("agent_kind",), "USD", "volume traded on pools and markets in the step"),

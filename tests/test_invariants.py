@@ -172,15 +172,21 @@ def add_accounts(d):
 
 
 def add_options(d):
-    """An options protocol on WETH and WBTC (cash-settled in USDC), buyers expiring inside
-    the run."""
+    """An options protocol on WETH and WBTC (cash-settled in USDC), buyers and put writers
+    expiring inside the run, delta hedgers of the vault on the WETH pool."""
     d["protocols"]["lyra"] = {"kind": "options", "settlement": "USDC", "vault": 5e5,
                               "markets": {"WETH": {"atm_vol": 0.9}, "WBTC": {"atm_vol": 0.6,
                                                                              "skew": 0.05}}}
-    d["agents"]["option_traders"] = {
+    d["agents"]["option_traders"] = [{
         "count": 40, "protocol": "lyra", "markets": {"WETH": 0.6, "WBTC": 0.4},
         "expiry_hours": {"dist": "uniform", "low": 1.0, "high": 4.0},
-        "position_value": {"dist": "lognormal", "median": 20_000.0, "sigma": 1.0}}
+        "position_value": {"dist": "lognormal", "median": 20_000.0, "sigma": 1.0}}, {
+        "count": 20, "protocol": "lyra", "markets": {"WETH": 1.0}, "side": "write",
+        "call_share": 0.0, "expiry_hours": {"dist": "uniform", "low": 2.0, "high": 6.0},
+        "position_value": {"dist": "constant", "value": 30_000.0}}]
+    d["agents"]["delta_hedgers"] = {
+        "count": 2, "protocol": "lyra", "pools": {"WETH": "pool"},
+        "capital": {"dist": "constant", "value": 4e6}, "band_usd": 5_000.0}
 
 
 SHOCKS = [
@@ -267,6 +273,9 @@ def assert_no_negative_or_nan(model: StressModel):
     for k, traders in enumerate(model.option_traders):
         tables[f"option traders {k}"] = traders.wallet
     tables["options vault"] = model.options.vault
+    tables["writers' collateral"] = model.options.book.collateral
+    if model.delta_hedgers is not None:
+        tables["delta hedgers"] = model.delta_hedgers.balance
     tables.update({"stable supply": model.algo.stable_supply,
                    "sister supply": model.algo.sister_supply})
     for name, arr in tables.items():

@@ -66,20 +66,30 @@ def test_premium_is_black_scholes_at_the_surface_vol_and_goes_to_the_vault():
 
 
 def test_cash_settlement_at_expiry():
-    # At expiry S = 2500: the long 2 calls at 2,200 get 2 x 300 = 600; the written put at
-    # 1,800 pays nothing; a written call at 2,400 owes 100 to the vault.
+    # At expiry S = 2,500: the long 2 calls at 2,200 get 2 x 300 = 600; the written put at
+    # 1,800 expires worthless and its 1,800 of collateral comes back; the written put at
+    # 2,600 owes 100 to the vault out of its 2,600 of collateral, and gets 2,500 back.
     opts = OptionsProtocols(["lyra"], settlement_asset=[USDC], vault=[1e4], surface=surface())
     price = np.array([2000.0, 1.0])
-    opts.trade([1, 2, 3], 0, ETH, [CALL, PUT, CALL], [2200.0, 1800.0, 2400.0], 24.0,
+    opts.trade([1, 2, 3], 0, ETH, [CALL, PUT, PUT], [2200.0, 1800.0, 2600.0], 24.0,
                [2.0, -1.0, -1.0], price=price, now_hours=0.0)
+    np.testing.assert_allclose(opts.book.collateral, [0.0, 1800.0, 2600.0])
+    np.testing.assert_allclose(opts.held(2), [0.0, opts.vault[0] + 4400.0])
     vault = opts.vault[0]
     rows, paid = opts.settle(np.array([2500.0, 1.0]), now_hours=12.0)
     assert len(rows) == 0  # not expired yet
     rows, paid = opts.settle(np.array([2500.0, 1.0]), now_hours=24.0)
-    np.testing.assert_allclose(paid, [600.0, 0.0, -100.0])
-    assert opts.vault[0] == pytest.approx(vault - 500.0)
-    assert np.all(opts.book.size == 0)
+    np.testing.assert_allclose(paid, [600.0, 1800.0, 2500.0])
+    assert opts.vault[0] == pytest.approx(vault - 600.0 + 100.0)
+    assert np.all(opts.book.size == 0) and np.all(opts.book.collateral == 0)
     assert opts.settle(np.array([2500.0, 1.0]), now_hours=48.0)[0].size == 0  # once only
+
+
+def test_written_calls_are_refused():
+    opts = OptionsProtocols(["lyra"], settlement_asset=[USDC], vault=[1e4], surface=surface())
+    with pytest.raises(ProtocolError, match="cash-secured put"):
+        opts.trade(1, 0, ETH, CALL, 2200.0, 24.0, -1.0, price=np.array([2000.0, 1.0]),
+                   now_hours=0.0)
 
 
 def test_a_vault_short_of_funds_pays_pro_rata_and_books_bad_debt():

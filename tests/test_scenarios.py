@@ -3,6 +3,7 @@
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import sim
@@ -84,3 +85,28 @@ def test_algorithmic_stablecoin_run_spirals_past_its_tipping_point():
     assert float(calm.peg.sel(protocol="terra").min()) > 0.99
     assert float(calm.supply.sel(protocol="terra", asset="LUNA")[-1]) == float(supply[0])
     assert float(calm.liquidation_count.sel(protocol="anchor").sum()) == 0
+
+
+def test_gamma_squeeze_short_gamma_hedging_adds_to_the_fall():
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "gamma_squeeze.toml"
+    fall = slice(1, 7)  # hours 1-6: ETH falls 15%
+    runs = {}
+    for side in ("buy", "write"):
+        data = tomllib.loads(path.read_text())
+        data["agents"]["option_traders"]["side"] = side
+        runs[side] = sim.run(parse_scenario(data, source=str(path)))
+    short, long_ = runs["buy"], runs["write"]
+
+    def gap(ds):  # pool price over the market price, minus 1, during the fall
+        pool = ds.amm_price.sel(protocol="uni")[fall]
+        return float((pool / ds.external_price.sel(asset="WETH")[fall] - 1).mean())
+
+    sold_short = short.hedge_sold.sel(asset="WETH")[fall].values
+    sold_long = long_.hedge_sold.sel(asset="WETH")[fall].values
+    # Short gamma: the hedgers sell every hour of the fall, more as it deepens.
+    assert np.all(sold_short > 0) and np.all(np.diff(sold_short[:4]) > 0)
+    # Long gamma: the mirror image, they buy.
+    np.testing.assert_allclose(sold_long, -sold_short, rtol=1e-9)
+    assert gap(short) < -0.01 < 0.01 < gap(long_)  # pool pushed below / above the market
+    liq = {k: float(v.liquidation_count.sel(protocol="aave").sum()) for k, v in runs.items()}
+    assert liq["buy"] > liq["write"]  # aave reads the pool

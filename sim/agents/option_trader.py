@@ -1,7 +1,9 @@
-"""Option traders: buy European options from an options protocol's vault and hold them.
+"""Option traders: buy options from an options vault, or write cash-secured puts to it.
 
-Each trader bought one option at the start (the premium went to the vault); at expiry the
-protocol pays the payoff in its settlement token to the trader's wallet.
+They hold them to expiry. Each trader traded one option at the start (a buyer's premium
+went to the vault, a writer holds the premium it received and has its collateral locked);
+at expiry the protocol pays the payoff (or what a writer's collateral has left) to the
+trader's wallet.
 """
 
 from __future__ import annotations

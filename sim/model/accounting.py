@@ -54,8 +54,9 @@ class Accounting:
                               minlength=m) + perps.hedge_held(self.amm.quote))
         total += (np.bincount(self.psm_gem, weights=self.psm.reserve, minlength=m)
                   + np.bincount(self.psm_stable, weights=self.psm.surplus, minlength=m))
-        opt = self.options
-        total += np.bincount(opt.settlement_asset, weights=opt.vault, minlength=m)
+        total += self.options.held(m)
+        if self.delta_hedgers is not None:
+            total += self.delta_hedgers.balance.sum(axis=0)
         for traders in self.option_traders:
             total[traders.settlement] += traders.wallet.sum()
         return total + self.staking.held() + self.cdps.held() + self._algo_held()
@@ -127,10 +128,13 @@ class Accounting:
             equity = self.perps.equity(ext, traders.rows)
             out[9] += (traders.wallet.sum() + equity.sum()) * ext[traders.settlement]
         if self.option_traders:
-            value = self.options.greeks(ext, self.t * self.dt_hours)[0] * self.options.book.size
+            b = self.options.book
+            value = self.options.greeks(ext, self.t * self.dt_hours)[0] * b.size + b.collateral
             for traders in self.option_traders:
                 out[10] += (traders.wallet.sum() + value[traders.rows].sum()) * ext[
                     traders.settlement]
+        if self.delta_hedgers is not None:
+            out[11] = self.delta_hedgers.balance.sum(0) @ ext
         return out
 
     def _ticket_claims(self) -> np.ndarray:
@@ -262,6 +266,7 @@ class Accounting:
             "net_delta": exposure.delta(self, coll, debt)[:len(AGENT_KINDS)],
             "net_gamma": exposure.gamma(self)[:len(AGENT_KINDS)],
             "net_vega": exposure.vega(self)[:len(AGENT_KINDS)],
+            "hedge_sold": self.hedge_sold,
             "atm_vol": np.where(np.isin(np.arange(len(self.assets)), self.option_assets),
                                 self.options.surface.atm, np.nan),
             "trade_volume": np.array([self.volume[k] for k in AGENT_KINDS]),

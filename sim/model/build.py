@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.agents.arbitrageur import Arbitrageur, ArbitrageurTable
+from sim.agents.delta_hedger import DeltaHedger, DeltaHedgerTable
 from sim.agents.holder import Holder, HolderTable
 from sim.agents.lender import Lender, LenderTable
 from sim.agents.leveraged_trader import AccountTrader, LeveragedTrader, TraderTable
@@ -413,6 +414,32 @@ class Construction:
         for field, cfg in a.populations("option_traders"):
             self._build_option_traders(field, cfg)
 
+        self.delta_hedgers = None
+        if a.delta_hedgers is not None:
+            cfg = a.delta_hedgers
+            assets = np.array([self._index(k) for k in cfg.pools], dtype=np.int64)
+            pools = np.array([self.pool_names.index(v) for v in cfg.pools.values()],
+                             dtype=np.int64)
+            capital = self._amounts("agents.delta_hedgers.capital", cfg.capital, cfg.count)
+            balance = np.zeros((cfg.count, m))
+            for a_, v in zip(assets, pools, strict=True):
+                balance[:, a_] += capital * cfg.base_share / len(assets) / p0[a_]
+                q = self.amm.quote[v]
+                balance[:, q] += capital * (1 - cfg.base_share) / len(assets) / p0[q]
+            # They start hedged: their inventory offsets the vault's option delta at t = 0
+            # around their own holding (the base part of their capital).
+            self.delta_hedgers = DeltaHedgerTable(
+                balance, own=balance.copy(), assets=assets, pools=pools,
+                band_usd=cfg.band_usd, every=round(cfg.every_hours / self.dt_hours))
+            start = self._vault_option_delta()
+            balance[:, assets] -= start[assets] / cfg.count
+            if np.any(balance < 0):
+                self._fail("agents.delta_hedgers.capital", "too small to hold the opening "
+                           "hedge (the vault's option delta) in base tokens; raise it or "
+                           "base_share")
+            for row in range(cfg.count):
+                DeltaHedger(self, row, protocols=(cfg.protocol, *cfg.pools.values()))
+
         self.holders: list[HolderTable] = []
         for field, cfg in a.populations("holders"):
             pool = self.pool_names.index(cfg.pool)
@@ -468,12 +495,16 @@ class Construction:
             self._fail(field, "moneyness, expiry_hours and position_value must be > 0 in "
                        "every draw")
         p = self.option_names.index(cfg.protocol)
+        sign = 1.0 if cfg.side == "buy" else -1.0
         try:
-            rows, _ = self.options.trade(np.arange(n), p, asset, kind, strike, expiry,
-                                         notional / p0[asset], price=p0, now_hours=0.0)
+            rows, premium = self.options.trade(np.arange(n), p, asset, kind, strike, expiry,
+                                               sign * notional / p0[asset], price=p0,
+                                               now_hours=0.0)
         except ProtocolError as e:
             self._fail(field, str(e))
-        self.option_traders.append(OptionTraderTable(rows, self.options.settlement_asset[p]))
+        table = OptionTraderTable(rows, self.options.settlement_asset[p])
+        table.wallet -= np.minimum(premium, 0.0)  # writers hold the premium they received
+        self.option_traders.append(table)
         for k in range(rows.start, rows.stop):
             OptionTrader(self, k, protocols=(cfg.protocol,))
 

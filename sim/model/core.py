@@ -80,6 +80,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.algo_step = None  # flows of the algorithmic stablecoins in the last step
         self.perp_stats = np.zeros((len(self.perp_names), perps_kernel.N_STATS))
         self.liquidation_passes = 0
+        self.hedge_sold = np.zeros(len(self.assets))  # base tokens the delta hedgers sold
         self.recorder = Recorder(self.n_steps, {
             "asset": self.assets, "protocol": self.protocol_names,
             "round": list(range(1, s.simulation.max_cascade_rounds + 1)),
@@ -93,6 +94,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         t = self.t
         ext = self.prices[t]
         self.volume = dict.fromkeys(AGENT_KINDS, 0.0)
+        self.hedge_sold = np.zeros(len(self.assets))
         self.lending.accrue(self.dt_hours)
         self.staking.accrue(self.dt_hours)
         self.cdps.drip(self.dt_hours)
@@ -131,6 +133,10 @@ class StressModel(Construction, Accounting, mesa.Model):
             self.volume["vault_owner"] += owners.act(self.cdps, self.oracles.price)
         for traders in self.perp_traders:
             traders.act(self.perps, self.oracles.price)
+        if self.delta_hedgers is not None:
+            sold = self.delta_hedgers.act(t, self._vault_option_delta(), self.amm, ext, self.rng)
+            self.hedge_sold = sold
+            self.volume["hedger"] = np.abs(sold) @ ext
         unwinds = [(p, shocks.manipulate(self.amm, p, size, self.external))
                    for p, size in self.shocks.manipulations(t)]
         stale = self.shocks.stale_assets(t)
@@ -245,6 +251,17 @@ class StressModel(Construction, Accounting, mesa.Model):
         rows, payoff = self.options.settle(self.oracles.price, t * self.dt_hours)
         for traders in self.option_traders:
             traders.receive(rows, payoff)
+
+    def _vault_option_delta(self) -> np.ndarray:
+        """The options vaults' delta per asset at market prices: minus the traders'."""
+        opt = self.options
+        b = opt.book
+        live = np.flatnonzero(b.size != 0)
+        out = np.zeros(len(self.assets))
+        if len(live):
+            per_unit = opt.greeks(self.prices[self.t], self.t * self.dt_hours, live)[1]
+            np.add.at(out, b.asset[live], -per_unit * b.size[live])
+        return out
 
     def _pay_redemptions(self) -> None:
         """Pay the redemption tickets due now: redeemers' to them, others' to the outside."""

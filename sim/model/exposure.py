@@ -163,8 +163,11 @@ def delta(model, coll: np.ndarray | None = None, debt: np.ndarray | None = None
     opt = model.options
     for p, name in enumerate(opt.names):
         out[row[name], opt.settlement_asset[p]] += opt.vault[p]
-    for traders in model.option_traders:
-        out[kinds["option_trader"], traders.settlement] += traders.wallet.sum()
+    for traders in model.option_traders:  # wallets and the writers' locked collateral
+        out[kinds["option_trader"], traders.settlement] += (
+            traders.wallet.sum() + opt.book.collateral[traders.rows].sum())
+    if model.delta_hedgers is not None:
+        out[kinds["hedger"]] += model.delta_hedgers.balance.sum(0)
     _add_options(model, out, greek=1)
     out[-1] = model.external + model.gas_sink
     return out

@@ -18,8 +18,10 @@ protocol's vault (a writer pool, as Lyra's market-maker vault or an options AMM)
 surface's price; the premium moves between the trader and the vault in settlement tokens.
 At expiry each option pays ``size * max(S - K, 0)`` (call) or ``size * max(K - S, 0)`` (put)
 from the vault to the holder (or the holder to the vault for a short). The vault's
-settlement balance can go negative only as recorded bad debt. Settlement tokens held by the
-protocol (``vault``) change only by premiums and payoffs: the model checks conservation.
+settlement balance can go negative only as recorded bad debt. Writers (traders who sell to
+the vault) write cash-secured puts only: the strike times the size is locked until expiry.
+Settlement tokens held by the protocol (``held``: the vaults and the writers' collateral)
+change only by premiums, collateral and payoffs: the model checks conservation.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class OptionBook:
         self.strike = np.zeros(0)
         self.expiry = np.zeros(0)  # hours since the start
         self.size = np.zeros(0)
+        self.collateral = np.zeros(0)  # settlement tokens a writer locked (cash-secured put)
 
     def __len__(self) -> int:
         return len(self.size)
@@ -96,8 +99,9 @@ class OptionBook:
         """Add rows; return the slice they occupy."""
         start = len(self)
         n = len(np.atleast_1d(fields["size"]))
+        fields.setdefault("collateral", 0.0)
         for name in ("owner", "protocol", "asset", "kind", "on_forward", "strike", "expiry",
-                     "size"):
+                     "size", "collateral"):
             old = getattr(self, name)
             new = np.broadcast_to(np.asarray(fields[name], dtype=old.dtype), (n,))
             setattr(self, name, np.concatenate([old, new]))
@@ -166,21 +170,29 @@ class OptionsProtocols:
               now_hours: float, on_forward=False) -> tuple[slice, np.ndarray]:
         """Open positions against the vault at the surface's price.
 
+        A trader who writes (``size < 0``) sells the option to the vault and must secure
+        it: only puts, cash-secured, with ``strike * |size|`` settlement tokens locked as
+        collateral until expiry (a written call would need the underlying: not offered).
+
         Returns:
             (rows, premium per row in settlement tokens: paid by the trader when > 0, i.e.
-            buying; received when < 0, i.e. writing). The caller moves the trader's tokens.
+            buying; received when < 0, i.e. writing). The caller moves the trader's tokens
+            (premium, and for writers the collateral in ``book.collateral``).
         """
         size = np.atleast_1d(np.asarray(size, dtype=np.float64))
         kind = np.broadcast_to(np.asarray(kind, dtype=np.int64), size.shape)
         if np.any(size == 0) or not np.all(np.isin(kind, (CALL, PUT))):
             raise ProtocolError("options need a non-zero size and kind CALL or PUT")
+        if np.any((size < 0) & (kind == CALL)):
+            raise ProtocolError("a written option must be a cash-secured put")
         if np.any(np.asarray(expiry_hours, dtype=np.float64) <= now_hours):
             raise ProtocolError("an option must expire after now")
         if np.any(np.asarray(strike, dtype=np.float64) <= 0):
             raise ProtocolError("strikes must be > 0")
+        strike = np.broadcast_to(np.asarray(strike, dtype=np.float64), size.shape)
         rows = self.book.append(owner=owner, protocol=protocol, asset=asset, kind=kind,
                                 on_forward=on_forward, strike=strike, expiry=expiry_hours,
-                                size=size)
+                                size=size, collateral=np.where(size < 0, -size * strike, 0.0))
         value = self.greeks(price, now_hours, np.arange(rows.start, rows.stop))[0]
         premium = size * value
         np.add.at(self.vault, self.book.protocol[rows], premium)
@@ -190,9 +202,9 @@ class OptionsProtocols:
         """Settle every option expired by ``now_hours`` at ``price``; close its row.
 
         Returns:
-            (rows settled, payoff per row in settlement tokens: paid to the owner when > 0,
-            owed by the owner (a writer) when < 0). A vault that cannot pay books the gap
-            as bad debt and pays what it has.
+            (rows settled, settlement tokens paid to each row's owner: a holder's payoff, or
+            what a writer's collateral has left after paying its payoff to the vault). A
+            vault that cannot pay books the gap as bad debt and pays what it has.
         """
         b = self.book
         rows = np.flatnonzero((b.size != 0) & (b.expiry <= now_hours))
@@ -205,11 +217,21 @@ class OptionsProtocols:
             mine = b.protocol[rows] == p
             won = mine & (payoff > 0)
             owed = payoff[won].sum()
-            can = self.vault[p] - payoff[mine & (payoff < 0)].sum()  # writers pay in first
+            can = self.vault[p] - payoff[mine & (payoff < 0)].sum()  # writers pay first
             if owed > can:  # the winners share what the vault has; the rest is bad debt
                 scale = max(can, 0.0) / owed
                 self.bad_debt[p] += owed * (1.0 - scale)
                 payoff[won] *= scale
             self.vault[p] -= payoff[mine].sum()
+        # A writer pays its (negative) payoff out of its collateral and gets the rest back.
+        paid = np.where(b.size[rows] < 0, b.collateral[rows] + payoff, payoff)
         b.size[rows] = 0.0
-        return rows, payoff
+        b.collateral[rows] = 0.0
+        return rows, paid
+
+    def held(self, n_assets: int) -> np.ndarray:
+        """Settlement tokens the protocols hold per asset: vaults and writers' collateral."""
+        b = self.book
+        return (np.bincount(self.settlement_asset, weights=self.vault, minlength=n_assets)
+                + np.bincount(self.settlement_asset[b.protocol], weights=b.collateral,
+                              minlength=n_assets))

@@ -253,10 +253,20 @@ def check_references(s: Scenario) -> None:
                      f"every draw")
     for here, t in a.populations("option_traders"):
         opt = need_protocol(f"{here}.protocol", t.protocol, Options, "options")
+        if t.side == "write" and t.call_share > 0:
+            fail(f"{here}.call_share", "writers write cash-secured puts only: set 0")
         for asset in t.markets:
             if asset not in opt.markets:
                 fail(f"{here}.markets.{asset}", f"'{asset}' is not a market of "
                      f"'{t.protocol}' (markets: {', '.join(opt.markets)})")
+    if a.delta_hedgers is not None:
+        h = a.delta_hedgers
+        opt = need_protocol("agents.delta_hedgers.protocol", h.protocol, Options, "options")
+        for asset, pool in h.pools.items():
+            if asset not in opt.markets:
+                fail(f"agents.delta_hedgers.pools.{asset}", f"'{asset}' is not a market of "
+                     f"'{h.protocol}' (markets: {', '.join(opt.markets)})")
+            need_pool_of(f"agents.delta_hedgers.pools.{asset}", pool, asset, "trades")
     for here, h in a.populations("holders"):
         need_asset(f"{here}.token", h.token)
         need_pool_of(f"{here}.pool", h.pool, h.token, "sells")

@@ -421,16 +421,20 @@ class PerpTraders(Strict):
 
 
 class OptionTraders(Strict):
-    """Buyers of European options from an options protocol's vault, held to expiry.
+    """Traders of European options with an options protocol's vault, held to expiry.
 
-    At the start each trader buys one option: a call with probability ``call_share``, on an
-    asset drawn by ``markets`` weights, with strike ``moneyness`` times spot and expiry
-    ``expiry_hours`` from now, for ``position_value`` of notional (numeraire).
+    At the start each trader buys one option (``side = "buy"``): a call with probability
+    ``call_share``, on an asset drawn by ``markets`` weights, with strike ``moneyness`` times
+    spot and expiry ``expiry_hours`` from now, for ``position_value`` of notional
+    (numeraire). Writers (``side = "write"``) sell cash-secured puts to the vault instead
+    (``call_share`` must be 0).
     """
 
     count: PositiveInt = 50
     protocol: str
     markets: dict[str, PositiveFloat] = Field(min_length=1)
+    side: Literal["buy", "write"] = Field(
+        "buy", description="Buy from the vault, or write cash-secured puts to it")
     call_share: Fraction = 0.5
     moneyness: Distribution = Field(
         default_factory=lambda: Uniform(dist="uniform", low=0.8, high=1.2),
@@ -438,6 +442,25 @@ class OptionTraders(Strict):
     expiry_hours: Distribution = Field(
         default_factory=lambda: Constant(dist="constant", value=168.0))
     position_value: Distribution = Field(description="Notional per option (numeraire)")
+
+
+class DeltaHedgers(Strict):
+    """The market makers of an options protocol's vault, who keep its net delta flat.
+
+    Capital (numeraire) is split between their own holding of each hedged asset
+    (``base_share``) and the pools' quote tokens. Every ``every_hours`` they trade each
+    hedged asset on its pool (``pools``: asset -> pool, the asset as base) so that the
+    vault's option delta plus their inventory beyond their own holding is zero, when it is
+    more than ``band_usd`` away. They start hedged.
+    """
+
+    count: PositiveInt = 1
+    protocol: str
+    pools: dict[str, str] = Field(min_length=1)
+    capital: Distribution
+    base_share: Fraction = 0.5
+    band_usd: NonNegativeFloat = 10_000.0
+    every_hours: PositiveFloat = 1.0
 
 
 class VaultOwners(Strict):
@@ -516,6 +539,7 @@ class Agents(Strict):
         _as_list, json_schema_input_type=Holders | list[Holders])] | None = None
     option_traders: Annotated[list[OptionTraders], BeforeValidator(
         _as_list, json_schema_input_type=OptionTraders | list[OptionTraders])] | None = None
+    delta_hedgers: DeltaHedgers | None = None
     perp_traders: Annotated[list[PerpTraders], BeforeValidator(
         _as_list, json_schema_input_type=PerpTraders | list[PerpTraders])] | None = None
 
