@@ -98,3 +98,48 @@ def test_lp_gamma_of_market_makers_and_outside_lps_adds_up_to_the_pool():
     assert g[rows.index("market_maker"), weth] == pytest.approx(share * whole, rel=1e-12)
     assert g[:, weth].sum() == pytest.approx(whole, rel=1e-12)
     assert g[rows.index("lender")].sum() == 0.0  # delta-one positions carry no gamma
+
+
+def agent_sums(model):
+    """Each Greek summed agent by agent (exposure.of_agent), per agent kind."""
+    rows = {k: i for i, k in enumerate(AGENT_KINDS)}
+    out = {g: np.zeros((len(AGENT_KINDS), len(model.assets))) for g in ("delta", "gamma",
+                                                                         "vega")}
+    for agent in model.agents:
+        for greek, value in exposure.of_agent(model, agent).items():
+            out[greek][rows[agent.kind]] += value
+    return out
+
+
+def assert_agents_add_up(model):
+    n = len(AGENT_KINDS)
+    sums = agent_sums(model)
+    for greek, whole in (("delta", exposure.delta(model)), ("gamma", exposure.gamma(model)),
+                         ("vega", exposure.vega(model))):
+        scale = max(1.0, np.abs(whole[:n]).max())
+        np.testing.assert_allclose(sums[greek], whole[:n], rtol=1e-9, atol=1e-9 * scale,
+                                   err_msg=greek)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario_strategy())
+def test_agents_add_up_to_their_kind_for_every_greek(params):
+    # Agent by agent (each agent's own rows) against the vectorised aggregation by kind:
+    # two code paths, every step, every asset, delta, gamma and vega.
+    model = StressModel(build(params, steps=6))
+    assert_agents_add_up(model)
+    for _ in range(model.n_steps):
+        model.step()
+        assert_agents_add_up(model)
+
+
+def test_agents_add_up_with_every_kind():
+    model = StressModel(build(dict(seed=2, jump=-0.4, lev_high=4.5, liq_capital=1e6,
+                                   atomic_share=0.5, arb_capital=1e6, reserve_base=2000.0,
+                                   oracle_source="amm", fear_low=0.2, **EVERY_KIND), steps=8))
+    for _ in range(model.n_steps):
+        model.step()
+        assert_agents_add_up(model)
+    kinds = {a.kind for a in model.agents}
+    assert {"vault_owner", "keeper", "perp_trader", "option_trader", "hedger", "holder",
+            "redeemer", "leveraged_trader", "lender"} <= kinds

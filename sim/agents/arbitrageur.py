@@ -22,6 +22,8 @@ from sim.protocols.amm import Pools
 class Arbitrageur(ProtocolAgent):
     """An arbitrageur; its inventory is row ``row`` of ``model.arbitrageurs``."""
 
+    kind = "arbitrageur"  # its row in the results' agent_kind
+
     def __init__(self, model: mesa.Model, row: int, *, protocols: tuple[str, ...]):
         super().__init__(model, protocols=protocols)
         self.row = row

@@ -13,6 +13,8 @@ class ProtocolAgent(mesa.Agent):
         protocols: names of the protocols this agent uses.
     """
 
+    kind = ""  # the agent kind (``sim.model.kinds.AGENT_KINDS``); set by each subclass
+
     def __init__(self, model: mesa.Model, *, protocols: tuple[str, ...]):
         super().__init__(model)
         self.protocols = tuple(protocols)

@@ -22,6 +22,8 @@ from sim.protocols.amm import Pools
 class DeltaHedger(ProtocolAgent):
     """A hedger; its balances are row ``row`` of ``model.delta_hedgers.balance``."""
 
+    kind = "hedger"  # its row in the results' agent_kind
+
     def __init__(self, model: mesa.Model, row: int, *, protocols: tuple[str, ...]):
         super().__init__(model, protocols=protocols)
         self.row = row

@@ -19,6 +19,8 @@ from sim.protocols.amm import Pools
 class Holder(ProtocolAgent):
     """A holder; its balances are row ``row`` of its population's table."""
 
+    kind = "holder"  # its row in the results' agent_kind
+
     def __init__(self, model: mesa.Model, table: HolderTable, row: int, *,
                  protocols: tuple[str, ...]):
         super().__init__(model, protocols=protocols)

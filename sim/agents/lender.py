@@ -20,6 +20,8 @@ from sim.protocols.lending import LendingPools
 class Lender(ProtocolAgent):
     """A supplier; its balances are row ``row`` of ``model.lenders``."""
 
+    kind = "lender"  # its row in the results' agent_kind
+
     def __init__(self, model: mesa.Model, row: int, *, protocols: tuple[str, ...]):
         super().__init__(model, protocols=protocols)
         self.row = row

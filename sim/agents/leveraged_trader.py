@@ -29,6 +29,8 @@ from sim.protocols.lending import LendingPools
 class LeveragedTrader(ProtocolAgent):
     """A trader who owns the position rows ``rows`` of the lending book."""
 
+    kind = "leveraged_trader"  # its row in the results' agent_kind
+
     def __init__(self, model: mesa.Model, rows: slice, *, protocols: tuple[str, ...]):
         super().__init__(model, protocols=protocols)
         self.rows = rows
@@ -36,6 +38,8 @@ class LeveragedTrader(ProtocolAgent):
 
 class AccountTrader(ProtocolAgent):
     """A trader who owns account ``account`` of the model's multi-collateral ``AccountBook``."""
+
+    kind = "leveraged_trader"  # its row in the results' agent_kind
 
     def __init__(self, model: mesa.Model, account: int, *, protocols: tuple[str, ...]):
         super().__init__(model, protocols=protocols)

@@ -19,6 +19,8 @@ from sim.agents.base import ProtocolAgent
 class Liquidator(ProtocolAgent):
     """A keeper; its balances are row ``row`` of ``model.liquidators``."""
 
+    kind = "liquidator"  # its row in the results' agent_kind
+
     def __init__(self, model: mesa.Model, row: int, *, protocols: tuple[str, ...]):
         super().__init__(model, protocols=protocols)
         self.row = row
@@ -31,6 +33,8 @@ class Liquidator(ProtocolAgent):
 
 class Keeper(Liquidator):
     """A CDP auction keeper; its balances are row ``row`` of ``model.keepers``."""
+
+    kind = "keeper"  # its row in the results' agent_kind
 
     @property
     def balance(self) -> np.ndarray:

@@ -20,6 +20,8 @@ from sim.protocols.amm import Pools
 class MarketMaker(ProtocolAgent):
     """A liquidity provider; its state is row ``row`` of ``model.market_makers``."""
 
+    kind = "market_maker"  # its row in the results' agent_kind
+
     def __init__(self, model: mesa.Model, row: int, *, protocols: tuple[str, ...]):
         super().__init__(model, protocols=protocols)
         self.row = row

@@ -17,6 +17,8 @@ from sim.agents.base import ProtocolAgent
 class OptionTrader(ProtocolAgent):
     """A trader; its option is row ``row`` of ``model.options.book``."""
 
+    kind = "option_trader"  # its row in the results' agent_kind
+
     def __init__(self, model: mesa.Model, row: int, *, protocols: tuple[str, ...]):
         super().__init__(model, protocols=protocols)
         self.row = row

@@ -20,6 +20,8 @@ from sim.protocols.perps import PerpMarkets
 class PerpTrader(ProtocolAgent):
     """A trader; its position is row ``row`` of ``model.perps.book``."""
 
+    kind = "perp_trader"  # its row in the results' agent_kind
+
     def __init__(self, model: mesa.Model, row: int, *, protocols: tuple[str, ...]):
         super().__init__(model, protocols=protocols)
         self.row = row

@@ -44,6 +44,8 @@ SEARCH_STEPS = 60  # golden-section steps: the bracket shrinks to 0.618^60 ~ 3e-
 class Redeemer(ProtocolAgent):
     """A redeemer; its balances are row ``row`` of ``model.redeemers``."""
 
+    kind = "redeemer"  # its row in the results' agent_kind
+
     def __init__(self, model: mesa.Model, row: int, *, protocols: tuple[str, ...]):
         super().__init__(model, protocols=protocols)
         self.row = row

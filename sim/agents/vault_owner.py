@@ -20,6 +20,8 @@ from sim.protocols.cdp import CDPs
 class VaultOwner(ProtocolAgent):
     """An owner; its vault is row ``row`` of ``model.cdps.vaults``."""
 
+    kind = "vault_owner"  # its row in the results' agent_kind
+
     def __init__(self, model: mesa.Model, row: int, *, protocols: tuple[str, ...]):
         super().__init__(model, protocols=protocols)
         self.row = row

@@ -335,7 +335,7 @@ class Construction:
                                             withdraw_utilisation=cfg.withdraw_utilisation,
                                             withdraw_fraction=cfg.withdraw_fraction))
             for row in range(n):
-                Lender(self, row, protocols=(cfg.protocol,))
+                Lender(self, row, protocols=(cfg.protocol,)).table = self.lenders[-1]
 
         self.traders: list[TraderTable] = []
         for field, cfg in a.populations("leveraged_traders"):
@@ -481,7 +481,8 @@ class Construction:
         hedges = tuple(dict.fromkeys(self.pool_names[v] for v in self.perps.hedge_pool[market]
                                      if v >= 0))
         for k in range(n):
-            PerpTrader(self, rows.start + k, protocols=(cfg.protocol, *hedges))
+            PerpTrader(self, rows.start + k, protocols=(cfg.protocol, *hedges)).table = \
+                self.perp_traders[-1]
 
     def _build_option_traders(self, field: str, cfg) -> None:
         p0 = self.prices[0]
@@ -506,7 +507,7 @@ class Construction:
         table.wallet -= np.minimum(premium, 0.0)  # writers hold the premium they received
         self.option_traders.append(table)
         for k in range(rows.start, rows.stop):
-            OptionTrader(self, k, protocols=(cfg.protocol,))
+            OptionTrader(self, k, protocols=(cfg.protocol,)).table = table
 
     def _build_redeemers(self, cfg) -> None:
         """Redeemers at the issuers they can use.
@@ -574,7 +575,8 @@ class Construction:
         venues = tuple(dict.fromkeys(self.pool_names[v] for v in self.cdps.ilk_venue[ilk]
                                      if v >= 0))
         for k in range(n):
-            VaultOwner(self, rows.start + k, protocols=(cfg.protocol, *venues))
+            VaultOwner(self, rows.start + k, protocols=(cfg.protocol, *venues)).table = \
+                self.vault_owners[-1]
 
     def _build_accounts(self, field: str, cfg) -> None:
         """Multi-collateral accounts: every collateral and debt asset of ``cfg`` in each."""
@@ -652,6 +654,6 @@ class Construction:
         for k in range(cfg.count):
             LeveragedTrader(self, slice(rows.start + k * cfg.positions_per_agent,
                                         rows.start + (k + 1) * cfg.positions_per_agent),
-                            protocols=(cfg.protocol, *venues))
+                            protocols=(cfg.protocol, *venues)).table = self.traders[-1]
 
     # --- the step ---------------------------------------------------------------------------

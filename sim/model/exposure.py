@@ -24,6 +24,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.agents import (
+    arbitrageur,
+    delta_hedger,
+    holder,
+    lender,
+    leveraged_trader,
+    liquidator,
+    market_maker,
+    option_trader,
+    perp_trader,
+    redeemer,
+    vault_owner,
+)
 from sim.engine.lp_greeks import lp_greeks
 from sim.model.kinds import AGENT_KINDS
 
@@ -231,3 +244,89 @@ def gamma(model) -> np.ndarray:
             * g[mm.pool]
     _add_options(model, out, greek=2)
     return out
+
+
+def of_agent(model, agent) -> dict[str, np.ndarray]:
+    """Delta, gamma and vega of one Mesa agent per asset, from its own rows.
+
+    The same definitions as :func:`delta`, :func:`gamma` and :func:`vega`, taken agent by
+    agent: summed over the agents of a kind they give that kind's row (a property test
+    checks it every step).
+    """
+    m = len(model.assets)
+    d, g, v = np.zeros(m), np.zeros(m), np.zeros(m)
+    lp = model.lending
+    if isinstance(agent, lender.Lender):
+        t = agent.table
+        markets = lp.markets_of(t.protocol)
+        d += t.shares[agent.row] * (lp.supply_index * lp.backing_ratio())[markets]
+        d += t.wallet[agent.row]
+    elif isinstance(agent, leveraged_trader.LeveragedTrader):
+        rows = np.arange(len(lp.book))[agent.rows]
+        book = lp.book
+        d += np.bincount(lp.market_asset[book.coll_market[rows]], weights=book.coll[rows],
+                         minlength=m)
+        d -= np.bincount(lp.market_asset[book.debt_market[rows]], weights=lp.debt_of(rows),
+                         minlength=m)
+        d[agent.table.debt_asset] += agent.table.wallet[rows - agent.table.rows.start].sum()
+    elif isinstance(agent, leveraged_trader.AccountTrader):
+        acc = model.accounts
+        legs = acc.legs_of(agent.account)
+        asset = lp.market_asset[acc.leg_market[legs]]
+        amount = np.where(acc.leg_is_debt[legs], -acc.leg_debt()[legs], acc.leg_amount[legs])
+        d += np.bincount(asset, weights=amount, minlength=m)
+    elif isinstance(agent, market_maker.MarketMaker):
+        mm, amm = model.market_makers, model.amm
+        share = mm.shares[agent.row] / amm.lp_supply[mm.pool]
+        d[amm.base[mm.pool]] += share * amm.reserve_base[mm.pool]
+        d[amm.quote[mm.pool]] += share * amm.reserve_quote[mm.pool]
+        d += mm.wallet[agent.row]
+        pools = np.array([mm.pool], dtype=np.int64)
+        delta, gam = np.empty(1), np.empty(1)
+        lp_greeks(pools, np.array([share]), amm.reserve_base, amm.reserve_quote, amm.amp,
+                  amm.peg, delta, gam)
+        g[amm.base[mm.pool]] += gam[0] / model.prices[model.t, amm.quote[mm.pool]]
+    elif isinstance(agent, liquidator.Keeper):
+        d += model.keepers.balance[agent.row]
+    elif isinstance(agent, liquidator.Liquidator):
+        d += model.liquidators.balance[agent.row]
+    elif isinstance(agent, arbitrageur.Arbitrageur):
+        d += model.arbitrageurs.balance[agent.row]
+    elif isinstance(agent, redeemer.Redeemer):
+        d += model.redeemers.balance[agent.row]
+        st = model.staking
+        t = st.tickets
+        mine = ~t.paid & (t.owner == agent.row)
+        claim = np.minimum(t.owed[mine], t.tokens[mine] * st.rate[t.protocol[mine]])
+        d += np.bincount(st.underlying[t.protocol[mine]], weights=claim, minlength=m)
+    elif isinstance(agent, vault_owner.VaultOwner):
+        c = model.cdps
+        ilk = c.vaults.ilk[agent.row]
+        own = agent.table.wallet[agent.row - agent.table.rows[0]]
+        d[c.ilk_asset[ilk]] += c.vaults.ink[agent.row] + c.vaults.gem[agent.row] + own
+        d[c.stable_asset[c.ilk_protocol[ilk]]] -= c.debt_of([agent.row])[0]
+    elif isinstance(agent, holder.Holder):
+        t = agent.table
+        d[t.token] += t.tokens[agent.row]
+        d[t.quote] += t.proceeds[agent.row]
+    elif isinstance(agent, perp_trader.PerpTrader):
+        pm, t = model.perps, agent.table
+        k = pm.book.market[agent.row]
+        d[pm.market_asset[k]] += pm.book.size[agent.row]
+        d[t.settlement] += (t.wallet[agent.row - t.rows[0]]
+                            + pm.equity(model.oracles.price, [agent.row])[0])
+    elif isinstance(agent, option_trader.OptionTrader):
+        opt, t = model.options, agent.table
+        b = opt.book
+        d[t.settlement] += t.wallet[agent.row - t.rows[0]] + b.collateral[agent.row]
+        if b.size[agent.row] != 0:
+            greeks = opt.greeks(model.prices[model.t], model.t * model.dt_hours, [agent.row])
+            a = b.asset[agent.row]
+            d[a] += greeks[1][0] * b.size[agent.row]
+            g[a] += greeks[2][0] * b.size[agent.row]
+            v[a] += greeks[3][0] * b.size[agent.row]
+    elif isinstance(agent, delta_hedger.DeltaHedger):
+        d += model.delta_hedgers.balance[agent.row]
+    else:
+        raise TypeError(f"no exposure rule for {type(agent).__name__}")
+    return {"delta": d, "gamma": g, "vega": v}
