@@ -97,6 +97,9 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
                  "volatility (options)"),
     "hedge_sold": (("asset",), "tokens", "base tokens the options vault's delta hedgers "
                    "sold on pools in the step (negative: bought)"),
+    "mm_pnl": (("pnl_component",), "USD", "options market maker (vaults and delta hedgers): "
+               "the step's P&L split into delta, gamma, vega, theta, hedging fees and a "
+               "residual (sim.model.pnl)"),
     "atm_vol": (("asset",), "1/year^0.5", "options: at-the-money implied volatility (30-day "
                 "level of the surface)"),
     "trade_volume": (("agent_kind",), "USD", "volume traded on pools and markets in the step"),

@@ -138,3 +138,28 @@ def test_delta_hedger_trades_the_net_delta_to_zero_on_the_pool():
                    np.random.default_rng(0))
     assert bought[0] == pytest.approx(-20.0, rel=1e-9)
     assert h.balance[0, 0] == pytest.approx(90.0, rel=1e-9)
+
+
+def test_market_maker_pnl_gamma_and_theta_by_hand():
+    # Over the jump step (hour 2 -> 3, WETH 2,000 -> 2,500) the vault is short the traders'
+    # options: its gamma P&L is 1/2 sum(-size Gamma) dS^2 and its theta P&L sum(-size
+    # Theta) dt, Gamma and Theta from Black-Scholes (scipy, zero rate) at hour 2 with the
+    # surface's volatility then. The components and the residual add up to the value change.
+    model = StressModel(scenario())
+    model.step()
+    model.step()
+    b, opt = model.options.book, model.options
+    t = (b.expiry - 2.0) / (365 * 24)
+    vol = opt.surface.vol(b.asset, b.strike, 2000.0, t)
+    d1 = (np.log(2000.0 / b.strike) + vol ** 2 * t / 2) / (vol * np.sqrt(t))
+    gamma = norm.pdf(d1) / (2000.0 * vol * np.sqrt(t))
+    theta = -2000.0 * norm.pdf(d1) * vol / (2 * np.sqrt(t))  # per year, calls and puts
+    value_before = model.mm_pnl.value
+    model.step()
+    pnl = model.recorder.data["mm_pnl"][3]
+    from sim.model.pnl import COMPONENTS, market_maker_value
+    comp = dict(zip(COMPONENTS, pnl, strict=True))
+    assert comp["gamma"] == pytest.approx(0.5 * (-b.size * gamma).sum() * 500.0 ** 2, rel=1e-9)
+    assert comp["theta"] == pytest.approx((-b.size * theta).sum() / (365 * 24), rel=1e-9)
+    assert comp["fees"] == 0.0  # no hedgers
+    assert pnl.sum() == pytest.approx(market_maker_value(model) - value_before, rel=1e-9)

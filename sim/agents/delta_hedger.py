@@ -48,6 +48,7 @@ class DeltaHedgerTable:
         self.pools = np.asarray(pools, dtype=np.int64)
         self.band_usd = float(band_usd)
         self.every = max(1, int(every))
+        self.cost = 0.0  # of the last hedge (numeraire)
 
     def __len__(self) -> int:
         return len(self.balance)
@@ -67,6 +68,7 @@ class DeltaHedgerTable:
             float64[m], base tokens sold (> 0) or bought (< 0) per asset.
         """
         sold = np.zeros(len(price))
+        self.cost = 0.0  # value given minus value received at ``price`` (fees and impact)
         if t % self.every:
             return sold
         for a, v in zip(self.assets, self.pools, strict=True):
@@ -79,9 +81,11 @@ class DeltaHedgerTable:
                 if want > 0:  # long: sell base
                     amount = min(want, self.balance[k, a])
                     if amount > 0:
-                        self.balance[k, quote] += amm.sell_base(v, amount)
+                        got = amm.sell_base(v, amount)
+                        self.balance[k, quote] += got
                         self.balance[k, a] -= amount
                         sold[a] += amount
+                        self.cost += amount * price[a] - got * price[quote]
                 else:  # short: buy base with quote
                     cost = min(amm.input_for_output(v, sell_base=False, want=-want),
                                self.balance[k, quote])
@@ -90,4 +94,5 @@ class DeltaHedgerTable:
                         self.balance[k, quote] -= cost
                         self.balance[k, a] += got
                         sold[a] -= got
+                        self.cost += cost * price[quote] - got * price[a]
         return sold

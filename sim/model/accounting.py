@@ -12,6 +12,7 @@ from sim.engine import cdp as cdp_kernel
 from sim.engine import perps as perps_kernel
 from sim.model import exposure, systemic
 from sim.model.kinds import AGENT_KINDS
+from sim.model.pnl import COMPONENTS
 
 # Greenwood-Landier-Thesmar's standard stress: every asset falls 1%.
 FIRE_SALE_SHOCK = -0.01
@@ -267,6 +268,8 @@ class Accounting:
             "net_gamma": exposure.gamma(self)[:len(AGENT_KINDS)],
             "net_vega": exposure.vega(self)[:len(AGENT_KINDS)],
             "hedge_sold": self.hedge_sold,
+            "mm_pnl": (self.mm_pnl.step(self, self.hedge_cost) if self.t > 0
+                       else np.zeros(len(COMPONENTS))),
             "atm_vol": np.where(np.isin(np.arange(len(self.assets)), self.option_assets),
                                 self.options.surface.atm, np.nan),
             "trade_volume": np.array([self.volume[k] for k in AGENT_KINDS]),

@@ -27,6 +27,7 @@ from sim.engine import perps as perps_kernel
 from sim.model.accounting import Accounting
 from sim.model.build import Construction
 from sim.model.kinds import AGENT_KINDS
+from sim.model.pnl import COMPONENTS, MarketMakerPnL
 from sim.results import Recorder
 from sim.scenario import Scenario
 
@@ -81,10 +82,12 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.perp_stats = np.zeros((len(self.perp_names), perps_kernel.N_STATS))
         self.liquidation_passes = 0
         self.hedge_sold = np.zeros(len(self.assets))  # base tokens the delta hedgers sold
+        self.hedge_cost = 0.0  # what their trades cost beyond value (fees and impact)
+        self.mm_pnl = MarketMakerPnL(self)
         self.recorder = Recorder(self.n_steps, {
             "asset": self.assets, "protocol": self.protocol_names,
             "round": list(range(1, s.simulation.max_cascade_rounds + 1)),
-            "agent_kind": AGENT_KINDS})
+            "agent_kind": AGENT_KINDS, "pnl_component": COMPONENTS})
         self._record(np.zeros((len(self.lending_names), ck.N_STATS)), np.zeros(ck.N_TOTALS),
                      np.zeros(s.simulation.max_cascade_rounds, dtype=np.int64))
 
@@ -95,6 +98,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         ext = self.prices[t]
         self.volume = dict.fromkeys(AGENT_KINDS, 0.0)
         self.hedge_sold = np.zeros(len(self.assets))
+        self.hedge_cost = 0.0
         self.lending.accrue(self.dt_hours)
         self.staking.accrue(self.dt_hours)
         self.cdps.drip(self.dt_hours)
@@ -136,6 +140,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         if self.delta_hedgers is not None:
             sold = self.delta_hedgers.act(t, self._vault_option_delta(), self.amm, ext, self.rng)
             self.hedge_sold = sold
+            self.hedge_cost = self.delta_hedgers.cost
             self.volume["hedger"] = np.abs(sold) @ ext
         unwinds = [(p, shocks.manipulate(self.amm, p, size, self.external))
                    for p, size in self.shocks.manipulations(t)]
@@ -237,16 +242,17 @@ class StressModel(Construction, Accounting, mesa.Model):
     def _options_step(self, t: int) -> None:
         """Volatility surfaces react to realised volatility; expired options settle.
 
-        Realised volatility is annualised from the external log returns of the last
-        ``REALISED_WINDOW_HOURS``; options settle at the oracle price of their asset.
+        Realised volatility is the root mean square of the external log returns of the last
+        ``REALISED_WINDOW_HOURS``, annualised (realised variance, not demeaned: a steady
+        fall is volatility too); options settle at the oracle price of their asset.
         """
         if not self.option_names:
             return
         window = max(2, round(REALISED_WINDOW_HOURS / self.dt_hours))
         past = np.log(self.prices[max(0, t - window): t + 1])
         if len(past) >= 3:
-            realised = np.diff(past, axis=0).std(axis=0, ddof=1) * np.sqrt(
-                HOURS_PER_YEAR / self.dt_hours)
+            returns = np.diff(past, axis=0)
+            realised = np.sqrt((returns ** 2).mean(axis=0) * HOURS_PER_YEAR / self.dt_hours)
             self.options.surface.react(realised, self.dt_hours)
         rows, payoff = self.options.settle(self.oracles.price, t * self.dt_hours)
         for traders in self.option_traders:

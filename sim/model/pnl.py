@@ -1,0 +1,84 @@
+"""P&L of the options market maker (the options vaults and their delta hedgers), explained.
+
+Each step the market maker's value ``V`` (the vaults' settlement tokens and writers'
+nothing, minus the options they owe at the surface's prices, plus the hedgers' tokens, all
+at external prices) changes by ``dV``. The Taylor expansion of the book at the start of the
+step splits it (Hull, ch. 19, "Taylor series expansions"; the usual desk attribution):
+
+    delta = sum_a Delta_a dS_a            gamma = 1/2 sum_a Gamma_a dS_a^2
+    vega  = sum_a vega_a d(sigma_atm,a)   theta = Theta dt
+    fees  = what the hedgers' trades cost beyond their value at external prices (pool fees
+            and price impact: value given minus value received)
+
+with the Greeks of the book at the start of the step (the hedgers' tokens count in Delta),
+``dS`` the external price change, ``d sigma`` the change of the surface's ATM level, and
+``residual = dV - (delta + gamma + vega + theta + fees)``: higher-order terms, the skew's
+and term structure's moves, and settlement timing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+COMPONENTS = ["delta", "gamma", "vega", "theta", "fees", "residual"]
+HOURS_PER_YEAR = 365.0 * 24.0
+
+
+def market_maker_value(model) -> float:
+    """Value now of the options vaults plus their delta hedgers, at external prices (USD)."""
+    opt = model.options
+    ext = model.prices[model.t]
+    value = float(opt.vault @ ext[opt.settlement_asset])
+    b = opt.book
+    live = np.flatnonzero(b.size != 0)
+    if len(live):
+        per_unit = opt.greeks(ext, model.t * model.dt_hours, live)[0]
+        value -= float((per_unit * b.size[live]) @ ext[opt.settlement_asset[b.protocol[live]]])
+    if model.delta_hedgers is not None:
+        value += float(model.delta_hedgers.balance.sum(0) @ ext)
+    return value
+
+
+def market_maker_greeks(model) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(Delta, Gamma, vega per asset, Theta per year) of the vaults' options and hedgers."""
+    opt = model.options
+    m = len(model.assets)
+    delta, gamma, vega = np.zeros(m), np.zeros(m), np.zeros(m)
+    theta = 0.0
+    b = opt.book
+    live = np.flatnonzero(b.size != 0)
+    if len(live):
+        _, d, g, v, th = opt.greeks(model.prices[model.t], model.t * model.dt_hours, live)
+        owed = -b.size[live]  # the vault holds the other side
+        np.add.at(delta, b.asset[live], owed * d)
+        np.add.at(gamma, b.asset[live], owed * g)
+        np.add.at(vega, b.asset[live], owed * v)
+        theta = float(owed @ th)
+    if model.delta_hedgers is not None:
+        delta += model.delta_hedgers.balance.sum(0)
+    return delta, gamma, vega, theta
+
+
+class MarketMakerPnL:
+    """Keeps the book's state from one step to the next and explains each step's P&L."""
+
+    def __init__(self, model):
+        self._snapshot(model)
+
+    def _snapshot(self, model) -> None:
+        self.value = market_maker_value(model)
+        self.greeks = market_maker_greeks(model)
+        self.price = model.prices[model.t].copy()
+        self.atm = model.options.surface.atm.copy()
+
+    def step(self, model, hedge_cost: float) -> np.ndarray:
+        """The components (``COMPONENTS``) of the step just taken, USD; then roll forward."""
+        delta, gamma, vega, theta = self.greeks
+        ds = model.prices[model.t] - self.price
+        out = np.array([delta @ ds, 0.5 * gamma @ (ds * ds),
+                        vega @ (model.options.surface.atm - self.atm),
+                        theta * model.dt_hours / HOURS_PER_YEAR, -hedge_cost, 0.0])
+        value = market_maker_value(model)
+        out[-1] = value - self.value - out[:-1].sum()
+        self._snapshot(model)
+        return out
