@@ -33,6 +33,7 @@ def scenario_strategy():
         "english": st.booleans(),
         "algorithmic": st.booleans(),
         "perps": st.booleans(),
+        "cross": st.booleans(),
         "accounts": st.booleans(),
         "options": st.booleans(),
         "long_share": st.floats(0.0, 1.0),
@@ -152,12 +153,14 @@ def add_perps(d, params):
     pool; traders with and without spare funds."""
     d["protocols"]["dex"] = {
         "kind": "perpetuals", "settlement": "USDC", "insurance_fund": params["insurance"],
+        "margin_mode": "cross" if params.get("cross") else "isolated",
         "markets": {
-            "WETH": {"skew_scale": 2_000.0, "vault_balance": 2e6, "hedge_pool": "pool"},
-            "WBTC": {"initial_margin": 0.1, "maintenance_margin": 0.05, "skew_scale": 100.0}}}
+            "WETH": {"skew_scale": 2_000.0, "vault_balance": 5e6, "hedge_pool": "pool"},
+            "WBTC": {"initial_margin": 0.1, "maintenance_margin": 0.05, "skew_scale": 100.0,
+                     "vault_balance": 5e6}}}
     d["agents"]["perp_traders"] = {
-        "count": 80, "protocol": "dex", "markets": {"WETH": 0.7, "WBTC": 0.3},
-        "long_share": params["long_share"],
+        "count": 40, "protocol": "dex", "markets": {"WETH": 0.7, "WBTC": 0.3},
+        "positions_per_agent": 2, "long_share": params["long_share"],
         "position_value": {"dist": "lognormal", "median": 30_000.0, "sigma": 1.0},
         "leverage": {"dist": "uniform", "low": 1.5, "high": 10.0}}
 
@@ -264,7 +267,14 @@ def assert_no_negative_or_nan(model: StressModel):
     for k, holders in enumerate(model.holders):
         tables[f"holders {k}"] = np.concatenate([holders.tokens, holders.proceeds])
     pm = model.perps
-    tables.update({"perp margins": pm.book.margin, "perp vaults": pm.vault_balance,
+    # Under cross margin a position in profit may hold negative margin (its equity is the
+    # profit); what must not be negative is each account's margin.
+    cross = pm.cross_margin[pm.market_protocol[pm.book.market]]
+    owners = pm.book.owner[cross]
+    account_margin = np.bincount(owners - owners.min(), weights=pm.book.margin[cross]) \
+        if cross.any() else np.zeros(0)
+    tables.update({"perp margins": pm.book.margin[~cross],
+                   "cross-margin accounts": account_margin, "perp vaults": pm.vault_balance,
                    "insurance fund": pm.insurance_fund, "perp hedge": pm.hedge,
                    "perp hedge cash": pm.hedge_cash})
     for k, traders in enumerate(model.perp_traders):

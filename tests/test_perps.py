@@ -610,3 +610,32 @@ def test_a_position_left_at_zero_equity_by_adl_deleverages_nobody():
         m["funding_basis"], m["vault"], ins, payout, closed, stats)
     assert closed == pytest.approx(want[1], rel=1e-12)
     assert a["size"] == pytest.approx(twin_pos["size"], rel=1e-12)
+
+
+def test_cross_margin_pools_an_accounts_equity_by_requirement():
+    # Hand case, marks 2,000 (WETH) and 60,000 (WBTC), MM 3%: one owner long 10 WETH at
+    # 2,200 with margin 1,000 (equity 1,000 + 10 (2,000 - 2,200) = -1,000) and long 1 WBTC
+    # at 60,000 with margin 10,000 (equity 10,000). Account: equity 9,000, requirement
+    # 0.03 (20,000 + 60,000) = 2,400. Pooled: the WETH position holds 9,000 x 600 / 2,400 =
+    # 2,250 of equity, the WBTC one 6,750; margins sum to 11,000 as before; nobody is
+    # liquidated (9,000 > 2,400), whereas isolated the WETH position would be.
+    params = dict(initial_margin=0.05, maintenance_margin=0.03, liquidation_fee=0.0,
+                  max_funding_rate=0.0, skew_scale=1e9)
+    pm = PerpMarkets(["dex"], [[params, params, None]], settlement_asset=[2],
+                     insurance_fund=[0.0], cross_margin=[True])
+    open_price = np.array([2200.0, 60000.0, 1.0])
+    pm.open_positions([7, 7], [0, 1], [10.0, 1.0], margin=[1100.0, 10_000.0],
+                      asset_price=open_price)
+    pm.book.margin[0] = 1000.0  # as in the hand case
+    now = np.array([2000.0, 60000.0, 1.0])
+    pm.pool_cross_margin(now)
+    np.testing.assert_allclose(pm.equity(now), [2250.0, 6750.0])
+    assert pm.book.margin.sum() == pytest.approx(11_000.0)
+    stats, _, _ = pm.liquidate(now)
+    assert stats[0, kern.N_LIQUIDATIONS] == 0
+    # WETH at 800: account equity 11,000 + 10 (800 - 2,200) = -3,000 < 0.03 (8,000 +
+    # 60,000) = 2,040: both positions go, the WBTC one with the WETH one.
+    crash = np.array([800.0, 60000.0, 1.0])
+    pm.pool_cross_margin(crash)
+    stats, _, _ = pm.liquidate(crash)
+    assert stats[0, kern.N_LIQUIDATIONS] == 2

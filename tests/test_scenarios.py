@@ -117,3 +117,25 @@ def test_gamma_squeeze_short_gamma_hedging_adds_to_the_fall():
     pnl_long = long_.mm_pnl.sel(pnl_component=["gamma", "theta"])[fall].values
     assert np.all(pnl_short[:, 0] < 0) and np.all(pnl_short[:, 1] > 0)
     assert np.all(pnl_long[:, 0] > 0) and np.all(pnl_long[:, 1] < 0)
+
+
+def test_cross_margin_spreads_a_single_market_failure_isolated_contains_it():
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "isolated_vs_cross_margin.toml"
+    runs = {}
+    for mode in ("isolated", "cross"):
+        data = tomllib.loads(path.read_text())
+        data["protocols"]["dex"]["margin_mode"] = mode
+        runs[mode] = sim.run(parse_scenario(data, source=str(path)))
+    iso, cross = runs["isolated"], runs["cross"]
+
+    def oi(ds, asset):
+        return ds.open_interest.sel(protocol="dex", asset=asset).values
+
+    # Isolated: WBTC untouched (open interest and its pool); cross: WBTC positions of the
+    # failed accounts are closed and the vault's hedge sale moves the WBTC pool.
+    assert oi(iso, "WBTC")[-1] == pytest.approx(oi(iso, "WBTC")[0])
+    assert float(iso.amm_price.sel(protocol="uni_btc").min()) == pytest.approx(60_000.0)
+    assert oi(cross, "WBTC")[-1] < 0.9 * oi(cross, "WBTC")[0]
+    assert float(cross.amm_price.sel(protocol="uni_btc").min()) < 0.95 * 60_000.0
+    # ... while the shared margin keeps more WETH longs alive.
+    assert oi(cross, "WETH")[-1] > oi(iso, "WETH")[-1]

@@ -18,13 +18,13 @@ from sim.protocols.perps import PerpMarkets
 
 
 class PerpTrader(ProtocolAgent):
-    """A trader; its position is row ``row`` of ``model.perps.book``."""
+    """A trader; its positions are rows ``rows`` (a slice) of ``model.perps.book``."""
 
     kind = "perp_trader"  # its row in the results' agent_kind
 
-    def __init__(self, model: mesa.Model, row: int, *, protocols: tuple[str, ...]):
+    def __init__(self, model: mesa.Model, rows: slice, *, protocols: tuple[str, ...]):
         super().__init__(model, protocols=protocols)
-        self.row = row
+        self.rows = rows
 
 
 class PerpTraderTable:

@@ -158,7 +158,8 @@ class Construction:
                                  settlement_asset=[self._index(c.settlement)
                                                    for c in perps.values()],
                                  insurance_fund=[c.insurance_fund for c in perps.values()],
-                                 n_assets=len(self.assets))
+                                 n_assets=len(self.assets),
+                                 cross_margin=[c.margin_mode == "cross" for c in perps.values()])
         for name, c in perps.items():
             for asset, mk in c.markets.items():
                 if mk.hedge_pool is not None:
@@ -460,8 +461,13 @@ class Construction:
     def _build_perp_traders(self, field: str, cfg) -> None:
         rng = self.rng
         p0 = self.prices[0]
-        n = cfg.count
-        asset = self._draw_assets(cfg.markets, n)
+        per = cfg.positions_per_agent
+        n = cfg.count * per
+        if per == 1:
+            asset = self._draw_assets(cfg.markets, n)
+        else:  # each trader takes the markets in order, cycling
+            names = list(cfg.markets)
+            asset = np.array([self._index(names[j % len(names)]) for j in range(n)])
         market = np.array([self.perps.market(cfg.protocol, a) for a in asset], dtype=np.int64)
         notional = self._amounts(f"{field}.position_value", cfg.position_value, n)
         leverage = draw(cfg.leverage, rng, n)
@@ -472,7 +478,9 @@ class Construction:
         side = np.where(rng.random(n) < cfg.long_share, 1.0, -1.0)
         settle = self.perps.settlement_asset[self.perp_names.index(cfg.protocol)]
         margin = notional / leverage / p0[settle]  # settlement tokens
-        rows = self.perps.open_positions(np.arange(n), market, side * notional / p0[asset],
+        first = len(self.perps.book)  # owners: one id per trader, unique across populations
+        owner = first + np.arange(n) // per
+        rows = self.perps.open_positions(owner, market, side * notional / p0[asset],
                                          margin=margin * (1 + 1e-12), asset_price=p0)
         wallet = self._amounts(f"{field}.wallet_share", cfg.wallet_share, n) * margin
         self.perp_traders.append(PerpTraderTable(rows, settle, wallet,
@@ -480,9 +488,9 @@ class Construction:
                                                  target_ratio=cfg.target_ratio))
         hedges = tuple(dict.fromkeys(self.pool_names[v] for v in self.perps.hedge_pool[market]
                                      if v >= 0))
-        for k in range(n):
-            PerpTrader(self, rows.start + k, protocols=(cfg.protocol, *hedges)).table = \
-                self.perp_traders[-1]
+        for k in range(cfg.count):
+            PerpTrader(self, slice(rows.start + k * per, rows.start + (k + 1) * per),
+                       protocols=(cfg.protocol, *hedges)).table = self.perp_traders[-1]
 
     def _build_option_traders(self, field: str, cfg) -> None:
         p0 = self.prices[0]

@@ -210,6 +210,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         """One liquidation pass of the perps at the oracle marks; vaults rehedge on pools."""
         if not self.perp_names:
             return 0.0
+        self.perps.pool_cross_margin(self.oracles.price)
         stats, _, payout = self.perps.liquidate(self.oracles.price)
         fund = perps_kernel.INSURANCE_FUND
         self.perp_stats[:, :fund] += stats[:, :fund]

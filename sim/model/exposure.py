@@ -311,10 +311,11 @@ def of_agent(model, agent) -> dict[str, np.ndarray]:
         d[t.quote] += t.proceeds[agent.row]
     elif isinstance(agent, perp_trader.PerpTrader):
         pm, t = model.perps, agent.table
-        k = pm.book.market[agent.row]
-        d[pm.market_asset[k]] += pm.book.size[agent.row]
-        d[t.settlement] += (t.wallet[agent.row - t.rows[0]]
-                            + pm.equity(model.oracles.price, [agent.row])[0])
+        rows = np.arange(len(pm.book))[agent.rows]
+        d += np.bincount(pm.market_asset[pm.book.market[rows]], weights=pm.book.size[rows],
+                         minlength=m)
+        d[t.settlement] += (t.wallet[rows - t.rows[0]].sum()
+                            + pm.equity(model.oracles.price, rows).sum())
     elif isinstance(agent, option_trader.OptionTrader):
         opt, t = model.options, agent.table
         b = opt.book

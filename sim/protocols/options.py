@@ -195,7 +195,13 @@ class OptionsProtocols:
                                 size=size, collateral=np.where(size < 0, -size * strike, 0.0))
         value = self.greeks(price, now_hours, np.arange(rows.start, rows.stop))[0]
         premium = size * value
-        np.add.at(self.vault, self.book.protocol[rows], premium)
+        after = self.vault + np.bincount(self.book.protocol[rows], weights=premium,
+                                         minlength=len(self.vault))
+        if np.any(after < 0):
+            self.book.size[rows] = 0.0  # undo: the vault cannot pay the writers' premiums
+            self.book.collateral[rows] = 0.0
+            raise ProtocolError("the vault cannot pay the premiums of the written options")
+        self.vault = after
         return rows, premium
 
     def settle(self, price: np.ndarray, now_hours: float) -> tuple[np.ndarray, np.ndarray]:
@@ -218,7 +224,7 @@ class OptionsProtocols:
             won = mine & (payoff > 0)
             owed = payoff[won].sum()
             can = self.vault[p] - payoff[mine & (payoff < 0)].sum()  # writers pay first
-            if owed > can:  # the winners share what the vault has; the rest is bad debt
+            if owed > max(can, 0.0):  # the winners share what the vault has; rest: bad debt
                 scale = max(can, 0.0) / owed
                 self.bad_debt[p] += owed * (1.0 - scale)
                 payoff[won] *= scale

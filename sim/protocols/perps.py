@@ -94,12 +94,15 @@ class PerpMarkets:
             optionally ``vault_balance`` (settlement tokens)) or None.
         settlement_asset: per protocol, the asset index margin is held in.
         insurance_fund: per protocol, the insurance fund's settlement tokens.
+        cross_margin: per protocol, whether each owner's positions share one margin account
+            (default: isolated margin everywhere).
         n_assets: assets of the model (default: the length of ``markets[0]``; needed when
             there is no protocol).
     """
 
     def __init__(self, names: list[str], markets: list[list[dict | None]], *,
-                 settlement_asset, insurance_fund, n_assets: int | None = None):
+                 settlement_asset, insurance_fund, n_assets: int | None = None,
+                 cross_margin=None):
         self.names = list(names)
         n_protocols = len(names)
         self.n_assets = m = n_assets if n_assets is not None else (
@@ -114,6 +117,8 @@ class PerpMarkets:
         self.market_protocol = np.repeat(np.arange(n_protocols, dtype=np.int64), m)
         self.settlement_asset = np.asarray(settlement_asset, dtype=np.int64)
         self.insurance_fund = np.asarray(insurance_fund, dtype=np.float64).copy()
+        self.cross_margin = (np.zeros(n_protocols, dtype=bool) if cross_margin is None
+                             else np.asarray(cross_margin, dtype=bool))
 
         def col(key: str, default: float = 0.0) -> np.ndarray:
             return np.array([mk.get(key, default) if mk is not None else default
@@ -371,6 +376,35 @@ class PerpMarkets:
                                     self.skew_scale, self.max_funding_rate, float(dt_hours),
                                     self.funding_index, self.funding_rate)
         return self.funding_rate.copy()
+
+    def pool_cross_margin(self, asset_price: np.ndarray) -> None:
+        """Cross margin: spread each owner's equity over its positions by requirement.
+
+        Margin moves between an owner's open positions (its sum is kept) so that each holds
+        the account's equity in proportion to its maintenance requirement. After this, every
+        position of an account has the account's equity / requirement, so the isolated
+        liquidation pass liquidates all of an account's positions or none, exactly when its
+        total equity falls below its total requirement (dYdX v4 cross margin), and a
+        bankrupt account's shortfall is spread over its positions.
+        """
+        b = self.book
+        if not self.cross_margin.any() or len(b) == 0:
+            return
+        open_ = (b.size != 0) & self.cross_margin[self.market_protocol[b.market]]
+        rows = np.flatnonzero(open_)
+        if len(rows) == 0:
+            return
+        k = b.market[rows].astype(np.int64)
+        mark = self.mark_price(asset_price)[k]
+        equity = self.equity(asset_price, rows)
+        need = self.maintenance_margin[k] * np.abs(b.size[rows]) * mark
+        # Accounts: (protocol, owner).
+        key = self.market_protocol[k] * (int(b.owner.max()) + 1) + b.owner[rows]
+        _, account = np.unique(key, return_inverse=True)
+        total_equity = np.bincount(account, weights=equity)
+        total_need = np.bincount(account, weights=need)
+        target = total_equity[account] * need / total_need[account]
+        b.margin[rows] += target - equity
 
     def liquidate(self, asset_price: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Run one liquidation pass over the book at the mark prices.

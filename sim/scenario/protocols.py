@@ -251,6 +251,9 @@ class Perpetuals(Strict):
 
     kind: Literal["perpetuals"]
     settlement: str
+    margin_mode: Literal["isolated", "cross"] = Field(
+        "isolated", description="isolated: each position its own margin; cross: one margin "
+        "account per trader for all its positions")
     markets: dict[str, PerpMarket] = Field(min_length=1)
     insurance_fund: NonNegativeFloat = Field(0.0, description="Settlement tokens at start")
 

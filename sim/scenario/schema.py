@@ -403,6 +403,9 @@ class PerpTraders(Strict):
     protocol: str
     markets: dict[str, PositiveFloat] = Field(
         min_length=1, description="Share of positions per market asset (weights)")
+    positions_per_agent: PositiveInt = Field(
+        1, description="Positions per trader; above 1 they take the markets in order, "
+        "cycling (the weights then do not apply)")
     long_share: Fraction = 0.5
     position_value: Distribution = Field(description="Notional per position (numeraire)")
     leverage: Distribution = Field(description="Notional / margin at opening")
