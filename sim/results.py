@@ -95,6 +95,13 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
                   "kind's positions (LP shares are short gamma)"),
     "net_vega": (("agent_kind", "asset"), "USD", "net vega: value change per 1.00 of implied "
                  "volatility (options)"),
+    "protocol_net_delta": (("protocol", "asset"), "tokens", "net delta of each protocol's "
+                           "own book: what it holds and is owed, minus what it owes"),
+    "protocol_net_gamma": (("protocol", "asset"), "1/USD", "net gamma of each protocol's own "
+                           "book (pools: LPs outside the model; options vaults: short what "
+                           "they wrote)"),
+    "protocol_net_vega": (("protocol", "asset"), "USD", "net vega of each protocol's own "
+                          "book (options vaults)"),
     "hedge_sold": (("asset",), "tokens", "base tokens the options vault's delta hedgers "
                    "sold on pools in the step (negative: bought)"),
     "mm_pnl": (("pnl_component",), "USD", "options market maker (vaults and delta hedgers): "

@@ -163,3 +163,14 @@ def test_market_maker_pnl_gamma_and_theta_by_hand():
     assert comp["theta"] == pytest.approx((-b.size * theta).sum() / (365 * 24), rel=1e-9)
     assert comp["fees"] == 0.0  # no hedgers
     assert pnl.sum() == pytest.approx(market_maker_value(model) - value_before, rel=1e-9)
+
+
+def test_protocol_greeks_are_recorded_and_mirror_the_traders():
+    # The vault wrote what the traders bought: its gamma and vega are theirs with the sign
+    # reversed (no other holder of gamma or vega in this scenario).
+    ds = sim.run(scenario())
+    vault = ds.sel(protocol="lyra", asset="WETH")
+    traders = ds.sel(agent_kind="option_trader", asset="WETH")
+    np.testing.assert_allclose(vault.protocol_net_vega, -traders.net_vega, atol=1e-9)
+    np.testing.assert_allclose(vault.protocol_net_gamma, -traders.net_gamma, atol=1e-12)
+    assert float(traders.net_vega[0]) > 0

@@ -209,6 +209,9 @@ class Accounting:
             peg[idx] = ext[self.algo_stable]  # the stable's par is 1 numeraire
             backing[idx] = self.algo.implied_backing(ext[self.algo_sister])
         clearing = systemic.clearing(self)
+        kinds = len(AGENT_KINDS)
+        delta = exposure.delta(self, coll, debt)
+        gamma, vega = exposure.gamma(self), exposure.vega(self)
         glt = systemic.fire_sale(self, np.full(len(self.assets), FIRE_SALE_SHOCK))
         systemicness = np.zeros(n_proto)
         for label, value in zip(glt["population"], glt["systemicness"], strict=True):
@@ -264,9 +267,12 @@ class Accounting:
             "liquidation_passes": float(self.liquidation_passes),
             "round_liquidations": rounds,
             "net_worth": self.net_worth(coll, debt),
-            "net_delta": exposure.delta(self, coll, debt)[:len(AGENT_KINDS)],
-            "net_gamma": exposure.gamma(self)[:len(AGENT_KINDS)],
-            "net_vega": exposure.vega(self)[:len(AGENT_KINDS)],
+            "net_delta": delta[:kinds],
+            "net_gamma": gamma[:kinds],
+            "net_vega": vega[:kinds],
+            "protocol_net_delta": delta[kinds:-1],
+            "protocol_net_gamma": gamma[kinds:-1],
+            "protocol_net_vega": vega[kinds:-1],
             "hedge_sold": self.hedge_sold,
             "mm_pnl": (self.mm_pnl.step(self, self.hedge_cost) if self.t > 0
                        else np.zeros(len(COMPONENTS))),
