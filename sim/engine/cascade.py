@@ -101,13 +101,20 @@ def run_cascade(coll_market, debt_market, coll, scaled_debt,
     round_counts[:] = 0
     start_price = oracle_price.copy()
     price = oracle_price[market_asset]  # per market, refreshed when the oracles move
+    coll_factor = np.empty(price.shape[0])
+    debt_factor = np.empty(price.shape[0])
     # Row numbers as uint32 (books of up to 2**32 rows): half the index traffic, and
     # unsigned indices need no negative-index wraparound.
     watch = np.empty(n, dtype=np.uint32)
     below = np.empty(n, dtype=np.uint32)
     n_watch = -1  # -1: the next round scans the whole book
     for r in range(max_rounds):
-        # Select: positions below HF 1 (and, on a full scan, the watch list).
+        # Select: positions below HF 1 (and, on a full scan, the watch list). Per market
+        # factors first, so that a position costs two lookups: coll * (price lt) against
+        # scaled debt * (index price).
+        for k in range(coll_factor.shape[0]):
+            coll_factor[k] = price[k] * lt[k]
+            debt_factor[k] = borrow_index[k] * price[k]
         n_below = 0
         if n_watch < 0:
             n_watch = 0
@@ -115,8 +122,8 @@ def run_cascade(coll_market, debt_market, coll, scaled_debt,
             for i in range(n):
                 c = np.uint64(coll_market[i])
                 d = np.uint64(debt_market[i])
-                lhs = coll[i] * price[c] * lt[c]
-                rhs = scaled_debt[i] * borrow_index[d] * price[d]
+                lhs = coll[i] * coll_factor[c]
+                rhs = scaled_debt[i] * debt_factor[d]
                 watch[n_watch] = i
                 n_watch += lhs < WATCH_HEALTH * rhs
                 below[n_below] = i
@@ -128,8 +135,7 @@ def run_cascade(coll_market, debt_market, coll, scaled_debt,
                 c = np.uint64(coll_market[i])
                 d = np.uint64(debt_market[i])
                 below[n_below] = i
-                n_below += (coll[i] * price[c] * lt[c]
-                            < scaled_debt[i] * borrow_index[d] * price[d])
+                n_below += coll[i] * coll_factor[c] < scaled_debt[i] * debt_factor[d]
             totals[POSITIONS_SCANNED] += n_watch
         # Liquidate: the first willing liquidator (in ``liq_order``) takes each position.
         done = 0
