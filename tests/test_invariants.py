@@ -267,14 +267,17 @@ def assert_no_negative_or_nan(model: StressModel):
     for k, holders in enumerate(model.holders):
         tables[f"holders {k}"] = np.concatenate([holders.tokens, holders.proceeds])
     pm = model.perps
-    # Under cross margin a position in profit may hold negative margin (its equity is the
-    # profit); what must not be negative is each account's margin.
-    cross = pm.cross_margin[pm.market_protocol[pm.book.market]]
+    # Under cross margin an account's settlement balance may be negative, borrowed against
+    # its positions' unrealised profit (as a dYdX v4 subaccount's USDC); what must not be
+    # negative after the liquidation phase is each open account's equity.
+    cross = pm.cross_margin[pm.market_protocol[pm.book.market]] & (pm.book.size != 0)
     owners = pm.book.owner[cross]
-    account_margin = np.bincount(owners - owners.min(), weights=pm.book.margin[cross]) \
-        if cross.any() else np.zeros(0)
-    tables.update({"perp margins": pm.book.margin[~cross],
-                   "cross-margin accounts": account_margin, "perp vaults": pm.vault_balance,
+    account_equity = np.bincount(owners - owners.min(), weights=pm.equity(
+        model.oracles.price)[cross]) if cross.any() else np.zeros(0)
+    isolated = ~pm.cross_margin[pm.market_protocol[pm.book.market]]
+    tables.update({"perp margins": pm.book.margin[isolated],
+                   "cross-margin account equity": account_equity,
+                   "perp vaults": pm.vault_balance,
                    "insurance fund": pm.insurance_fund, "perp hedge": pm.hedge,
                    "perp hedge cash": pm.hedge_cash})
     for k, traders in enumerate(model.perp_traders):

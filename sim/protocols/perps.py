@@ -385,7 +385,9 @@ class PerpMarkets:
         position of an account has the account's equity / requirement, so the isolated
         liquidation pass liquidates all of an account's positions or none, exactly when its
         total equity falls below its total requirement (dYdX v4 cross margin), and a
-        bankrupt account's shortfall is spread over its positions.
+        bankrupt account's shortfall is spread over its positions. A position's margin, and
+        an account's, may go negative: the account borrows against its positions' unrealised
+        profit, as a dYdX v4 subaccount's USDC balance can.
         """
         b = self.book
         if not self.cross_margin.any() or len(b) == 0:
