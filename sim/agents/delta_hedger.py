@@ -49,6 +49,7 @@ class DeltaHedgerTable:
         self.band_usd = float(band_usd)
         self.every = max(1, int(every))
         self.cost = 0.0  # of the last hedge (numeraire)
+        self.protocol = 0  # the options protocol whose vault they hedge (index)
 
     def __len__(self) -> int:
         return len(self.balance)

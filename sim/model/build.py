@@ -432,6 +432,7 @@ class Construction:
             self.delta_hedgers = DeltaHedgerTable(
                 balance, own=balance.copy(), assets=assets, pools=pools,
                 band_usd=cfg.band_usd, every=round(cfg.every_hours / self.dt_hours))
+            self.delta_hedgers.protocol = self.option_names.index(cfg.protocol)
             start = self._vault_option_delta()
             balance[:, assets] -= start[assets] / cfg.count
             if np.any(balance < 0):
@@ -506,7 +507,8 @@ class Construction:
         p = self.option_names.index(cfg.protocol)
         sign = 1.0 if cfg.side == "buy" else -1.0
         try:
-            rows, premium = self.options.trade(np.arange(n), p, asset, kind, strike, expiry,
+            owner = len(self.options.book) + np.arange(n)  # unique across populations
+            rows, premium = self.options.trade(owner, p, asset, kind, strike, expiry,
                                                sign * notional / p0[asset], price=p0,
                                                now_hours=0.0)
         except ProtocolError as e:

@@ -260,10 +260,10 @@ class StressModel(Construction, Accounting, mesa.Model):
             traders.receive(rows, payoff)
 
     def _vault_option_delta(self) -> np.ndarray:
-        """The options vaults' delta per asset at market prices: minus the traders'."""
+        """The hedged options vault's delta per asset at market prices: minus the traders'."""
         opt = self.options
         b = opt.book
-        live = np.flatnonzero(b.size != 0)
+        live = np.flatnonzero((b.size != 0) & (b.protocol == self.delta_hedgers.protocol))
         out = np.zeros(len(self.assets))
         if len(live):
             per_unit = opt.greeks(self.prices[self.t], self.t * self.dt_hours, live)[1]

@@ -6,7 +6,7 @@ at external prices) changes by ``dV``. The Taylor expansion of the book at the s
 step splits it (Hull, ch. 19, "Taylor series expansions"; the usual desk attribution):
 
     delta = sum_a Delta_a dS_a            gamma = 1/2 sum_a Gamma_a dS_a^2
-    vega  = sum_a vega_a d(sigma_atm,a)   theta = Theta dt
+    vega  = sum_a vega_a d(sigma_atm,a)   theta = Theta dt     (vega per unit of the ATM level)
     fees  = what the hedgers' trades cost beyond their value at external prices (pool fees
             and price impact: value given minus value received)
 
@@ -52,7 +52,15 @@ def market_maker_greeks(model) -> tuple[np.ndarray, np.ndarray, np.ndarray, floa
         owed = -b.size[live]  # the vault holds the other side
         np.add.at(delta, b.asset[live], owed * d)
         np.add.at(gamma, b.asset[live], owed * g)
-        np.add.at(vega, b.asset[live], owed * v)
+        # Vega per unit of the ATM level: an option's vol moves by (T / T_ref)^term per
+        # unit move of the ATM level (VolSurface.vol), and not at all on the floor.
+        surface = opt.surface
+        a = b.asset[live]
+        t = np.maximum(b.expiry[live] - model.t * model.dt_hours, 0.0) / HOURS_PER_YEAR
+        vol = surface.vol(a, b.strike[live], model.prices[model.t, a], t)
+        moves = np.where(vol > surface.floor, (np.maximum(t, 1e-9) / surface.term_ref_years)
+                         ** surface.term[a], 0.0)
+        np.add.at(vega, a, owed * v * moves)
         theta = float(owed @ th)
     if model.delta_hedgers is not None:
         delta += model.delta_hedgers.balance.sum(0)
