@@ -174,3 +174,24 @@ def test_protocol_greeks_are_recorded_and_mirror_the_traders():
     np.testing.assert_allclose(vault.protocol_net_vega, -traders.net_vega, atol=1e-9)
     np.testing.assert_allclose(vault.protocol_net_gamma, -traders.net_gamma, atol=1e-12)
     assert float(traders.net_vega[0]) > 0
+
+
+def test_market_maker_pnl_vega_follows_the_term_structure():
+    # With term = -0.2 an option's vol moves by (T / 30 days)^-0.2 per unit move of the ATM
+    # level, so the vega P&L of step 2 is sum(-size vega_BS (T / T_ref)^-0.2) d(atm), vega
+    # from Black-Scholes (scipy) at hour 1, for the options whose vol is above the floor.
+    def term(d):
+        d["protocols"]["lyra"]["markets"]["WETH"]["term"] = -0.2
+    model = StressModel(scenario(term))
+    model.step()
+    b, s = model.options.book, model.options.surface
+    t = (b.expiry - 1.0) / (365 * 24)
+    vol = s.vol(b.asset, b.strike, 2000.0, t)
+    d1 = (np.log(2000.0 / b.strike) + vol ** 2 * t / 2) / (vol * np.sqrt(t))
+    vega = 2000.0 * norm.pdf(d1) * np.sqrt(t)
+    moves = np.where(vol > s.floor, (t / (30 / 365)) ** -0.2, 0.0)
+    atm = s.atm[0]
+    model.step()
+    want = (-b.size * vega * moves).sum() * (s.atm[0] - atm)
+    assert s.atm[0] != atm
+    assert model.recorder.data["mm_pnl"][2][2] == pytest.approx(want, rel=1e-9)
