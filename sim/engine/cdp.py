@@ -355,6 +355,23 @@ def _finish(a, protocol, ilk_asset_price_start, due, stats, raised, sold, thresh
 
 
 @kernel
+def _auction_context(k, ilk_protocol, stable_asset, ilk_asset, ilk_venue, value_price,
+                     pool_quote_asset):
+    """What the keepers of an auction on ilk ``k`` read, for Dutch and English alike.
+
+    Returns:
+        (ilk, protocol, stable asset, collateral asset, venue, value prices of the stable,
+        the collateral and the venue's quote (0 without a venue)).
+    """
+    p = ilk_protocol[k]
+    s_asset = stable_asset[p]
+    c_asset = ilk_asset[k]
+    venue = ilk_venue[k]
+    p_quote = value_price[pool_quote_asset[venue]] if venue >= 0 else 0.0
+    return k, p, s_asset, c_asset, venue, value_price[s_asset], value_price[c_asset], p_quote
+
+
+@kernel
 def run_dutch(t0, t1, active, a_ilk, a_vault, lot, tab, due, top, tic, start_price, raised,
               sold, end_time, ilk_curve, ilk_buf, ilk_cut, ilk_step, ilk_tau, ilk_tail,
               ilk_cusp, ilk_chip, ilk_tip, ilk_chost, ilk_asset, ilk_protocol, ilk_venue, dirt,
@@ -408,14 +425,9 @@ def run_dutch(t0, t1, active, a_ilk, a_vault, lot, tab, due, top, tic, start_pri
     for a in range(active.shape[0]):
         if not active[a]:
             continue
-        k = a_ilk[a]
-        p = ilk_protocol[k]
-        s_asset = stable_asset[p]
-        c_asset = ilk_asset[k]
-        venue = ilk_venue[k]
-        p_stable = value_price[s_asset]
-        p_coll = value_price[c_asset]
-        p_quote = value_price[pool_quote_asset[venue]] if venue >= 0 else 0.0
+        k, p, s_asset, c_asset, venue, p_stable, p_coll, p_quote = _auction_context(
+            a_ilk[a], ilk_protocol, stable_asset, ilk_asset, ilk_venue, value_price,
+            pool_quote_asset)
         now = t0 if t0 > tic[a] else tic[a]
         excluded[:] = False
         for _ in range(MAX_EVENTS):
@@ -593,14 +605,9 @@ def run_english(t0, t1, active, a_ilk, a_vault, lot, tab, due, bid, guy, bid_exp
     for a in range(active.shape[0]):
         if not active[a]:
             continue
-        k = a_ilk[a]
-        p = ilk_protocol[k]
-        s_asset = stable_asset[p]
-        c_asset = ilk_asset[k]
-        venue = ilk_venue[k]
-        p_stable = value_price[s_asset]
-        p_coll = value_price[c_asset]
-        p_quote = value_price[pool_quote_asset[venue]] if venue >= 0 else 0.0
+        k, p, s_asset, c_asset, venue, p_stable, p_coll, p_quote = _auction_context(
+            a_ilk[a], ilk_protocol, stable_asset, ilk_asset, ilk_venue, value_price,
+            pool_quote_asset)
         now = t0 if t0 > kicked[a] else kicked[a]
         for _ in range(MAX_EVENTS):
             # Keepers bid at `now` while the auction is open.
