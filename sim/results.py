@@ -103,7 +103,17 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "protocol_net_vega": (("protocol", "asset"), "USD", "net vega of each protocol's own "
                           "book (options vaults)"),
     "hedge_sold": (("asset",), "tokens", "base tokens the options vault's delta hedgers "
-                   "sold on pools in the step (negative: bought)"),
+                   "sold on their venues in the step (negative: bought; perps: the change "
+                   "of their short)"),
+    "hedge_cost": (("agent_kind",), "USD", "what the desks' hedging trades cost beyond the "
+                   "value they moved at external prices in the step: fees and price impact "
+                   "(hedger, vol_arbitrageur)"),
+    "vol_arbitrageur_options": (("asset",), "options", "option units the volatility "
+                                "arbitrageurs bought (positive) or wrote (negative) in the "
+                                "step"),
+    "vol_arbitrageur_hedge_sold": (("asset",), "tokens", "base tokens the volatility "
+                                   "arbitrageurs sold to hedge their options' delta in the "
+                                   "step (negative: bought)"),
     "mm_pnl": (("pnl_component",), "USD", "options market maker (vaults and delta hedgers): "
                "the step's P&L split into delta, gamma, vega, theta, hedging fees and a "
                "residual (sim.model.pnl)"),

@@ -174,10 +174,14 @@ def add_accounts(d):
         "leverage": {"dist": "uniform", "low": 1.5, "high": 4.0}}
 
 
-def add_options(d):
-    """An options protocol on WETH and WBTC (cash-settled in USDC), buyers and put writers
-    expiring inside the run, delta hedgers of the vault on the WETH pool."""
+def add_options(d, params):
+    """An options protocol on WETH and WBTC (cash-settled in USDC) with vega limits, buyers
+    and put writers expiring inside the run, some on the WETH perp if there are perps; delta
+    hedgers of the vault on the WETH pool (on the perps if there are perps); volatility
+    arbitrageurs hedging WETH on the pool and WBTC on the spot market."""
+    perps = bool(params.get("perps"))
     d["protocols"]["lyra"] = {"kind": "options", "settlement": "USDC", "vault": 5e5,
+                              "vega_limit_usd": 4_000.0,
                               "markets": {"WETH": {"atm_vol": 0.9}, "WBTC": {"atm_vol": 0.6,
                                                                              "skew": 0.05}}}
     d["agents"]["option_traders"] = [{
@@ -186,10 +190,16 @@ def add_options(d):
         "position_value": {"dist": "lognormal", "median": 20_000.0, "sigma": 1.0}}, {
         "count": 20, "protocol": "lyra", "markets": {"WETH": 1.0}, "side": "write",
         "call_share": 0.0, "expiry_hours": {"dist": "uniform", "low": 2.0, "high": 6.0},
-        "position_value": {"dist": "constant", "value": 30_000.0}}]
+        "position_value": {"dist": "constant", "value": 30_000.0},
+        **({"underlying": "perp", "perp": "dex"} if perps else {})}]
     d["agents"]["delta_hedgers"] = {
-        "count": 2, "protocol": "lyra", "pools": {"WETH": "pool"},
-        "capital": {"dist": "constant", "value": 4e6}, "band_usd": 5_000.0}
+        "count": 2, "protocol": "lyra", "venues": {"WETH": "dex" if perps else "pool"},
+        "cash": "USDC", "capital": {"dist": "constant", "value": 4e6}, "band_usd": 5_000.0}
+    d["agents"]["vol_arbitrageurs"] = {
+        "count": 2, "protocol": "lyra", "venues": {"WETH": "pool", "WBTC": "spot"},
+        "capital": {"dist": "constant", "value": 2e6}, "edge": 0.0, "tenor_hours": 3.0,
+        "window_hours": 2.0, "trade_value": 40_000.0, "vega_limit_usd": 1_500.0,
+        "band_usd": 2_000.0}
 
 
 SHOCKS = [
@@ -232,7 +242,7 @@ def build(params, steps=10):
     if params.get("accounts"):
         add_accounts(d)
     if params.get("options"):
-        add_options(d)
+        add_options(d, params)
     return parse_scenario(d, source="prop.toml")
 
 
@@ -287,8 +297,10 @@ def assert_no_negative_or_nan(model: StressModel):
         tables[f"option traders {k}"] = traders.wallet
     tables["options vault"] = model.options.vault
     tables["writers' collateral"] = model.options.book.collateral
-    if model.delta_hedgers is not None:
-        tables["delta hedgers"] = model.delta_hedgers.balance
+    for name, desk in (("delta hedgers", model.delta_hedgers),
+                       ("vol arbitrageurs", model.vol_arbitrageurs)):
+        if desk is not None:
+            tables[name] = desk.balance
     tables.update({"stable supply": model.algo.stable_supply,
                    "sister supply": model.algo.sister_supply})
     for name, arr in tables.items():

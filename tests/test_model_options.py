@@ -99,45 +99,57 @@ def test_option_traders_are_long_vega_until_expiry():
     assert np.isnan(ds.atm_vol.sel(asset="USDC")).all()
 
 
+DEX = {"kind": "perpetuals", "settlement": "USDC", "markets": {"WETH": {
+    "initial_margin": 0.1, "maintenance_margin": 0.05, "skew_scale": 1000.0}}}
+
+
+def desk(**edit):
+    """A desk table (delta hedgers or volatility arbitrageurs) of lyra, with ``edit``."""
+    return {"protocol": "lyra", "venues": {"WETH": "spot"}, "cash": "USDC",
+            "capital": {"dist": "constant", "value": 1e6}, **edit}
+
+
 @pytest.mark.parametrize("edit, field", [
     (lambda d: d["agents"]["option_traders"].update(markets={"USDC": 1.0}),
      "agents.option_traders.markets.USDC"),
     (lambda d: d["protocols"]["lyra"]["markets"].update(USDC={}), "protocols.lyra.markets.USDC"),
     (lambda d: d["agents"]["option_traders"].update(protocol="aave"),
      "agents.option_traders.protocol"),
+    (lambda d: d["agents"]["option_traders"].update(underlying="perp"),
+     "agents.option_traders.perp"),
+    (lambda d: d["agents"]["option_traders"].update(perp="aave"),
+     "agents.option_traders.perp"),
+    (lambda d: d["agents"]["option_traders"].update(underlying="perp", perp="aave"),
+     "agents.option_traders.perp"),
+    (lambda d: d["agents"].update(delta_hedgers=desk(venues={"WETH": "aave"})),
+     "agents.delta_hedgers.venues.WETH"),
+    (lambda d: d["agents"].update(delta_hedgers=desk(venues={"USDC": "spot"})),
+     "agents.delta_hedgers.venues.USDC"),
+    (lambda d: d["agents"].update(delta_hedgers=desk(cash=None)),
+     "agents.delta_hedgers.cash"),
+    (lambda d: d["agents"].update(delta_hedgers=desk(cash="DAI")),
+     "agents.delta_hedgers.cash"),
+    (lambda d: d["agents"].update(delta_hedgers=desk(delta_target_usd={"WBTC": 1.0})),
+     "agents.delta_hedgers.delta_target_usd.WBTC"),
+    (lambda d: d["agents"].update(vol_arbitrageurs=desk(cash="WETH", trade_value=1e4)),
+     "agents.vol_arbitrageurs.cash"),
+    (lambda d: d["agents"].update(vol_arbitrageurs=desk(gamma_limit_usd=-1.0,
+                                                        trade_value=1e4)),
+     "agents.vol_arbitrageurs.gamma_limit_usd"),
+    (lambda d: d["protocols"]["lyra"].update(vega_limit_usd=0.0),
+     "protocols.lyra.vega_limit_usd"),
+    (lambda d: (d["protocols"].update(dex=DEX), d["agents"].update(
+        delta_hedgers=desk(venues={"WETH": "dex"}, perp_margin=0.05))),
+     "agents.delta_hedgers.perp_margin"),
+    (lambda d: (d["protocols"].update(dex=DEX), d["agents"].update(
+        delta_hedgers=desk(venues={"WETH": "dex"}, cash="WETH"))),
+     "agents.delta_hedgers.venues.WETH"),
 ])
 def test_option_errors_name_the_field(edit, field):
+    # desk(...) tables hedge on the spot market in USDC unless edited.
     with pytest.raises(ScenarioError) as err:
         sim.run(scenario(edit))
     assert f"options.toml: {field}:" in str(err.value)
-
-
-def test_delta_hedger_trades_the_net_delta_to_zero_on_the_pool():
-    # Hand case: the vault's option delta is +30 WETH and the hedger holds 10 WETH beyond its
-    # own 100: net 40 WETH (80k USD > the 20k band), so it sells 40 WETH into a constant-
-    # product pool of 1,000 WETH / 2M USDC, fee 0.3%, for 0.997 x 40 x 2e6 / (1,000 +
-    # 0.997 x 40) = 76,710.5 USDC (Uniswap v2). A net delta inside the band is left alone.
-    from sim.agents.delta_hedger import DeltaHedgerTable
-    from sim.protocols.amm import Pools
-
-    amm = Pools(["uni"], [0], [1], [1000.0], [2e6], [0.003])
-    h = DeltaHedgerTable(np.array([[110.0, 0.0]]), own=np.array([[100.0, 0.0]]),
-                         assets=np.array([0]), pools=np.array([0]), band_usd=20_000.0,
-                         every=1)
-    sold = h.act(1, np.array([30.0, 0.0]), amm, np.array([2000.0, 1.0]),
-                 np.random.default_rng(0))
-    assert sold[0] == pytest.approx(40.0)
-    assert h.balance[0, 1] == pytest.approx(0.997 * 40 * 2e6 / (1000 + 0.997 * 40))
-    assert h.balance[0, 0] == pytest.approx(70.0)  # own 100 minus the vault's 30
-    inside = h.act(2, np.array([30.0 + 5.0, 0.0]), amm, np.array([2000.0, 1.0]),
-                   np.random.default_rng(0))  # net 5 WETH = 10k USD < band
-    assert inside[0] == 0.0
-    # Short: the vault's delta falls to +10, net 10 + 70 - 100 = -20 WETH -> it buys 20
-    # WETH with USDC (the input for exactly 20 out; it has the cash).
-    bought = h.act(3, np.array([10.0, 0.0]), amm, np.array([2000.0, 1.0]),
-                   np.random.default_rng(0))
-    assert bought[0] == pytest.approx(-20.0, rel=1e-9)
-    assert h.balance[0, 0] == pytest.approx(90.0, rel=1e-9)
 
 
 def test_market_maker_pnl_gamma_and_theta_by_hand():

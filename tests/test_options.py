@@ -113,3 +113,57 @@ def test_bad_trades_are_refused():
                    dict(kind=CALL, expiry_hours=24.0, size=1.0, strike=-1.0)):
         with pytest.raises(ProtocolError):
             opts.trade(1, 0, ETH, price=price, now_hours=0.0, **kwargs)
+
+
+def atm_vega(s, t, vol):
+    """Black-Scholes vega of an at-the-money option (no rate): S phi(d1) sqrt(T), with
+    d1 = vol sqrt(T) / 2 (Hull, ch. 19)."""
+    d1 = vol * math.sqrt(t) / 2.0
+    return s * norm.pdf(d1) * math.sqrt(t)
+
+
+def test_vault_vega_limit_fills_trades_in_order_and_takes_the_ones_that_reduce_it():
+    # ATM puts on ETH at 2,000, 7 days, surface vol 0.8 at 7 days (term -0.1: 0.8 (7/30)^-0.1).
+    # Each trade buys 10 puts: the vault's vega per vol point falls by 10 x vega / 100. With a
+    # limit of 2.5 trades' worth, the first two are taken, the third refused (premium 0, size
+    # 0), and a writer's 10 puts (which give the vault vega back) are taken.
+    t = 7 * 24.0 / HOURS_PER_YEAR
+    vol = 0.8 * (t / T_REF) ** -0.1
+    per_trade = 10 * atm_vega(2000.0, t, vol) / 100.0
+    o = OptionsProtocols(["lyra"], settlement_asset=[USDC], vault=[1e6], surface=surface(),
+                         vega_limit=[2.5 * per_trade])
+    price = np.array([2000.0, 1.0])
+    rows, premium = o.trade(np.arange(3), 0, ETH, PUT, 2000.0, 168.0, [10.0, 10.0, 10.0],
+                            price=price, now_hours=0.0)
+    assert list(o.book.size[rows]) == [10.0, 10.0, 0.0]
+    assert premium[2] == 0.0 and premium[0] > 0
+    _, vega = o.risk(0, price, 0.0, 2)
+    assert vega[ETH] == pytest.approx(-2 * per_trade, rel=1e-9)
+    back, paid = o.trade([3], 0, ETH, PUT, 2000.0, 168.0, [-10.0], price=price,
+                         now_hours=0.0)
+    assert o.book.size[back.start] == -10.0  # reduces |vega|: taken though 1 trade from 0
+    assert o.risk(0, price, 0.0, 2)[1][ETH] == pytest.approx(-per_trade, rel=1e-9)
+    # The vault received the premiums of the two options it sold and paid the writer's.
+    assert paid[0] == pytest.approx(-premium[0])
+    assert o.vault[0] == pytest.approx(1e6 + premium[:2].sum() + paid[0])
+
+
+def test_options_on_a_perp_are_black_76_on_its_mark_and_settle_at_it():
+    # Black-76 call (Hull, ch. 18): e^{-rT} (F N(d1) - K N(d2)), d1 = (ln(F/K) + vol^2 T/2)
+    # / (vol sqrt T). The perp's mark F = 2,100 while spot is 2,000 (rate 5%): the call on the
+    # perp is priced on 2,100, and settles at the mark, not at spot.
+    o = OptionsProtocols(["lyra"], settlement_asset=[USDC], vault=[1e6], surface=surface(),
+                         rate=0.05)
+    o.forward = np.array([2100.0, 1.0])
+    spot = np.array([2000.0, 1.0])
+    rows, premium = o.trade([0], 0, ETH, CALL, 2000.0, 720.0, [1.0], price=spot,
+                            now_hours=0.0, on_forward=True)
+    t = 720.0 / HOURS_PER_YEAR
+    vol = o.surface.vol(ETH, 2000.0, 2100.0, t)[()]
+    d1 = (math.log(2100.0 / 2000.0) + vol ** 2 * t / 2) / (vol * math.sqrt(t))
+    d2 = d1 - vol * math.sqrt(t)
+    want = math.exp(-0.05 * t) * (2100.0 * norm.cdf(d1) - 2000.0 * norm.cdf(d2))
+    assert premium[0] == pytest.approx(want, rel=1e-9)
+    o.forward = np.array([2300.0, 1.0])
+    _, paid = o.settle(spot, 720.0)
+    assert paid[0] == pytest.approx(300.0)  # max(2,300 - 2,000, 0): the mark, not spot

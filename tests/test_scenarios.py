@@ -119,6 +119,39 @@ def test_gamma_squeeze_short_gamma_hedging_adds_to_the_fall():
     assert np.all(pnl_long[:, 0] > 0) and np.all(pnl_long[:, 1] < 0)
 
 
+def test_gamma_squeeze_hedged_off_the_pool_leaves_it_at_the_market():
+    # The same short-gamma hedging flow (1,663 WETH sold over the fall) on the spot market or
+    # on perps never reaches the pool aave reads: the pool stays within 1% of the market and
+    # aave liquidates nothing (10 loans when the hedgers sell on the pool). On spot the cost
+    # is the 5 bp fee on what they sell, 0.0005 x sum(sold x price); on perps there is no fee,
+    # but the hedgers' shorts skew the market and they pay funding (SIP-80: negative rate).
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "gamma_squeeze.toml"
+    fall = slice(1, 7)
+    runs = {}
+    for venue in ("uni", "spot", "dex"):
+        data = tomllib.loads(path.read_text())
+        data["agents"]["delta_hedgers"].update(venues={"WETH": venue}, cash="USDC")
+        data["protocols"]["dex"] = {"kind": "perpetuals", "settlement": "USDC", "markets": {
+            "WETH": {"skew_scale": 20_000.0, "vault_balance": 2e7, "hedge_pool": "uni"}}}
+        runs[venue] = sim.run(parse_scenario(data, source=str(path)))
+    sold = {k: v.hedge_sold.sel(asset="WETH") for k, v in runs.items()}
+    for venue in ("spot", "dex"):
+        ds = runs[venue]
+        np.testing.assert_allclose(sold[venue][fall], sold["uni"][fall], rtol=1e-9)
+        gap = ds.amm_price.sel(protocol="uni") / ds.external_price.sel(asset="WETH") - 1
+        assert float(np.abs(gap[fall]).max()) < 0.01
+        assert float(ds.liquidation_count.sel(protocol="aave").sum()) == 0
+    assert float(runs["uni"].liquidation_count.sel(protocol="aave").sum()) > 0
+    spot = runs["spot"]
+    fee = 0.0005 * float((np.abs(sold["spot"]) * spot.external_price.sel(asset="WETH")).sum())
+    assert float(spot.hedge_cost.sel(agent_kind="hedger").sum()) == pytest.approx(fee, rel=1e-9)
+    dex = runs["dex"]
+    assert float(dex.hedge_cost.sel(agent_kind="hedger").sum()) == 0.0
+    assert float(dex.funding_rate.sel(protocol="dex", asset="WETH")[6]) < 0
+    assert float(dex.open_interest.sel(protocol="dex", asset="WETH")[6]) == pytest.approx(
+        float(sold["dex"][fall].sum()), rel=1e-9)
+
+
 def test_cross_margin_spreads_a_single_market_failure_isolated_contains_it():
     path = Path(__file__).resolve().parents[1] / "scenarios" / "isolated_vs_cross_margin.toml"
     runs = {}

@@ -56,8 +56,9 @@ class Accounting:
         total += (np.bincount(self.psm_gem, weights=self.psm.reserve, minlength=m)
                   + np.bincount(self.psm_stable, weights=self.psm.surplus, minlength=m))
         total += self.options.held(m)
-        if self.delta_hedgers is not None:
-            total += self.delta_hedgers.balance.sum(axis=0)
+        for desk in (self.delta_hedgers, self.vol_arbitrageurs):
+            if desk is not None:
+                total += desk.balance.sum(axis=0)
         for traders in self.option_traders:
             total[traders.settlement] += traders.wallet.sum()
         return total + self.staking.held() + self.cdps.held() + self._algo_held()
@@ -134,8 +135,16 @@ class Accounting:
             for traders in self.option_traders:
                 out[10] += (traders.wallet.sum() + value[traders.rows].sum()) * ext[
                     traders.settlement]
-        if self.delta_hedgers is not None:
-            out[11] = self.delta_hedgers.balance.sum(0) @ ext
+        for k, desk in ((11, self.delta_hedgers), (12, self.vol_arbitrageurs)):
+            if desk is not None:
+                out[k] = (desk.balance.sum(0) @ ext
+                          + desk.perp_equity(self.perps, ext).sum() * ext[desk.cash])
+        va = self.vol_arbitrageurs
+        if va is not None:
+            b = self.options.book
+            rows = va.book_rows(self.options)
+            value = self.options.greeks(ext, self.t * self.dt_hours, rows)[0] * b.size[rows]
+            out[12] += (value.sum() + b.collateral[rows].sum()) * ext[va.cash]
         return out
 
     def _ticket_claims(self) -> np.ndarray:
@@ -148,6 +157,7 @@ class Accounting:
                            minlength=len(self.assets))
 
     def _record(self, stats: np.ndarray, totals: np.ndarray, rounds: np.ndarray) -> None:
+        va = self.vol_arbitrageurs
         pool = self.lending
         price = self.oracles.price
         coll, debt, insolvent = pool.totals(price)
@@ -274,6 +284,12 @@ class Accounting:
             "protocol_net_gamma": gamma[kinds:-1],
             "protocol_net_vega": vega[kinds:-1],
             "hedge_sold": self.hedge_sold,
+            "vol_arbitrageur_options": (np.zeros(len(self.assets)) if va is None
+                                        else va.traded),
+            "vol_arbitrageur_hedge_sold": self.vol_arb_hedge_sold,
+            "hedge_cost": np.array([self.hedge_cost if k == "hedger" else
+                                    self.vol_arb_hedge_cost if k == "vol_arbitrageur" else 0.0
+                                    for k in AGENT_KINDS]),
             "mm_pnl": (self.mm_pnl.step(self, self.hedge_cost) if self.t > 0
                        else np.zeros(len(COMPONENTS))),
             "atm_vol": np.where(np.isin(np.arange(len(self.assets)), self.option_assets),

@@ -10,6 +10,7 @@ import numpy as np
 
 from sim.agents.arbitrageur import Arbitrageur, ArbitrageurTable
 from sim.agents.delta_hedger import DeltaHedger, DeltaHedgerTable
+from sim.agents.hedging import PERP, POOL, SPOT
 from sim.agents.holder import Holder, HolderTable
 from sim.agents.lender import Lender, LenderTable
 from sim.agents.leveraged_trader import AccountTrader, LeveragedTrader, TraderTable
@@ -19,6 +20,7 @@ from sim.agents.option_trader import OptionTrader, OptionTraderTable
 from sim.agents.perp_trader import PerpTrader, PerpTraderTable
 from sim.agents.redeemer import Redeemer, RedeemerTable
 from sim.agents.vault_owner import VaultOwner, VaultOwnerTable
+from sim.agents.vol_arbitrageur import VolArbitrageur, VolArbitrageurTable
 from sim.errors import ScenarioError
 from sim.protocols.amm import Pools
 from sim.protocols.cdp import CDPs
@@ -146,7 +148,11 @@ class Construction:
             self.option_names, settlement_asset=[self._index(c.settlement) for c in
                                                  opts.values()],
             vault=[c.vault for c in opts.values()], surface=surface,
-            rate=rates.pop() if rates else 0.0)
+            rate=rates.pop() if rates else 0.0,
+            gamma_limit=[np.inf if c.gamma_limit_usd is None else c.gamma_limit_usd
+                         for c in opts.values()],
+            vega_limit=[np.inf if c.vega_limit_usd is None else c.vega_limit_usd
+                        for c in opts.values()])
 
     def _build_perps(self) -> None:
         """Perpetual-futures protocols: one market per (protocol, asset); vaults and hedges."""
@@ -418,29 +424,39 @@ class Construction:
         self.delta_hedgers = None
         if a.delta_hedgers is not None:
             cfg = a.delta_hedgers
-            assets = np.array([self._index(k) for k in cfg.pools], dtype=np.int64)
-            pools = np.array([self.pool_names.index(v) for v in cfg.pools.values()],
-                             dtype=np.int64)
-            capital = self._amounts("agents.delta_hedgers.capital", cfg.capital, cfg.count)
-            balance = np.zeros((cfg.count, m))
-            for a_, v in zip(assets, pools, strict=True):
-                balance[:, a_] += capital * cfg.base_share / len(assets) / p0[a_]
-                q = self.amm.quote[v]
-                balance[:, q] += capital * (1 - cfg.base_share) / len(assets) / p0[q]
+            desk = self._desk("agents.delta_hedgers", cfg)
+            self.delta_hedgers = DeltaHedgerTable(
+                protocol=self.option_names.index(cfg.protocol), **desk)
             # They start hedged: their inventory offsets the vault's option delta at t = 0
             # around their own holding (the base part of their capital).
-            self.delta_hedgers = DeltaHedgerTable(
-                balance, own=balance.copy(), assets=assets, pools=pools,
-                band_usd=cfg.band_usd, every=round(cfg.every_hours / self.dt_hours))
-            self.delta_hedgers.protocol = self.option_names.index(cfg.protocol)
             start = self._vault_option_delta()
-            balance[:, assets] -= start[assets] / cfg.count
-            if np.any(balance < 0):
+            assets = desk["assets"]
+            self.delta_hedgers.balance[:, assets] -= start[assets] / cfg.count
+            if np.any(self.delta_hedgers.balance < 0):
                 self._fail("agents.delta_hedgers.capital", "too small to hold the opening "
                            "hedge (the vault's option delta) in base tokens; raise it or "
                            "base_share")
             for row in range(cfg.count):
-                DeltaHedger(self, row, protocols=(cfg.protocol, *cfg.pools.values()))
+                DeltaHedger(self, row, protocols=(cfg.protocol, *cfg.venues.values()))
+
+        self.vol_arbitrageurs = None
+        if a.vol_arbitrageurs is not None:
+            cfg = a.vol_arbitrageurs
+            p = self.option_names.index(cfg.protocol)
+            desk = self._desk("agents.vol_arbitrageurs", cfg)
+            if desk["cash"] != self.options.settlement_asset[p]:
+                self._fail("agents.vol_arbitrageurs.cash", "must be the options protocol's "
+                           f"settlement token, {self.assets[self.options.settlement_asset[p]]}")
+            self.vol_arbitrageurs = VolArbitrageurTable(
+                protocol=p, edge=cfg.edge,
+                trade_every=round(cfg.trade_every_hours / self.dt_hours),
+                tenor_hours=cfg.tenor_hours, trade_value=cfg.trade_value,
+                gamma_limit=np.inf if cfg.gamma_limit_usd is None else cfg.gamma_limit_usd,
+                vega_limit=np.inf if cfg.vega_limit_usd is None else cfg.vega_limit_usd,
+                option_owner=len(self.options.book) + np.arange(cfg.count), **desk)
+            self.vol_window = max(2, round(cfg.window_hours / self.dt_hours))
+            for row in range(cfg.count):
+                VolArbitrageur(self, row, protocols=(cfg.protocol, *cfg.venues.values()))
 
         self.holders: list[HolderTable] = []
         for field, cfg in a.populations("holders"):
@@ -493,6 +509,62 @@ class Construction:
             PerpTrader(self, slice(rows.start + k * per, rows.start + (k + 1) * per),
                        protocols=(cfg.protocol, *hedges)).table = self.perp_traders[-1]
 
+    def _desk(self, field: str, cfg) -> dict:
+        """``HedgingTable`` arguments of a desk (``sim.scenario.HedgingDesk``).
+
+        Capital is split between its own holding of each hedged asset and cash.
+        """
+        p0 = self.prices[0]
+        m = len(self.assets)
+        assets = np.array([self._index(k) for k in cfg.venues], dtype=np.int64)
+        kind = np.zeros(len(assets), dtype=np.int64)
+        venue = np.full(len(assets), -1, dtype=np.int64)
+        cash = None if cfg.cash is None else self._index(cfg.cash)
+        for j, (asset, name) in enumerate(cfg.venues.items()):
+            if name in self.pool_names:
+                kind[j], venue[j] = POOL, self.pool_names.index(name)
+                quote = int(self.amm.quote[venue[j]])
+                cash = quote if cash is None else cash
+                if quote != cash:
+                    self._fail(f"{field}.venues.{asset}", f"pool '{name}' trades against "
+                               f"{self.assets[quote]}, not the desk's cash "
+                               f"{self.assets[cash]}; every pool must share one quote")
+            elif name in self.perp_names:
+                kind[j], venue[j] = PERP, self.perps.market(name, assets[j])
+            else:  # "spot" (checked with the scenario's references)
+                kind[j] = SPOT
+        if cash is None:
+            self._fail(f"{field}.cash", "needed when no venue is a pool")
+        for j, name in enumerate(cfg.venues.values()):
+            if kind[j] == PERP:
+                settle = int(self.perps.settlement_asset[self.perp_names.index(name)])
+                if settle != cash:
+                    self._fail(f"{field}.venues.{self.assets[assets[j]]}", f"perps '{name}' "
+                               f"settle in {self.assets[settle]}, not the desk's cash "
+                               f"{self.assets[cash]}")
+                if cfg.perp_margin < self.perps.initial_margin[venue[j]]:
+                    self._fail(f"{field}.perp_margin", "must be >= the market's initial "
+                               f"margin ({self.perps.initial_margin[venue[j]]:g})")
+        capital = self._amounts(f"{field}.capital", cfg.capital, cfg.count)
+        balance = np.zeros((cfg.count, m))
+        for a_ in assets:
+            balance[:, a_] += capital * cfg.base_share / len(assets) / p0[a_]
+        balance[:, cash] += capital * (1 - cfg.base_share) / p0[cash]
+        for asset in cfg.delta_target_usd:
+            if asset not in cfg.venues:
+                self._fail(f"{field}.delta_target_usd.{asset}", "not a hedged asset (venues: "
+                           f"{', '.join(cfg.venues)})")
+        owner = (int(self.perps.book.owner.max()) + 1 if len(self.perps.book) else 0) + (
+            0 if self.delta_hedgers is None or field.endswith("delta_hedgers")
+            else len(self.delta_hedgers))
+        return dict(balance=balance, own=balance.copy(), assets=assets, venue_kind=kind,
+                    venue=venue, cash=cash, band_usd=cfg.band_usd,
+                    every=round(cfg.every_hours / self.dt_hours),
+                    target_usd=[cfg.delta_target_usd.get(self.assets[a_], 0.0)
+                                for a_ in assets],
+                    spot_fee=cfg.spot_fee, perp_margin=cfg.perp_margin,
+                    perp_owner=owner + np.arange(cfg.count))
+
     def _build_option_traders(self, field: str, cfg) -> None:
         p0 = self.prices[0]
         n = cfg.count
@@ -510,7 +582,8 @@ class Construction:
             owner = len(self.options.book) + np.arange(n)  # unique across populations
             rows, premium = self.options.trade(owner, p, asset, kind, strike, expiry,
                                                sign * notional / p0[asset], price=p0,
-                                               now_hours=0.0)
+                                               now_hours=0.0,
+                                               on_forward=cfg.underlying == "perp")
         except ProtocolError as e:
             self._fail(field, str(e))
         table = OptionTraderTable(rows, self.options.settlement_asset[p])

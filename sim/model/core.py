@@ -83,6 +83,9 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.liquidation_passes = 0
         self.hedge_sold = np.zeros(len(self.assets))  # base tokens the delta hedgers sold
         self.hedge_cost = 0.0  # what their trades cost beyond value (fees and impact)
+        self.vol_arb_hedge_cost = 0.0
+        self.vol_arb_hedge_sold = np.zeros(len(self.assets))
+        self.options.forward = self.oracles.price.copy()
         self.mm_pnl = MarketMakerPnL(self)
         self.recorder = Recorder(self.n_steps, {
             "asset": self.assets, "protocol": self.protocol_names,
@@ -99,6 +102,8 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.volume = dict.fromkeys(AGENT_KINDS, 0.0)
         self.hedge_sold = np.zeros(len(self.assets))
         self.hedge_cost = 0.0
+        self.vol_arb_hedge_cost = 0.0
+        self.vol_arb_hedge_sold = np.zeros(len(self.assets))
         self.lending.accrue(self.dt_hours)
         self.staking.accrue(self.dt_hours)
         self.cdps.drip(self.dt_hours)
@@ -137,15 +142,12 @@ class StressModel(Construction, Accounting, mesa.Model):
             self.volume["vault_owner"] += owners.act(self.cdps, self.oracles.price)
         for traders in self.perp_traders:
             traders.act(self.perps, self.oracles.price)
-        if self.delta_hedgers is not None:
-            sold = self.delta_hedgers.act(t, self._vault_option_delta(), self.amm, ext, self.rng)
-            self.hedge_sold = sold
-            self.hedge_cost = self.delta_hedgers.cost
-            self.volume["hedger"] = np.abs(sold) @ ext
+        self._desks(t, ext)
         unwinds = [(p, shocks.manipulate(self.amm, p, size, self.external))
                    for p, size in self.shocks.manipulations(t)]
         stale = self.shocks.stale_assets(t)
         self.oracles.update(t, self.prices[: t + 1], self.amm.spot(), stale)
+        self.options.forward = self.oracles.price.copy()
         self.gas_multiplier = self.shocks.gas_multiplier(t)
         for table in (self.liquidators, self.keepers):
             if len(table):
@@ -204,6 +206,7 @@ class StressModel(Construction, Accounting, mesa.Model):
             self._price_receipts(t)
             self._price_issued(t)
             self.oracles.update(t, self.prices[: t + 1], self.amm.spot(), stale)
+            self.options.forward = self.oracles.price.copy()
         return stats, totals, rounds
 
     def _perp_liquidations(self) -> float:
@@ -216,6 +219,9 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.perp_stats[:, :fund] += stats[:, :fund]
         for traders in self.perp_traders:
             traders.receive(payout)
+        for desk in (self.delta_hedgers, self.vol_arbitrageurs):
+            if desk is not None:
+                desk.receive(self.perps, payout)
         traded = self.perps.rehedge(self.amm)  # base tokens per market
         self.volume["perp_trader"] += traded @ self.prices[self.t, self.perps.market_asset]
         return float(stats[:, perps_kernel.N_LIQUIDATIONS].sum())
@@ -249,15 +255,49 @@ class StressModel(Construction, Accounting, mesa.Model):
         """
         if not self.option_names:
             return
-        window = max(2, round(REALISED_WINDOW_HOURS / self.dt_hours))
-        past = np.log(self.prices[max(0, t - window): t + 1])
-        if len(past) >= 3:
-            returns = np.diff(past, axis=0)
-            realised = np.sqrt((returns ** 2).mean(axis=0) * HOURS_PER_YEAR / self.dt_hours)
+        realised = self._realised_vol(max(2, round(REALISED_WINDOW_HOURS / self.dt_hours)))
+        if realised is not None:
             self.options.surface.react(realised, self.dt_hours)
         rows, payoff = self.options.settle(self.oracles.price, t * self.dt_hours)
         for traders in self.option_traders:
             traders.receive(rows, payoff)
+        if self.vol_arbitrageurs is not None:
+            self.vol_arbitrageurs.settle(rows, payoff)
+
+    def _realised_vol(self, window: int) -> np.ndarray | None:
+        """Realised volatility per asset over the last ``window`` steps (None: too early).
+
+        The root mean square of the external log returns, annualised (realised variance,
+        not demeaned: a steady fall is volatility too).
+        """
+        past = np.log(self.prices[max(0, self.t - window): self.t + 1])
+        if len(past) < 3:
+            return None
+        returns = np.diff(past, axis=0)
+        return np.sqrt((returns ** 2).mean(axis=0) * HOURS_PER_YEAR / self.dt_hours)
+
+    def _desks(self, t: int, ext: np.ndarray) -> None:
+        """Volatility arbitrageurs trade options and hedge them; delta hedgers hedge the vault.
+
+        The arbitrageurs trade first, so the vault's hedgers see their trades.
+        """
+        venues = dict(amm=self.amm, perps=self.perps, price=ext,
+                      oracle_price=self.oracles.price, external=self.external, rng=self.rng)
+        now = t * self.dt_hours
+        va = self.vol_arbitrageurs
+        if va is not None:
+            realised = self._realised_vol(self.vol_window)
+            if realised is not None:
+                va.trade(t, self.options, realised, price=ext, now_hours=now, rng=self.rng)
+            sold = va.hedge(t, va.option_greeks(self.options, ext, now)[1], **venues)
+            self.volume["vol_arbitrageur"] = np.abs(sold) @ ext
+            self.vol_arb_hedge_cost = va.cost
+            self.vol_arb_hedge_sold = sold
+        if self.delta_hedgers is not None:
+            sold = self.delta_hedgers.act(t, self._vault_option_delta(), **venues)
+            self.hedge_sold = sold
+            self.hedge_cost = self.delta_hedgers.cost
+            self.volume["hedger"] = np.abs(sold) @ ext
 
     def _vault_option_delta(self) -> np.ndarray:
         """The hedged options vault's delta per asset at market prices: minus the traders'."""

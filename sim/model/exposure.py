@@ -36,6 +36,7 @@ from sim.agents import (
     perp_trader,
     redeemer,
     vault_owner,
+    vol_arbitrageur,
 )
 from sim.engine.lp_greeks import lp_greeks
 from sim.model.kinds import AGENT_KINDS
@@ -179,11 +180,22 @@ def delta(model, coll: np.ndarray | None = None, debt: np.ndarray | None = None
     for traders in model.option_traders:  # wallets and the writers' locked collateral
         out[kinds["option_trader"], traders.settlement] += (
             traders.wallet.sum() + opt.book.collateral[traders.rows].sum())
-    if model.delta_hedgers is not None:
-        out[kinds["hedger"]] += model.delta_hedgers.balance.sum(0)
+    for kind in ("hedger", "vol_arbitrageur"):  # tokens and perp positions of the desks
+        desk = _desk(model, kind)
+        if desk is not None:
+            out[kinds[kind]] += desk.balance.sum(0) + desk.perp_size(pm).sum(0)
+            out[kinds[kind], desk.cash] += desk.perp_equity(pm, price).sum()
+    if model.vol_arbitrageurs is not None:
+        out[kinds["vol_arbitrageur"], model.vol_arbitrageurs.cash] += opt.book.collateral[
+            model.vol_arbitrageurs.rows].sum()
     _add_options(model, out, greek=1)
     out[-1] = model.external + model.gas_sink
     return out
+
+
+def _desk(model, kind: str):
+    """The ``HedgingTable`` of a desk kind (``hedger`` or ``vol_arbitrageur``), or None."""
+    return model.delta_hedgers if kind == "hedger" else model.vol_arbitrageurs
 
 
 def _add_options(model, out: np.ndarray, greek: int) -> None:
@@ -196,8 +208,12 @@ def _add_options(model, out: np.ndarray, greek: int) -> None:
     per_unit = opt.greeks(model.prices[model.t], model.t * model.dt_hours, live)[greek]
     held = per_unit * b.size[live]
     m = out.shape[1]
-    holder = np.bincount(b.asset[live], weights=held, minlength=m)
-    out[AGENT_KINDS.index("option_trader")] += holder
+    arb = np.zeros(len(b), dtype=bool)
+    if model.vol_arbitrageurs is not None:
+        arb[model.vol_arbitrageurs.rows] = True
+    for kind, mine in (("option_trader", ~arb[live]), ("vol_arbitrageur", arb[live])):
+        out[AGENT_KINDS.index(kind)] += np.bincount(b.asset[live[mine]], weights=held[mine],
+                                                    minlength=m)
     for p, name in enumerate(opt.names):
         mine = b.protocol[live] == p
         out[len(AGENT_KINDS) + model.protocol_names.index(name)] -= np.bincount(
@@ -326,8 +342,20 @@ def of_agent(model, agent) -> dict[str, np.ndarray]:
             d[a] += greeks[1][0] * b.size[agent.row]
             g[a] += greeks[2][0] * b.size[agent.row]
             v[a] += greeks[3][0] * b.size[agent.row]
-    elif isinstance(agent, delta_hedger.DeltaHedger):
-        d += model.delta_hedgers.balance[agent.row]
+    elif isinstance(agent, delta_hedger.DeltaHedger | vol_arbitrageur.VolArbitrageur):
+        desk = _desk(model, agent.kind)
+        pm, k = model.perps, agent.row
+        d += desk.balance[k] + desk.perp_size(pm)[k]
+        d[desk.cash] += desk.perp_equity(pm, model.oracles.price)[k]
+        if agent.kind == "vol_arbitrageur":
+            opt, rows = model.options, desk.book_rows(model.options, k)
+            d[desk.cash] += opt.book.collateral[rows].sum()
+            if len(rows):
+                greeks = opt.greeks(model.prices[model.t], model.t * model.dt_hours, rows)
+                a, size = opt.book.asset[rows], opt.book.size[rows]
+                d += np.bincount(a, weights=greeks[1] * size, minlength=m)
+                g += np.bincount(a, weights=greeks[2] * size, minlength=m)
+                v += np.bincount(a, weights=greeks[3] * size, minlength=m)
     else:
         raise TypeError(f"no exposure rule for {type(agent).__name__}")
     return {"delta": d, "gamma": g, "vega": v}

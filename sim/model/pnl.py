@@ -34,8 +34,10 @@ def market_maker_value(model) -> float:
     if len(live):
         per_unit = opt.greeks(ext, model.t * model.dt_hours, live)[0]
         value -= float((per_unit * b.size[live]) @ ext[opt.settlement_asset[b.protocol[live]]])
-    if model.delta_hedgers is not None:
-        value += float(model.delta_hedgers.balance.sum(0) @ ext)
+    h = model.delta_hedgers
+    if h is not None:
+        value += float(h.balance.sum(0) @ ext)
+        value += float(h.perp_equity(model.perps, ext).sum() * ext[h.cash])
     return value
 
 
@@ -62,8 +64,9 @@ def market_maker_greeks(model) -> tuple[np.ndarray, np.ndarray, np.ndarray, floa
                          ** surface.term[a], 0.0)
         np.add.at(vega, a, owed * v * moves)
         theta = float(owed @ th)
-    if model.delta_hedgers is not None:
-        delta += model.delta_hedgers.balance.sum(0)
+    h = model.delta_hedgers
+    if h is not None:
+        delta += h.balance.sum(0) + h.perp_size(model.perps).sum(0)
     return delta, gamma, vega, theta
 
 

@@ -22,6 +22,18 @@ settlement balance can go negative only as recorded bad debt. Writers (traders w
 the vault) write cash-secured puts only: the strike times the size is locked until expiry.
 Settlement tokens held by the protocol (``held``: the vaults and the writers' collateral)
 change only by premiums, collateral and payoffs: the model checks conservation.
+
+**Risk limits.** A vault may have limits per asset on its *cash gamma* ``gamma S^2 / 100``
+(how much the value of its delta changes for a 1% move of the underlying, USD) and its vega
+per volatility point ``vega / 100`` (USD), the units desks quote. A trade is taken only if
+it leaves the vault within both limits, or moves it toward them; trades are considered in
+order, so a book fills until the limit binds. A refused row stays in the book with
+``size == 0``.
+
+**Options on perps.** Rows with ``on_forward`` are options on a perpetual's mark (or a
+future): Black-76 with the forward ``F`` in place of spot, settled at ``F``. The forwards per
+asset are the protocol's mark feed ``forward`` (the model sets it from the perps' marks) or
+passed to a call; without either the spot prices are used.
 """
 
 from __future__ import annotations
@@ -121,63 +133,138 @@ class OptionsProtocols:
     """
 
     def __init__(self, names: list[str], *, settlement_asset, vault, surface: VolSurface,
-                 rate: float = 0.0):
+                 rate: float = 0.0, gamma_limit=None, vega_limit=None):
         self.names = list(names)
+        n = len(self.names)
+        self.gamma_limit = np.full(n, np.inf) if gamma_limit is None else \
+            np.asarray(gamma_limit, dtype=np.float64).copy()
+        self.vega_limit = np.full(n, np.inf) if vega_limit is None else \
+            np.asarray(vega_limit, dtype=np.float64).copy()
         self.settlement_asset = np.asarray(settlement_asset, dtype=np.int64)
         self.vault = np.asarray(vault, dtype=np.float64).copy()
         self.surface = surface
         self.rate = float(rate)
         self.book = OptionBook()
+        self.forward: np.ndarray | None = None  # the perp marks options on perps are on
         self.bad_debt = np.zeros(len(self.names))
 
     def __len__(self) -> int:
         return len(self.names)
 
-    def greeks(self, price: np.ndarray, now_hours: float, rows=None
+    def underlying_price(self, price: np.ndarray, rows, forward=None) -> np.ndarray:
+        """The price each row's option is on: spot, or the forward for ``on_forward`` rows."""
+        b = self.book
+        rows = np.asarray(rows, dtype=np.int64)
+        s = np.asarray(price, dtype=np.float64)[b.asset[rows]]
+        forward = self.forward if forward is None else forward
+        if forward is not None:
+            s = np.where(b.on_forward[rows], np.asarray(forward, dtype=np.float64)[
+                b.asset[rows]], s)
+        return s
+
+    def greeks(self, price: np.ndarray, now_hours: float, rows=None, forward=None
                ) -> tuple[np.ndarray, ...]:
         """(value, delta, gamma, vega, theta) per option unit of the rows, at ``price``.
 
-        ``price`` is per asset (the underlying's spot, or its perp mark for options on the
-        forward); volatility from the surface; expired rows are worth their intrinsic value.
+        ``price`` is per asset (the underlying's spot); ``forward``, per asset, is the perp
+        mark or future that ``on_forward`` rows are on (default: ``price``). Volatility from
+        the surface; expired rows are worth their intrinsic value.
         """
         b = self.book
         rows = np.arange(len(b)) if rows is None else np.asarray(rows, dtype=np.int64)
-        n = len(rows)
+        if len(rows) == 0:
+            return tuple(np.zeros(0) for _ in range(5))
+        return self.quote(b.asset[rows], b.kind[rows], b.strike[rows], b.expiry[rows],
+                          self.underlying_price(price, rows, forward), now_hours,
+                          on_forward=b.on_forward[rows])
+
+    def quote(self, asset, kind, strike, expiry_hours, underlying, now_hours: float, *,
+              on_forward=False) -> tuple[np.ndarray, ...]:
+        """(value, delta, gamma, vega, theta) per unit of options not (yet) in the book.
+
+        ``underlying`` is each option's spot (Black-Scholes) or, with ``on_forward``, its
+        forward (Black-76); arrays broadcast together.
+        """
+        asset, kind, k, expiry, s, fwd = np.broadcast_arrays(
+            np.asarray(asset, dtype=np.int64), np.asarray(kind, dtype=np.int64),
+            np.asarray(strike, dtype=np.float64), np.asarray(expiry_hours, dtype=np.float64),
+            np.asarray(underlying, dtype=np.float64), np.asarray(on_forward, dtype=np.bool_))
+        n = len(np.atleast_1d(s))
+        asset, kind, k, expiry, s, fwd = (np.atleast_1d(x) for x in
+                                          (asset, kind, k, expiry, s, fwd))
         out = [np.zeros(n) for _ in range(5)]
-        if n == 0:
-            return tuple(out)
-        s = np.asarray(price, dtype=np.float64)[b.asset[rows]]
-        t = np.maximum(b.expiry[rows] - now_hours, 0.0) / HOURS_PER_YEAR
-        k = b.strike[rows]
+        t = np.maximum(expiry - now_hours, 0.0) / HOURS_PER_YEAR
         rate = np.full(n, self.rate)
-        vol = self.surface.vol(b.asset[rows], k, s, t)
-        for forward in (False, True):
-            mask = b.on_forward[rows] == forward
+        vol = self.surface.vol(asset, k, s, t)
+        for on_fwd in (False, True):
+            mask = fwd == on_fwd
             if not mask.any():
                 continue
             parts = [np.empty(int(mask.sum())) for _ in range(5)]
-            if forward:
-                black76(b.kind[rows][mask], s[mask], k[mask], t[mask], vol[mask], rate[mask],
-                        *parts)
+            if on_fwd:
+                black76(kind[mask], s[mask], k[mask], t[mask], vol[mask], rate[mask], *parts)
             else:
-                black_scholes(b.kind[rows][mask], s[mask], k[mask], t[mask], vol[mask],
-                              rate[mask], np.zeros(int(mask.sum())), *parts)
+                black_scholes(kind[mask], s[mask], k[mask], t[mask], vol[mask], rate[mask],
+                              np.zeros(int(mask.sum())), *parts)
             for o, part in zip(out, parts, strict=True):
                 o[mask] = part
         return tuple(out)
 
+    def risk(self, protocol: int, price: np.ndarray, now_hours: float, n_assets: int,
+             forward=None) -> tuple[np.ndarray, np.ndarray]:
+        """The vault's cash gamma ``gamma S^2 / 100`` and vega ``vega / 100`` per asset (USD).
+
+        The vault holds the opposite of every open row of its protocol.
+        """
+        b = self.book
+        live = np.flatnonzero((b.size != 0) & (b.protocol == protocol))
+        _, _, gam, veg, _ = self.greeks(price, now_hours, live, forward)
+        s = self.underlying_price(price, live, forward)
+        w = -b.size[live]
+        return (np.bincount(b.asset[live], weights=w * gam * s * s / 100.0, minlength=n_assets),
+                np.bincount(b.asset[live], weights=w * veg / 100.0, minlength=n_assets))
+
+    def _within_limits(self, rows: np.ndarray, size: np.ndarray, gam: np.ndarray,
+                       veg: np.ndarray, price, now_hours: float, forward) -> np.ndarray:
+        """Which new ``rows`` the vaults take, in order, under their gamma and vega limits."""
+        b = self.book
+        take = np.ones(len(rows), dtype=bool)
+        n_assets = int(b.asset.max()) + 1
+        s = self.underlying_price(price, rows, forward)
+        for p in np.unique(b.protocol[rows]):
+            if np.isinf(self.gamma_limit[p]) and np.isinf(self.vega_limit[p]):
+                continue
+            mine = b.protocol[rows] == p
+            b.size[rows[mine]] = 0.0  # the vault's risk before the new rows
+            g, v = self.risk(p, price, now_hours, n_assets, forward)
+            b.size[rows[mine]] = size[mine]
+            for i in np.flatnonzero(mine):
+                a = b.asset[rows[i]]
+                dg = -size[i] * gam[i] * s[i] ** 2 / 100.0
+                dv = -size[i] * veg[i] / 100.0
+                ok_g = abs(g[a] + dg) <= self.gamma_limit[p] or abs(g[a] + dg) < abs(g[a])
+                ok_v = abs(v[a] + dv) <= self.vega_limit[p] or abs(v[a] + dv) < abs(v[a])
+                if ok_g and ok_v:
+                    g[a] += dg
+                    v[a] += dv
+                else:
+                    take[i] = False
+        return take
+
     def trade(self, owner, protocol, asset, kind, strike, expiry_hours, size, *, price,
-              now_hours: float, on_forward=False) -> tuple[slice, np.ndarray]:
-        """Open positions against the vault at the surface's price.
+              now_hours: float, on_forward=False, forward=None) -> tuple[slice, np.ndarray]:
+        """Open positions against the vault at the surface's price, within its limits.
 
         A trader who writes (``size < 0``) sells the option to the vault and must secure
         it: only puts, cash-secured, with ``strike * |size|`` settlement tokens locked as
         collateral until expiry (a written call would need the underlying: not offered).
+        Rows the vault's gamma or vega limit refuses keep ``size == 0``.
 
         Returns:
             (rows, premium per row in settlement tokens: paid by the trader when > 0, i.e.
-            buying; received when < 0, i.e. writing). The caller moves the trader's tokens
-            (premium, and for writers the collateral in ``book.collateral``).
+            buying; received when < 0, i.e. writing; 0 for a refused row). The caller moves
+            the trader's tokens (premium, and for writers the collateral in
+            ``book.collateral``).
         """
         size = np.atleast_1d(np.asarray(size, dtype=np.float64))
         kind = np.broadcast_to(np.asarray(kind, dtype=np.int64), size.shape)
@@ -193,8 +280,12 @@ class OptionsProtocols:
         rows = self.book.append(owner=owner, protocol=protocol, asset=asset, kind=kind,
                                 on_forward=on_forward, strike=strike, expiry=expiry_hours,
                                 size=size, collateral=np.where(size < 0, -size * strike, 0.0))
-        value = self.greeks(price, now_hours, np.arange(rows.start, rows.stop))[0]
-        premium = size * value
+        new = np.arange(rows.start, rows.stop)
+        value, _, gam, veg, _ = self.greeks(price, now_hours, new, forward)
+        take = self._within_limits(new, size, gam, veg, price, now_hours, forward)
+        self.book.size[new[~take]] = 0.0
+        self.book.collateral[new[~take]] = 0.0
+        premium = np.where(take, size * value, 0.0)
         after = self.vault + np.bincount(self.book.protocol[rows], weights=premium,
                                          minlength=len(self.vault))
         if np.any(after < 0):
@@ -204,8 +295,11 @@ class OptionsProtocols:
         self.vault = after
         return rows, premium
 
-    def settle(self, price: np.ndarray, now_hours: float) -> tuple[np.ndarray, np.ndarray]:
+    def settle(self, price: np.ndarray, now_hours: float, forward=None
+               ) -> tuple[np.ndarray, np.ndarray]:
         """Settle every option expired by ``now_hours`` at ``price``; close its row.
+
+        Options on a forward settle at ``forward`` (per asset; default ``price``).
 
         Returns:
             (rows settled, settlement tokens paid to each row's owner: a holder's payoff, or
@@ -216,7 +310,7 @@ class OptionsProtocols:
         rows = np.flatnonzero((b.size != 0) & (b.expiry <= now_hours))
         if len(rows) == 0:
             return rows, np.zeros(0)
-        s = np.asarray(price, dtype=np.float64)[b.asset[rows]]
+        s = self.underlying_price(price, rows, forward)
         intrinsic = np.maximum(b.kind[rows] * (s - b.strike[rows]), 0.0)
         payoff = b.size[rows] * intrinsic
         for p in range(len(self.names)):

@@ -274,12 +274,22 @@ class OptionsMarket(Strict):
 
 
 class Options(Strict):
-    """European options written by the protocol's vault, cash-settled in ``settlement``."""
+    """European options written by the protocol's vault, cash-settled in ``settlement``.
+
+    The vault's risk limits, per asset: it refuses a trade that would take its gamma
+    (``gamma S^2 / 100``, the change of its delta's value for a 1% move) or its vega
+    (``vega / 100``, per volatility point) beyond them; a trade that reduces them is always
+    taken.
+    """
 
     kind: Literal["options"]
     settlement: str
     vault: NonNegativeFloat = Field(0.0, description="Settlement tokens in the writer vault")
     rate: float = Field(0.0, description="Continuously compounded rate for discounting")
+    gamma_limit_usd: PositiveFloat | None = Field(
+        None, description="Most |gamma S^2 / 100| of the vault per asset; none: no limit")
+    vega_limit_usd: PositiveFloat | None = Field(
+        None, description="Most |vega / 100| of the vault per asset; none: no limit")
     markets: dict[str, OptionsMarket] = Field(min_length=1)
 
 

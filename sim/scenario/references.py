@@ -259,14 +259,43 @@ def check_references(s: Scenario) -> None:
             if asset not in opt.markets:
                 fail(f"{here}.markets.{asset}", f"'{asset}' is not a market of "
                      f"'{t.protocol}' (markets: {', '.join(opt.markets)})")
-    if a.delta_hedgers is not None:
-        h = a.delta_hedgers
-        opt = need_protocol("agents.delta_hedgers.protocol", h.protocol, Options, "options")
-        for asset, pool in h.pools.items():
+        if t.underlying == "perp":
+            if t.perp is None:
+                fail(f"{here}.perp", "name the perpetuals protocol the options are on")
+            perp = need_protocol(f"{here}.perp", t.perp, Perpetuals, "perpetuals")
+            for asset in t.markets:
+                if asset not in perp.markets:
+                    fail(f"{here}.markets.{asset}", f"'{asset}' is not a market of "
+                         f"'{t.perp}' (markets: {', '.join(perp.markets)})")
+        elif t.perp is not None:
+            fail(f"{here}.perp", "only for underlying = \"perp\"")
+    for here in ("agents.delta_hedgers", "agents.vol_arbitrageurs"):
+        h = getattr(a, here.split(".")[1])
+        if h is None:
+            continue
+        opt = need_protocol(f"{here}.protocol", h.protocol, Options, "options")
+        if h.cash is not None:
+            need_asset(f"{here}.cash", h.cash)
+        for asset, venue in h.venues.items():
+            field = f"{here}.venues.{asset}"
             if asset not in opt.markets:
-                fail(f"agents.delta_hedgers.pools.{asset}", f"'{asset}' is not a market of "
-                     f"'{h.protocol}' (markets: {', '.join(opt.markets)})")
-            need_pool_of(f"agents.delta_hedgers.pools.{asset}", pool, asset, "trades")
+                fail(field, f"'{asset}' is not a market of '{h.protocol}' (markets: "
+                     f"{', '.join(opt.markets)})")
+            if venue == "spot":
+                continue
+            kind = s.protocols.get(venue)
+            if isinstance(kind, Perpetuals):
+                if asset not in kind.markets:
+                    fail(field, f"'{asset}' is not a market of '{venue}' (markets: "
+                         f"{', '.join(kind.markets)})")
+            elif isinstance(kind, Pool):
+                need_pool_of(field, venue, asset, "trades")
+            else:
+                fail(field, f"'{venue}' is not a pool, a perpetuals protocol or \"spot\"")
+        if h.cash is None and not any(isinstance(s.protocols.get(v), Pool)
+                                      for v in h.venues.values()):
+            fail(f"{here}.cash", "needed when no venue is a pool (the token the desk holds "
+                 "besides the hedged assets)")
     for here, h in a.populations("holders"):
         need_asset(f"{here}.token", h.token)
         need_pool_of(f"{here}.pool", h.pool, h.token, "sells")

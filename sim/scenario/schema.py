@@ -430,7 +430,9 @@ class OptionTraders(Strict):
     ``call_share``, on an asset drawn by ``markets`` weights, with strike ``moneyness`` times
     spot and expiry ``expiry_hours`` from now, for ``position_value`` of notional
     (numeraire). Writers (``side = "write"``) sell cash-secured puts to the vault instead
-    (``call_share`` must be 0).
+    (``call_share`` must be 0). With ``underlying = "perp"`` the options are on the asset's
+    perpetual (``perp``, a perpetuals protocol listing it): Black-76 on the perp's mark,
+    settled at the mark.
     """
 
     count: PositiveInt = 50
@@ -438,6 +440,10 @@ class OptionTraders(Strict):
     markets: dict[str, PositiveFloat] = Field(min_length=1)
     side: Literal["buy", "write"] = Field(
         "buy", description="Buy from the vault, or write cash-secured puts to it")
+    underlying: Literal["spot", "perp"] = Field(
+        "spot", description="Options on the spot price (Black-Scholes) or on a perpetual's "
+        "mark (Black-76)")
+    perp: str | None = Field(None, description="The perpetuals protocol, for underlying = perp")
     call_share: Fraction = 0.5
     moneyness: Distribution = Field(
         default_factory=lambda: Uniform(dist="uniform", low=0.8, high=1.2),
@@ -447,23 +453,73 @@ class OptionTraders(Strict):
     position_value: Distribution = Field(description="Notional per option (numeraire)")
 
 
-class DeltaHedgers(Strict):
+class HedgingDesk(Strict):
+    """What every desk that hedges its delta has: capital, venues, a band and a frequency.
+
+    Capital (numeraire) is split between the desk's own holding of each hedged asset
+    (``base_share``, the inventory it hedges around) and its ``cash`` token. Every
+    ``every_hours`` it trades each hedged asset on its venue (``venues``: asset -> venue) so
+    that its options delta plus its inventory beyond its own holding (and its perp positions)
+    equals ``delta_target_usd`` (at the market price), when it is more than ``band_usd``
+    away. A venue is a pool whose base is the asset (fees and price impact by the pool's
+    formula), a perpetuals protocol listing the asset (a perp position margined in its
+    settlement token, which must be ``cash``: no price impact, funding paid or earned), or
+    ``"spot"``: the outside market at the external price, paying ``spot_fee`` a trade.
+    """
+
+    capital: Distribution
+    venues: dict[str, str] = Field(
+        min_length=1, description="asset -> pool, perpetuals protocol or \"spot\"")
+    cash: str | None = Field(None, description="Token of the desk's cash; default: the quote "
+                             "of its pools (required with only spot or perp venues)")
+    base_share: Fraction = 0.5
+    band_usd: NonNegativeFloat = 10_000.0
+    every_hours: PositiveFloat = 1.0
+    delta_target_usd: dict[str, float] = Field(
+        default_factory=dict, description="asset -> net delta it aims at (USD); default 0")
+    spot_fee: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.0005, description="Fee per spot trade (a share of its value)")
+    perp_margin: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        0.2, description="Margin posted per unit of perp notional (>= the initial margin)")
+
+
+class DeltaHedgers(HedgingDesk):
     """The market makers of an options protocol's vault, who keep its net delta flat.
 
-    Capital (numeraire) is split between their own holding of each hedged asset
-    (``base_share``) and the pools' quote tokens. Every ``every_hours`` they trade each
-    hedged asset on its pool (``pools``: asset -> pool, the asset as base) so that the
-    vault's option delta plus their inventory beyond their own holding is zero, when it is
-    more than ``band_usd`` away. They start hedged.
+    The delta they hedge is the vault's option delta (minus the traders'). They start hedged.
     """
 
     count: PositiveInt = 1
     protocol: str
-    pools: dict[str, str] = Field(min_length=1)
-    capital: Distribution
-    base_share: Fraction = 0.5
-    band_usd: NonNegativeFloat = 10_000.0
-    every_hours: PositiveFloat = 1.0
+
+
+class VolArbitrageurs(HedgingDesk):
+    """Volatility arbitrage: trade implied against realised volatility, delta-hedged.
+
+    Every ``trade_every_hours``, for each asset of ``venues``, a trader compares the surface's
+    at-the-money implied volatility at ``tenor_hours`` with the realised volatility of the
+    asset over the last ``window_hours`` (root mean square of the log returns, annualised).
+    When implied exceeds realised by more than ``edge`` it sells volatility: it writes an
+    at-the-money cash-secured put to the vault; when realised exceeds implied by more than
+    ``edge`` it buys volatility: an at-the-money straddle (a call and a put). Each trade is
+    ``trade_value`` of notional per option, and is made only while the trader's cash covers
+    it and its gamma and vega stay within ``gamma_limit_usd`` (the change of its delta's
+    value for a 1% move: ``gamma S^2 / 100``) and ``vega_limit_usd`` (value per volatility
+    point: ``vega / 100``), per asset. It delta-hedges its options like a delta hedger and
+    holds them to expiry (hedging every ``every_hours``).
+    """
+
+    count: PositiveInt = 1
+    protocol: str
+    trade_every_hours: PositiveFloat = 24.0
+    edge: NonNegativeFloat = Field(0.05, description="Implied minus realised vol that trades")
+    tenor_hours: PositiveFloat = 168.0
+    window_hours: PositiveFloat = 24.0
+    trade_value: PositiveFloat = Field(description="Notional per option traded (numeraire)")
+    gamma_limit_usd: PositiveFloat | None = Field(
+        None, description="Most |gamma S^2 / 100| per asset (USD per 1% move); none: no limit")
+    vega_limit_usd: PositiveFloat | None = Field(
+        None, description="Most |vega / 100| per asset (USD per vol point); none: no limit")
 
 
 class VaultOwners(Strict):
@@ -543,6 +599,7 @@ class Agents(Strict):
     option_traders: Annotated[list[OptionTraders], BeforeValidator(
         _as_list, json_schema_input_type=OptionTraders | list[OptionTraders])] | None = None
     delta_hedgers: DeltaHedgers | None = None
+    vol_arbitrageurs: VolArbitrageurs | None = None
     perp_traders: Annotated[list[PerpTraders], BeforeValidator(
         _as_list, json_schema_input_type=PerpTraders | list[PerpTraders])] | None = None
 
