@@ -191,7 +191,7 @@ class Accounting:
         lp_pnl = np.full(n_proto, np.nan)
         pulled = np.full(n_proto, np.nan)
         mm = self.market_makers
-        if mm is not None:  # one P&L for the pool's makers: their sum over their deposits'
+        if mm is not None:  # the pool's makers together: summed P&L over summed deposit value
             k = self.protocol_names.index(self.pool_names[mm.pool])
             lp_pnl[k] = mm.pnl(amm, ext).sum() / (mm.deposit.sum(0) @ ext)
             pulled[k] = mm.liquidity_pulled(amm, ext)
