@@ -33,6 +33,12 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "pool_depth": (("protocol",), "USD", "base volume that moves the pool price 10%"),
     "pool_reserve_base": (("protocol",), "tokens", "pool reserve of the base token"),
     "pool_reserve_quote": (("protocol",), "tokens", "pool reserve of the quote token"),
+    "lp_pnl": (("protocol",), "1", "pools with market makers: their P&L against holding what "
+               "they deposited (impermanent loss plus fees, external prices), per unit of the "
+               "deposit's value (the quantity loss_limit bounds)"),
+    "liquidity_pulled": (("protocol",), "1", "pools with market makers: share of their "
+                         "holdings out of the pool (their wallets), by value at external "
+                         "prices"),
     "liquidated_value": (("protocol",), "USD", "debt repaid by liquidations in the step "
                          "(CDPs: stable raised by auctions; perpetuals: notional closed)"),
     "seized_collateral_value": (("protocol",), "USD", "collateral seized in the step"),

@@ -17,7 +17,7 @@ from tests.test_invariants import build, scenario_strategy
 
 EVERY_KIND = dict(second_protocol=True, staking=True, cdp=True, english=True, perps=True,
                   long_share=0.6, insurance=1e4, algorithmic=True, sale=2e6, accounts=True,
-                  options=True)
+                  options=True, loss_limit=0.01)
 
 
 def assert_owned(model):

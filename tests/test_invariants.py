@@ -39,6 +39,7 @@ def scenario_strategy():
         "long_share": st.floats(0.0, 1.0),
         "insurance": st.floats(0.0, 2e5),
         "sale": st.floats(1e5, 3e6),
+        "loss_limit": st.one_of(st.none(), st.floats(0.001, 0.1)),
     })
 
 
@@ -227,6 +228,8 @@ def build(params, steps=10):
     d["agents"]["lenders"]["fear_drawdown"] = {"dist": "uniform", "low": params["fear_low"],
                                                "high": params["fear_low"] + 0.2}
     d["shocks"] = params.get("shocks", [])
+    if params.get("loss_limit") is not None:  # market makers also pull back on losses
+        d["agents"]["market_makers"]["loss_limit"] = params["loss_limit"]
     if params["oracle_source"] == "external":
         d["protocols"]["eth_oracle"] = {"kind": "oracle", "asset": "WETH", "deviation": 0.005}
     if params.get("second_protocol"):

@@ -152,6 +152,56 @@ def test_gamma_squeeze_hedged_off_the_pool_leaves_it_at_the_market():
         float(sold["dex"][fall].sum()), rel=1e-9)
 
 
+def test_gamma_squeeze_lps_pull_back_when_their_impermanent_loss_crosses_the_limit():
+    # Variant: four market makers own "uni" and pull half their liquidity once their P&L
+    # against holding what they deposited falls below -0.1% (loss_limit = 0.001). The pool's
+    # fee is set to 0 so that P&L is the hand impermanent loss (fees aside): with the 0.3% fee
+    # the fees the squeeze pays them (0.06% of the deposit by hour 4) delay the pull by an
+    # hour. The volatility limit is out of reach: the loss rule acts alone.
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "gamma_squeeze.toml"
+    runs = {}
+    for limit in (None, 0.001):
+        data = tomllib.loads(path.read_text())
+        data["protocols"]["uni"]["fee"] = 0.0
+        makers = {"count": 4, "pool": "uni", "volatility_limit": 100.0, "pull_fraction": 0.5}
+        if limit is not None:
+            makers["loss_limit"] = limit
+        data["agents"]["market_makers"] = makers
+        runs[limit] = sim.run(parse_scenario(data, source=str(path)))
+    ds, stay = runs[0.001], runs[None]
+    # ETH falls linearly, r = 1 - 0.025 h: IL(0.925) = 2 sqrt(0.925) / 1.925 - 1 = -0.076% at
+    # hour 3, IL(0.9) = 2 sqrt(0.9) / 1.9 - 1 = -0.139% at hour 4 (Pintail 2019).
+    price = ds.external_price.sel(asset="WETH").values
+    r = price / price[0]
+    il = 2 * np.sqrt(r) / (1 + r) - 1
+    t = int(np.argmax(il < -0.001))
+    assert t == 4
+    assert il[3] == pytest.approx(-0.000759, abs=1e-6)
+    assert il[4] == pytest.approx(-0.001386, abs=1e-6)
+    uni = ds.sel(protocol="uni")
+    pulled = uni.liquidity_pulled.values
+    np.testing.assert_array_equal(pulled[:t], 0.0)
+    assert pulled[t] == pytest.approx(0.5, rel=1e-3)  # drifts with the pool's mix afterwards
+    assert np.all(pulled[t:] > 0.49)  # the price stays down: they stay out
+    # The pool's liquidity sqrt(x y) halves (zero fee: trades keep x y), and with it its depth:
+    # a constant-product pool's 10% depth is sqrt(x y) (1 / sqrt(0.9) - 1) sqrt(p) USD.
+    liquidity = np.sqrt(uni.pool_reserve_base.values * uni.pool_reserve_quote.values)
+    assert liquidity[t] / liquidity[t - 1] == pytest.approx(0.5, rel=1e-9)
+    p = uni.amm_price.values
+    depth = uni.pool_depth.values
+    assert depth[t] / depth[t - 1] == pytest.approx(0.5 * np.sqrt(p[t] / p[t - 1]), rel=1e-9)
+    assert p[t] == pytest.approx(float(stay.amm_price.sel(protocol="uni")[t]), rel=1e-9)
+    assert depth[t] / float(stay.pool_depth.sel(protocol="uni")[t]) == pytest.approx(0.5,
+                                                                                     rel=1e-9)
+    # Where the pool sits at the market (the end of hour 4) their P&L is the hand IL.
+    assert p[t] / price[t] == pytest.approx(1.0, abs=1e-9)
+    assert float(uni.lp_pnl[t]) == pytest.approx(il[t], rel=1e-6)
+    assert np.isnan(ds.lp_pnl.sel(protocol="aave")).all()
+    # Pulling back deepens the squeeze: aave, which reads the thinner pool, liquidates more.
+    liq = {k: float(v.liquidation_count.sel(protocol="aave").sum()) for k, v in runs.items()}
+    assert liq[0.001] > liq[None]
+
+
 def test_cross_margin_spreads_a_single_market_failure_isolated_contains_it():
     path = Path(__file__).resolve().parents[1] / "scenarios" / "isolated_vs_cross_margin.toml"
     runs = {}

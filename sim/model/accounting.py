@@ -198,6 +198,13 @@ class Accounting:
             rbase[idx] = amm.reserve_base
             rquote[idx] = amm.reserve_quote
             tvl[idx] = amm.reserve_base * ext[amm.base] + amm.reserve_quote * ext[amm.quote]
+        lp_pnl = np.full(n_proto, np.nan)
+        pulled = np.full(n_proto, np.nan)
+        mm = self.market_makers
+        if mm is not None:  # the pool's makers together: summed P&L over summed deposit value
+            k = self.protocol_names.index(self.pool_names[mm.pool])
+            lp_pnl[k] = mm.pnl(amm, ext).sum() / (mm.deposit.sum(0) @ ext)
+            pulled[k] = mm.liquidity_pulled(amm, ext)
         peg = np.full(n_proto, np.nan)
         queue = np.full(n_proto, np.nan)
         st = self.staking
@@ -239,6 +246,8 @@ class Accounting:
             "pool_depth": depth,
             "pool_reserve_base": rbase,
             "pool_reserve_quote": rquote,
+            "lp_pnl": lp_pnl,
+            "liquidity_pulled": pulled,
             "liquidated_value": (per_protocol(stats[:, ck.DEBT_REPAID_VALUE]) + cdp["repaid"]
                                  + perp["notional"]),
             "seized_collateral_value": (per_protocol(stats[:, ck.COLLATERAL_SEIZED_VALUE])

@@ -15,7 +15,7 @@ from sim.agents.holder import Holder, HolderTable
 from sim.agents.lender import Lender, LenderTable
 from sim.agents.leveraged_trader import AccountTrader, LeveragedTrader, TraderTable
 from sim.agents.liquidator import Keeper, Liquidator, LiquidatorTable
-from sim.agents.market_maker import MarketMaker, MarketMakerTable
+from sim.agents.market_maker import MarketMaker, MarketMakerTable, pool_tokens
 from sim.agents.option_trader import OptionTrader, OptionTraderTable
 from sim.agents.perp_trader import PerpTrader, PerpTraderTable
 from sim.agents.redeemer import Redeemer, RedeemerTable
@@ -357,8 +357,9 @@ class Construction:
             shares = np.full(cfg.count, self.amm.lp_supply[p] / cfg.count)
             window = max(2, round(cfg.volatility_window_hours / self.dt_hours))
             self.market_makers = MarketMakerTable(
-                p, shares, m, volatility_limit=cfg.volatility_limit,
-                pull_fraction=cfg.pull_fraction, window_steps=window)
+                p, shares, m, deposit=pool_tokens(self.amm, p, shares, m),
+                volatility_limit=cfg.volatility_limit, pull_fraction=cfg.pull_fraction,
+                window_steps=window, loss_limit=cfg.loss_limit)
             for row in range(cfg.count):
                 MarketMaker(self, row, protocols=(cfg.pool,))
 

@@ -131,7 +131,8 @@ class StressModel(Construction, Accounting, mesa.Model):
                                                                self.rng)
         if self.market_makers is not None:
             mm = self.market_makers
-            mm.act(self.amm, self.prices[: t + 1, self.amm.base[mm.pool]], self.dt_hours)
+            mm.act(self.amm, self.prices[: t + 1, self.amm.base[mm.pool]], self.dt_hours,
+                   prices=ext)
         drawdown = float(np.max(1.0 - ext / self.running_max))
         for lenders in self.lenders:
             lenders.act(self.lending, drawdown)

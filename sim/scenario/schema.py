@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from sim.scenario.base import Fraction, Strict
+from sim.scenario.base import Fraction, OpenFraction, Strict
 from sim.scenario.protocols import Protocol
 
 # --- distributions -------------------------------------------------------------------------
@@ -323,13 +323,27 @@ class MultiCollateralTraders(Strict):
 
 
 class MarketMakers(Strict):
-    """AMM liquidity providers that pull liquidity when realised volatility is high."""
+    """AMM liquidity providers that pull liquidity when volatility or their losses are high.
+
+    They own the pool's initial liquidity in equal shares. Each pulls ``pull_fraction`` of
+    its liquidity when realised volatility crosses ``volatility_limit`` or, with
+    ``loss_limit``, when its P&L against holding what it deposited falls below
+    ``-loss_limit`` of the deposit's value; it returns once volatility is under the limit and
+    the loss has recovered above half the limit (``sim.agents.market_maker``).
+    """
 
     count: PositiveInt = 5
     pool: str
-    volatility_limit: PositiveFloat = Field(1.5, description="Annualised realised volatility")
-    pull_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5  # an empty pool has no price
-    volatility_window_hours: PositiveFloat = 4.0
+    volatility_limit: PositiveFloat = Field(
+        1.5, description="Annualised realised volatility above which makers pull")
+    pull_fraction: OpenFraction = Field(  # an empty pool has no price
+        0.5, description="Share of a maker's liquidity it pulls (either rule)")
+    volatility_window_hours: PositiveFloat = Field(
+        4.0, description="Window of the realised volatility (hours)")
+    loss_limit: OpenFraction | None = Field(
+        None, description="A maker pulls when its P&L against holding its deposit (impermanent "
+        "loss plus fees, external prices) falls below -loss_limit of the deposit's value and "
+        "returns when it is back above -loss_limit / 2; default: losses never pull")
 
 
 class Liquidators(Strict):
