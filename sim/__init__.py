@@ -15,8 +15,9 @@ from sim.api import (
     run,
     write_results,
 )
+from sim.batch import run_batch
 from sim.errors import ResultsError, ScenarioError, SimError
 
 __all__ = ["ResultsError", "ScenarioError", "SimError", "__version__", "attribute_losses",
            "check", "load_scenario", "protocol_losses",
-           "open_results", "run", "write_results"]
+           "open_results", "run", "run_batch", "write_results"]

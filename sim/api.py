@@ -13,8 +13,10 @@ import xarray as xr
 from sim.metrics import protocol_debt_rank
 from sim.model import StressModel
 from sim.network import edge_table
-from sim.results import open_results, write_results
+from sim.results import open_results as open_run
+from sim.results import write_results
 from sim.scenario import Scenario, load_scenario
+from sim.store import is_batch, open_batch
 
 try:
     __version__ = version("sim")
@@ -64,6 +66,17 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None, steps: int 
         return ds.isel(round=slice(0, used))
     finally:
         _release(model)
+
+
+def open_results(path: str | Path, *, lazy: bool | None = None) -> xr.Dataset:
+    """Open results: a run (``results.nc`` or its folder) or a batch folder.
+
+    A batch opens as one Dataset with a ``run`` dim and the swept parameters as coordinates
+    on it (``sim.store``); ``lazy`` keeps its arrays as dask arrays (default: when large).
+    """
+    if is_batch(path):
+        return open_batch(path, lazy=lazy)
+    return open_run(path)
 
 
 def protocol_losses(ds: xr.Dataset) -> xr.DataArray:

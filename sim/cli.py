@@ -1,4 +1,4 @@
-"""The ``sim`` command: run, validate, plot, schema.
+"""The ``sim`` command: run, batch, validate, plot, schema.
 
 Bad input (a scenario that does not validate, a missing file, a bad option) prints one line
 to stderr and exits with code 2; never a traceback, never a half-written result.
@@ -52,6 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--steps", type=_positive, help="override simulation.steps")
     run.add_argument("--out", type=Path, help="output folder (default results/<scenario>)")
     run.add_argument("--no-plot", action="store_true", help="skip the chart")
+    batch = sub.add_parser("batch", help="run scenario files' [batch] designs (replications x "
+                           "sweeps) into one results store")
+    batch.add_argument("scenarios", type=Path, nargs="+")
+    batch.add_argument("--workers", type=_positive, default=os.cpu_count() or 1,
+                       help="worker processes (default: one per core)")
+    batch.add_argument("--out", type=Path, help="batch folder (default results/<scenario>-batch)")
+    batch.add_argument("--resume", action="store_true", help="run only what is not finished")
+    batch.add_argument("--replications", type=_positive, help="override batch.replications")
+    batch.add_argument("--seed", type=_non_negative, help="override batch.seed")
+    where = batch.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", help="address of a running Dask scheduler")
+    where.add_argument("--cluster", choices=["local"], help="start a Dask LocalCluster")
     val = sub.add_parser("validate", help="check a scenario file (and build its model)")
     val.add_argument("scenario", type=Path)
     plot = sub.add_parser("plot", help="draw the cascade chart of a result")
@@ -206,6 +218,29 @@ def _summary(ds, files: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from sim.batch import BatchInterrupted, run_batch
+    from sim.scenario import load_scenario
+
+    scenarios = [load_scenario(p) for p in args.scenarios]
+    out = args.out or Path("results") / f"{scenarios[0].name}-batch"
+    try:
+        report = run_batch(scenarios, out, workers=args.workers, scheduler=args.scheduler,
+                           cluster=args.cluster, resume=args.resume,
+                           replications=args.replications, seed=args.seed)
+    except BatchInterrupted as exc:
+        print(f"sim: {exc}", file=sys.stderr)
+        return 130
+    done = report.finished - report.skipped
+    print(f"batch {report.out}: {report.finished} of {report.runs} runs finished "
+          f"({done} now, {report.skipped} before), {report.failed} failed, "
+          f"{report.seconds:,.1f} s")
+    if report.failed:
+        print(f"  failures: {report.out / 'failed'} (their errors; --resume retries them)")
+    print(f"  open with sim.open_results({str(report.out)!r})")
+    return 0
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from sim.plots import cascade_figure, save_figure
     from sim.results import open_results
@@ -217,7 +252,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "plot": _cmd_plot,
+_COMMANDS = {"run": _cmd_run, "batch": _cmd_batch, "validate": _cmd_validate, "plot": _cmd_plot,
              "schema": _cmd_schema}
 
 

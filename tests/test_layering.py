@@ -27,8 +27,10 @@ ALLOWED = {
     "model": {"engine", "protocols", "agents", "market", "network", "shocks", "scenario",
               "results", "errors", "model", "contagion"},
     "metrics": {"contagion", "results"},
-    "api": {"model", "network", "metrics", "results", "scenario", "errors"},
-    "cli": {"api", "errors", "scenario", "results", "plots", "__init__"},
+    "store": {"errors"},
+    "api": {"model", "network", "metrics", "results", "scenario", "errors", "store"},
+    "batch": {"api", "scenario", "errors", "store"},
+    "cli": {"api", "batch", "errors", "scenario", "results", "plots", "store", "__init__"},
 }
 
 

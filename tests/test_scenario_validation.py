@@ -173,11 +173,11 @@ def test_json_schema_is_valid_json_and_closed():
     assert schema["type"] == "object"
     assert schema["additionalProperties"] is False
     assert set(schema["properties"]) == {"description", "simulation", "assets", "market",
-                                         "protocols", "edges", "shocks", "agents"}
+                                         "protocols", "edges", "shocks", "agents", "batch"}
     defs = schema["$defs"]
     for name in ("Simulation", "Asset", "Market", "GBM", "Jump", "LendingMarket", "Lending",
                  "ConstantProduct", "Oracle", "Lenders", "LeveragedTraders", "Liquidators",
-                 "Agents", "Uniform"):
+                 "Agents", "Uniform", "Batch", "Sample"):
         assert defs[name]["additionalProperties"] is False, name
     tables = [(p, n) for p, n in _objects(schema) if "properties" in n]
     assert len(tables) >= 20

@@ -163,6 +163,7 @@ def parse_scenario(data: dict, *, source: str = "<scenario>", text: str = "") ->
         raise ScenarioError(source, path, msg) from None
     scenario._source = source
     scenario._text = text
+    scenario._data = data
     check_references(scenario)
     return scenario
 

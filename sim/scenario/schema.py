@@ -14,6 +14,7 @@ from pydantic import (
     BeforeValidator,
     Field,
     NonNegativeFloat,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     PrivateAttr,
@@ -645,6 +646,73 @@ class Edge(Strict):
     kind: EdgeKind
 
 
+class Sample(Strict):
+    """Points sampled over ranges of scenario fields (``sim.batch.design``).
+
+    ``latin_hypercube``: ``n`` points, one per stratum of every range (McKay, Beckman and
+    Conover 1979; scipy's ``qmc.LatinHypercube``). ``sobol``: Saltelli's scheme for Sobol
+    indices, ``n (D + 2)`` points for D ranges (first and total order; SALib); ``n`` a power
+    of 2. ``morris``: ``n`` trajectories of D + 1 points on a ``levels`` grid (Morris 1991;
+    SALib), for elementary effects.
+    """
+
+    method: Literal["latin_hypercube", "sobol", "morris"]
+    n: PositiveInt = Field(description="Points (latin_hypercube), base samples (sobol) or "
+                           "trajectories (morris)")
+    ranges: dict[str, Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(
+        min_length=1, description="dotted field path -> [low, high]")
+    levels: Annotated[int, Field(ge=2)] = Field(4, description="morris: grid levels")
+    seed: NonNegativeInt = Field(0, description="Seed of the sample (not of the runs)")
+
+    @model_validator(mode="after")
+    def _check(self) -> Sample:
+        for path, (low, high) in self.ranges.items():
+            if not low < high:
+                raise ValueError(f"range of '{path}' must have low < high, got [{low}, {high}]")
+        if self.method == "sobol" and self.n & (self.n - 1):
+            raise ValueError(f"sobol needs n a power of 2 (Saltelli's scheme), got {self.n}")
+        return self
+
+
+class Batch(Strict):
+    """How ``sim batch`` runs this file: replications times design points.
+
+    Design points are the full grid of ``grid`` (every combination), times the lists of
+    ``zip`` taken together (equal lengths), times the points of ``sample``; each field is a
+    dotted path into the file (``protocols.aave.markets.WETH.liquidation_threshold``, list
+    items by index: ``market.jumps.0.size``). Every point runs ``replications`` times; the
+    replication's seed derives from ``seed`` alone, so every point sees the same random paths
+    (common random numbers: differences between points are the parameters' effect).
+    """
+
+    replications: PositiveInt = 1
+    seed: NonNegativeInt = 0
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    zip: dict[str, list[Any]] = Field(default_factory=dict)
+    sample: Sample | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Batch:
+        for group in ("grid", "zip"):
+            for path, values in getattr(self, group).items():
+                if not values:
+                    raise ValueError(f"{group} '{path}' has no values")
+        lengths = {len(v) for v in self.zip.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"zip lists must have one length, got {sorted(lengths)}")
+        seen: dict[str, str] = {}
+        groups = (("grid", self.grid), ("zip", self.zip),
+                  ("sample", self.sample.ranges if self.sample else {}))
+        for group, paths in groups:
+            for path in paths:
+                if path in seen:
+                    raise ValueError(f"'{path}' is in both {seen[path]} and {group}")
+                seen[path] = group
+                if path == "simulation.seed" or path.split(".")[0] == "batch":
+                    raise ValueError(f"'{path}' cannot be swept (seeds come from batch.seed)")
+        return self
+
+
 class Scenario(Strict):
     """A whole scenario file."""
 
@@ -656,9 +724,16 @@ class Scenario(Strict):
     edges: list[Edge] = Field(default_factory=list, description="Protocol dependencies")
     shocks: list[ShockSpec] = Field(default_factory=list, description="Scheduled events")
     agents: Agents = Field(default_factory=Agents)
+    batch: Batch = Field(default_factory=Batch, description="How `sim batch` runs the file")
 
     _source: str = PrivateAttr("<scenario>")
     _text: str = PrivateAttr("")
+    _data: dict = PrivateAttr(default_factory=dict)
+
+    @property
+    def data(self) -> dict:
+        """The mapping the scenario was validated from (the parsed TOML)."""
+        return self._data
 
     @property
     def source(self) -> str:

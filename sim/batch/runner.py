@@ -1,0 +1,257 @@
+"""Run a batch: every run of a design on an executor, each written as soon as it finishes.
+
+One code path for every executor: a ``concurrent.futures.Executor`` (local worker processes
+by default; a Dask cluster's ``Client.get_executor()`` with ``scheduler`` or ``cluster``).
+The driver keeps at most a few runs per worker in flight, writes each finished run to the
+store itself (one writer: ``sim.store``), and holds nothing of a run once it is written, so
+its memory does not grow with the number of runs. A run that raises is recorded as failed
+with its error and the batch goes on; Ctrl-C stops cleanly and keeps every finished run;
+``resume`` runs only what is not finished (after a crash, a kill or an interrupt).
+
+Every run is a pure function of (scenario, design point, seed): the results do not depend on
+the executor, the number of workers or the order in which runs finish.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import xarray as xr
+
+from sim.api import __version__, load_scenario, run
+from sim.batch.design import Design, RunSpec, expand
+from sim.errors import SimError
+from sim.scenario import Scenario
+from sim.store import BatchStore, is_batch
+
+IN_FLIGHT_PER_WORKER = 2  # runs queued per worker: enough to keep it busy, no more
+
+
+class BatchInterrupted(SimError):
+    """The batch stopped on Ctrl-C; finished runs are kept."""
+
+
+@dataclass
+class BatchReport:
+    """What a batch call did."""
+
+    out: Path
+    runs: int  # in the design
+    finished: int  # written, including earlier sessions
+    failed: int  # recorded as failed in this call
+    skipped: int  # already finished before this call
+    seconds: float
+
+
+def label(ds: xr.Dataset, spec: RunSpec, parameters: Sequence[str]) -> xr.Dataset:
+    """A run's results with a ``run`` dim of length 1 and the run's coordinates.
+
+    Coordinates on ``run``: ``scenario``, ``seed``, ``replication``, ``point`` and every
+    swept parameter of the batch (NaN where this run's file does not sweep it).
+    """
+    out = ds.expand_dims(run=[spec.run])
+    coords = {"scenario": ("run", [spec.scenario]), "seed": ("run", [spec.seed]),
+              "replication": ("run", [spec.replication]), "point": ("run", [spec.point])}
+    for p in parameters:
+        coords[p] = ("run", [spec.params.get(p, math.nan)])
+    return out.assign_coords(coords)
+
+
+def execute(scenario: Scenario, spec: RunSpec, parameters: Sequence[str]
+            ) -> tuple[int, xr.Dataset | None, str, str]:
+    """Run one spec on a worker: (run, labelled dataset or None, error, traceback).
+
+    Never raises for a failing run: the error comes back as text, so one bad run does not
+    stop the batch.
+    """
+    try:
+        ds = label(run(scenario, seed=spec.seed), spec, parameters)
+        return spec.run, ds, "", ""
+    except Exception as exc:  # noqa: BLE001 (any failure of a run is recorded, not raised)
+        return spec.run, None, f"{type(exc).__name__}: {exc}", traceback.format_exc()
+
+
+def manifest(design: Design) -> dict:
+    """The batch manifest: scenarios, parameters, sample matrices and every run."""
+    return {
+        "sim_version": __version__,
+        "scenarios": [{"name": f.scenario.name, "source": f.scenario.source,
+                       "text": f.scenario.text,
+                       "batch": f.scenario.batch.model_dump(mode="json"),
+                       "parameters": f.parameters, "sample_method": f.sample_method,
+                       "sample_matrix": None if f.sample_matrix is None
+                       else f.sample_matrix.tolist()}
+                      for f in design.files],
+        "parameters": design.parameters,
+        "runs": [spec.record() for spec in design.runs],
+    }
+
+
+@contextmanager
+def executor(workers: int, *, scheduler: str | None = None,
+             cluster: str | None = None) -> Iterator[Executor]:
+    """An executor: local processes, a Dask cluster at ``scheduler``, or a LocalCluster.
+
+    Workers run one numba thread each (``NUMBA_NUM_THREADS=1``): N workers on N cores.
+    """
+    if scheduler is not None or cluster is not None:
+        from distributed import Client, LocalCluster
+
+        local = None
+        if scheduler is None:
+            if cluster != "local":
+                raise SimError(f"unknown --cluster '{cluster}' (known: local)")
+            local = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                 dashboard_address=None, env={"NUMBA_NUM_THREADS": "1"})
+        try:
+            client = Client(scheduler if local is None else local)
+        except OSError as exc:
+            if local is not None:
+                local.close()
+            raise SimError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
+        ex = client.get_executor(pure=False)
+        try:
+            yield ex
+        finally:
+            ex.shutdown(wait=False)
+            client.close()
+            if local is not None:
+                local.close()
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    before = os.environ.get("NUMBA_NUM_THREADS")
+    os.environ["NUMBA_NUM_THREADS"] = "1"  # read by the spawned workers at start
+    try:
+        ex = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_interrupts,
+                                 mp_context=multiprocessing.get_context("spawn"))
+    finally:
+        if before is None:
+            os.environ.pop("NUMBA_NUM_THREADS", None)
+        else:
+            os.environ["NUMBA_NUM_THREADS"] = before
+    try:
+        yield ex
+    except BaseException:
+        # Interrupted or failed: do not wait for the runs in flight (they are not kept).
+        for process in list(getattr(ex, "_processes", {}).values()):
+            process.terminate()
+        ex.shutdown(wait=False, cancel_futures=True)
+        raise
+    ex.shutdown(wait=True)
+
+
+def _ignore_interrupts() -> None:
+    """Worker processes leave Ctrl-C to the driver, which stops the batch cleanly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_batch(scenarios: Sequence[Scenario | str | Path], out: str | Path, *,
+              workers: int = 1, scheduler: str | None = None, cluster: str | None = None,
+              resume: bool = False, replications: int | None = None, seed: int | None = None,
+              progress: bool = True) -> BatchReport:
+    """Run a batch of scenario files (their ``[batch]`` designs) into the store ``out``.
+
+    Args:
+        scenarios: scenario files or validated scenarios.
+        out: the batch folder (``sim.store``).
+        workers: worker processes (local, or of the LocalCluster).
+        scheduler: address of a running Dask scheduler (``tcp://host:8786``).
+        cluster: ``"local"`` to start a Dask LocalCluster of ``workers`` workers.
+        resume: continue the batch in ``out``: run only what is not finished.
+        replications, seed: override every file's ``batch.replications`` / ``batch.seed``.
+        progress: show a progress bar (runs done, failures, ETA) on stderr.
+
+    Returns:
+        What was done. Raises ``BatchInterrupted`` on Ctrl-C (finished runs are kept).
+    """
+    start = time.perf_counter()
+    loaded = [s if isinstance(s, Scenario) else load_scenario(s) for s in scenarios]
+    design = expand(loaded, replications=replications, seed=seed)
+    store = BatchStore(out)
+    wanted = manifest(design)
+    if resume and is_batch(out):
+        _check_same(store.manifest(), wanted, store)
+    else:
+        store.create(wanted)
+    store.clean_partials()
+    done = store.finished()
+    todo = [spec for spec in design.runs if spec.run not in done]
+    failed = 0
+    if todo and scheduler is None:
+        # Compile (or load) the numba kernels once here, so the workers find them cached.
+        run(design.scenario_of(todo[0]), seed=todo[0].seed, steps=1)
+    from tqdm import tqdm
+
+    with tqdm(total=len(design.runs), initial=len(done), unit="run", desc="batch",
+              disable=not progress, dynamic_ncols=True) as bar:
+        bar.set_postfix(failed=0)
+        with executor(workers, scheduler=scheduler, cluster=cluster) as ex:
+            failed = _drive(ex, design, todo, store, bar, workers)
+    return BatchReport(Path(out), len(design.runs), len(store.finished()), failed, len(done),
+                       time.perf_counter() - start)
+
+
+def _drive(ex: Executor, design: Design, todo: list[RunSpec], store: BatchStore, bar,
+           workers: int) -> int:
+    """Submit runs a few at a time, write each as it finishes; return the failures."""
+    queue = iter(todo)
+    pending: dict[Future, RunSpec] = {}
+    parameters = design.parameters
+    failed = 0
+
+    def submit_next() -> None:
+        spec = next(queue, None)
+        if spec is not None:
+            fut = ex.submit(execute, design.scenario_of(spec), spec, parameters)
+            pending[fut] = spec
+
+    try:
+        for _ in range(max(1, workers) * IN_FLIGHT_PER_WORKER):
+            submit_next()
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                spec = pending.pop(fut)
+                try:
+                    run_id, ds, error, trace = fut.result()
+                except Exception as exc:  # noqa: BLE001 (a worker died or the task was lost)
+                    run_id, ds, error, trace = spec.run, None, f"{type(exc).__name__}: " \
+                        f"{exc}", ""
+                if ds is None:
+                    store.write_failure(run_id, error, trace)
+                    failed += 1
+                else:
+                    store.write_run(run_id, ds)
+                del ds, fut
+                bar.update(1)
+                bar.set_postfix(failed=failed)
+                submit_next()
+    except KeyboardInterrupt:
+        for fut in pending:
+            fut.cancel()
+        raise BatchInterrupted(
+            f"interrupted: {len(store.finished())} of {len(design.runs)} runs finished and "
+            f"kept in {store.path}; `sim batch ... --resume --out {store.path}` runs the "
+            "rest") from None
+    return failed
+
+
+def _check_same(old: dict, new: dict, store: BatchStore) -> None:
+    """Resuming needs the same design: the same runs with the same seeds and values."""
+    def runs(m: dict) -> list[dict]:  # the same files may be named from another folder
+        return [{k: v for k, v in r.items() if k != "source"} for r in m.get("runs", [])]
+
+    if runs(old) != runs(new) or old.get("parameters") != new["parameters"]:
+        raise SimError(f"{store.path}: the scenario files or their [batch] sections differ "
+                       "from the batch being resumed; start a new batch (another --out)")

@@ -1,0 +1,165 @@
+"""The batch results store: one folder, one netCDF file per finished run, and a manifest.
+
+Layout of a batch folder::
+
+    batch.json               the manifest: scenarios, design, the list of runs (written first)
+    runs/run-000042.nc       one finished run (``run`` dim of length 1, its coordinates)
+    failed/run-000017.json   a run that raised: its error and traceback
+
+One process writes (the batch's driver), and every file appears by ``os.replace`` of a
+complete temporary file in the same folder, so a file that exists is a finished run: a crash
+(even SIGKILL) loses at most the runs in flight, and nothing half-written is ever read as a
+run. Temporary files (``.*.part``) left by a crash are removed when the batch resumes.
+
+``open_batch`` concatenates the runs along ``run`` (outer join on the other dims, so files of
+different scenarios can share a store), with the swept parameters as coordinates on ``run``;
+it loads small stores into memory and leaves large ones as lazy dask arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import traceback
+from pathlib import Path
+
+import xarray as xr
+
+from sim.errors import ResultsError
+
+MANIFEST = "batch.json"
+RUNS = "runs"
+FAILED = "failed"
+LAZY_ABOVE_BYTES = 256 * 2**20  # stores larger than this open as dask arrays
+FORMAT = 1
+
+
+def is_batch(path: str | Path) -> bool:
+    """Whether ``path`` is a batch folder (it holds a manifest)."""
+    return (Path(path) / MANIFEST).is_file()
+
+
+def _atomic_write(target: Path, write) -> None:
+    """Call ``write(tmp_path)`` then move the temporary file onto ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}-", suffix=".part", dir=target.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class BatchStore:
+    """Read and write one batch folder."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def run_file(self, run: int) -> Path:
+        """Where run ``run`` is written."""
+        return self.path / RUNS / f"run-{run:06d}.nc"
+
+    def failure_file(self, run: int) -> Path:
+        """Where the failure of run ``run`` is recorded."""
+        return self.path / FAILED / f"run-{run:06d}.json"
+
+    # --- the manifest ----------------------------------------------------------------------
+
+    def manifest(self) -> dict:
+        """The batch's manifest."""
+        try:
+            return json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ResultsError(f"{self.path}: not a batch folder (no {MANIFEST})") from None
+        except (OSError, ValueError) as exc:
+            raise ResultsError(f"{self.path / MANIFEST}: unreadable manifest ({exc})") from None
+
+    def create(self, manifest: dict) -> None:
+        """Start a new batch: write its manifest (the folder must not hold a batch)."""
+        if is_batch(self.path):
+            raise ResultsError(f"{self.path}: already holds a batch; resume it (--resume) or "
+                               "choose another --out")
+        text = json.dumps({"format": FORMAT, **manifest}, indent=1)
+        _atomic_write(self.path / MANIFEST, lambda tmp: Path(tmp).write_text(text))
+
+    # --- runs ------------------------------------------------------------------------------
+
+    def finished(self) -> set[int]:
+        """Runs written so far."""
+        folder = self.path / RUNS
+        if not folder.is_dir():
+            return set()
+        return {int(p.stem.split("-")[1]) for p in folder.glob("run-*.nc")}
+
+    def failures(self) -> dict[int, dict]:
+        """Runs that raised, with their error records."""
+        folder = self.path / FAILED
+        if not folder.is_dir():
+            return {}
+        return {int(p.stem.split("-")[1]): json.loads(p.read_text())
+                for p in folder.glob("run-*.json")}
+
+    def clean_partials(self) -> int:
+        """Remove temporary files a crash left behind; return how many."""
+        removed = 0
+        for folder in (self.path, self.path / RUNS, self.path / FAILED):
+            if folder.is_dir():
+                for p in folder.glob(".*.part"):
+                    p.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+    def write_run(self, run: int, ds: xr.Dataset) -> Path:
+        """Write a finished run (atomically); clear an earlier failure of it."""
+        target = self.run_file(run)
+        _atomic_write(target, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
+        self.failure_file(run).unlink(missing_ok=True)
+        return target
+
+    def write_failure(self, run: int, error: BaseException | str, trace: str = "") -> None:
+        """Record that run ``run`` raised (its error and traceback)."""
+        if isinstance(error, BaseException):
+            trace = trace or "".join(traceback.format_exception(error))
+            error = f"{type(error).__name__}: {error}"
+        text = json.dumps({"run": run, "error": error, "traceback": trace}, indent=1)
+        _atomic_write(self.failure_file(run), lambda tmp: Path(tmp).write_text(text))
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def open(self, *, lazy: bool | None = None) -> xr.Dataset:
+        """The finished runs as one Dataset with a ``run`` dim (see the module docstring).
+
+        Args:
+            lazy: keep dask arrays (True), load into memory (False), or decide by size
+                (None: lazy above ``LAZY_ABOVE_BYTES`` on disk).
+        """
+        manifest = self.manifest()
+        files = sorted((self.path / RUNS).glob("run-*.nc"))
+        if not files:
+            raise ResultsError(f"{self.path}: no finished runs yet")
+        if lazy is None:
+            lazy = sum(f.stat().st_size for f in files) > LAZY_ABOVE_BYTES
+        try:
+            ds = xr.open_mfdataset(
+                files, engine="h5netcdf", combine="nested", concat_dim="run",
+                data_vars="minimal", coords="minimal", compat="override", join="outer",
+                combine_attrs="drop_conflicts", parallel=False)
+        except (OSError, ValueError) as exc:
+            raise ResultsError(f"{self.path}: cannot combine the runs ({exc})") from None
+        if not lazy:
+            loaded = ds.load()
+            ds.close()
+            ds = loaded
+        ds.attrs["batch_parameters"] = json.dumps(manifest.get("parameters", []))
+        ds.attrs["batch_runs"] = len(manifest.get("runs", []))
+        ds.attrs["batch_failed"] = len(self.failures())
+        return ds
+
+
+def open_batch(path: str | Path, *, lazy: bool | None = None) -> xr.Dataset:
+    """Open a batch folder as one Dataset with a ``run`` dim (``BatchStore.open``)."""
+    return BatchStore(path).open(lazy=lazy)
