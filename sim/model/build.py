@@ -19,6 +19,7 @@ from sim.agents.option_trader import OptionTrader, OptionTraderTable
 from sim.agents.perp_trader import PerpTrader, PerpTraderTable
 from sim.agents.redeemer import Redeemer, RedeemerTable
 from sim.agents.vault_owner import VaultOwner, VaultOwnerTable
+from sim.engine.greeks import CALL, PUT
 from sim.errors import ScenarioError
 from sim.protocols.amm import Pools
 from sim.protocols.cdp import CDPs
@@ -58,6 +59,7 @@ class Construction:
 
     def _build_protocols(self) -> None:
         s = self.scenario
+        self._build_options()  # first: it prices the option tokens at t = 0
         p0 = self.prices[0]
         pools = s.protocols_of(Pool)
         self.pool_names = list(pools)
@@ -118,10 +120,13 @@ class Construction:
         self._build_cdps()
         self._build_algorithmic()
         self._build_perps()
-        self._build_options()
 
     def _build_options(self) -> None:
-        """Options protocols and one volatility surface per asset (their markets')."""
+        """Options protocols, one volatility surface per asset (their markets'), and series.
+
+        Every option token is a series of its protocol's vault, priced at t = 0 from the
+        surface (its supply is recorded once the agents hold their tokens).
+        """
         opts = self.scenario.protocols_of(Options)
         self.option_names = list(opts)
         m = len(self.assets)
@@ -147,6 +152,25 @@ class Construction:
                                                  opts.values()],
             vault=[c.vault for c in opts.values()], surface=surface,
             rate=rates.pop() if rates else 0.0)
+        tokens = {name: spec.option for name, spec in self.scenario.assets.items()
+                  if spec.option is not None}
+        for name, o in tokens.items():
+            self.options.add_series(self.option_names.index(o.protocol), self._index(name),
+                                    self._index(o.underlying), CALL if o.kind == "call" else PUT,
+                                    o.strike, o.expiry_hours)
+        self.option_tokens = self.options.series_token
+        value = self.options.series_price(self.prices[0], 0.0)
+        for name, v in zip(tokens, value, strict=True):
+            if not v > 0:
+                self._fail(f"assets.{name}.option.strike", "the option is worth nothing at "
+                           "the start on its volatility surface; it cannot be priced as a token")
+        self.prices[0, self.option_tokens] = value
+
+    def _seed_option_series(self) -> None:
+        """The vault wrote every option token the scenario placed: its short row per series."""
+        held = self.token_totals()
+        for k, token in enumerate(self.options.series_token):
+            self.options.issue(k, held[token])
 
     def _build_perps(self) -> None:
         """Perpetual-futures protocols: one market per (protocol, asset); vaults and hedges."""
@@ -427,18 +451,10 @@ class Construction:
                 balance[:, a_] += capital * cfg.base_share / len(assets) / p0[a_]
                 q = self.amm.quote[v]
                 balance[:, q] += capital * (1 - cfg.base_share) / len(assets) / p0[q]
-            # They start hedged: their inventory offsets the vault's option delta at t = 0
-            # around their own holding (the base part of their capital).
             self.delta_hedgers = DeltaHedgerTable(
                 balance, own=balance.copy(), assets=assets, pools=pools,
                 band_usd=cfg.band_usd, every=round(cfg.every_hours / self.dt_hours))
             self.delta_hedgers.protocol = self.option_names.index(cfg.protocol)
-            start = self._vault_option_delta()
-            balance[:, assets] -= start[assets] / cfg.count
-            if np.any(balance < 0):
-                self._fail("agents.delta_hedgers.capital", "too small to hold the opening "
-                           "hedge (the vault's option delta) in base tokens; raise it or "
-                           "base_share")
             for row in range(cfg.count):
                 DeltaHedger(self, row, protocols=(cfg.protocol, *cfg.pools.values()))
 
@@ -458,6 +474,21 @@ class Construction:
         self.redeemers = None
         if a.redeemers is not None:
             self._build_redeemers(a.redeemers)
+
+    def _open_delta_hedge(self) -> None:
+        """The delta hedgers start hedged, once every option (and option token) is written.
+
+        Their inventory offsets the vault's option delta at t = 0 around their own holding
+        (the base part of their capital).
+        """
+        h = self.delta_hedgers
+        if h is None:
+            return
+        start = self._vault_option_delta()
+        h.balance[:, h.assets] -= start[h.assets] / len(h)
+        if np.any(h.balance < 0):
+            self._fail("agents.delta_hedgers.capital", "too small to hold the opening hedge "
+                       "(the vault's option delta) in base tokens; raise it or base_share")
 
     def _build_perp_traders(self, field: str, cfg) -> None:
         rng = self.rng

@@ -61,14 +61,16 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.t = 0
         # A stream of its own: the agents' draws must not depend on the number of steps.
         self.prices = market.price_paths(s, self.rng.spawn(1)[0], self.n_steps)
-        self.running_max = self.prices[0].copy()
         self.external = np.zeros(m)  # tokens held by the outside world (CEX, spenders)
         self.gas_sink = np.zeros(m)  # tokens paid as gas
         self.volume = dict.fromkeys(AGENT_KINDS, 0.0)
         self.graph = network.build_graph(s)
-        self._build_protocols()
+        self._build_protocols()  # prices the option tokens at t = 0
+        self.running_max = self.prices[0].copy()
         self._build_agents()
         self._place_sale_tokens()
+        self._seed_option_series()
+        self._open_delta_hedge()
         self._seed_staking()
         self._seed_algorithmic()
         self.created = np.zeros(m)  # tokens an attacker took out of a protocol's backing
@@ -127,7 +129,8 @@ class StressModel(Construction, Accounting, mesa.Model):
         if self.market_makers is not None:
             mm = self.market_makers
             mm.act(self.amm, self.prices[: t + 1, self.amm.base[mm.pool]], self.dt_hours)
-        drawdown = float(np.max(1.0 - ext / self.running_max))
+        # Fear reads the market: an option token falls by its time decay alone.
+        drawdown = float(np.max(np.delete(1.0 - ext / self.running_max, self.option_tokens)))
         for lenders in self.lenders:
             lenders.act(self.lending, drawdown)
         for traders in self.traders:
@@ -245,29 +248,41 @@ class StressModel(Construction, Accounting, mesa.Model):
 
         Realised volatility is the root mean square of the external log returns of the last
         ``REALISED_WINDOW_HOURS``, annualised (realised variance, not demeaned: a steady
-        fall is volatility too); options settle at the oracle price of their asset.
+        fall is volatility too); options and option-token series settle at the oracle price
+        of their asset. Then the option tokens are priced for the step.
         """
         if not self.option_names:
             return
         window = max(2, round(REALISED_WINDOW_HOURS / self.dt_hours))
         past = np.log(self.prices[max(0, t - window): t + 1])
         if len(past) >= 3:
+            past[:, self.option_tokens] = 0.0  # not priced yet; no surface of their own
             returns = np.diff(past, axis=0)
             realised = np.sqrt((returns ** 2).mean(axis=0) * HOURS_PER_YEAR / self.dt_hours)
             self.options.surface.react(realised, self.dt_hours)
         rows, payoff = self.options.settle(self.oracles.price, t * self.dt_hours)
         for traders in self.option_traders:
             traders.receive(rows, payoff)
+        self._price_option_tokens(t)
+
+    def _price_option_tokens(self, t: int) -> None:
+        """Option tokens: the surface's value at the underlying's price, or the reserve's."""
+        if len(self.option_tokens):
+            self.prices[t, self.option_tokens] = self.options.series_price(
+                self.prices[t], t * self.dt_hours)
 
     def _vault_option_delta(self) -> np.ndarray:
-        """The hedged options vault's delta per asset at market prices: minus the traders'."""
+        """The hedged options vault's delta per asset at market prices.
+
+        Minus the traders' option delta, plus its own short in the option-token series.
+        """
         opt = self.options
         b = opt.book
         live = np.flatnonzero((b.size != 0) & (b.protocol == self.delta_hedgers.protocol))
         out = np.zeros(len(self.assets))
         if len(live):
             per_unit = opt.greeks(self.prices[self.t], self.t * self.dt_hours, live)[1]
-            np.add.at(out, b.asset[live], -per_unit * b.size[live])
+            np.add.at(out, b.asset[live], per_unit * opt.vault_position(live))
         return out
 
     def _pay_redemptions(self) -> None:
@@ -283,11 +298,12 @@ class StressModel(Construction, Accounting, mesa.Model):
         np.add.at(self.external, under[~mine], amounts[~mine])
 
     def _price_issued(self, t: int) -> None:
-        """Price the tokens their pools price, at step ``t``.
+        """Price the tokens their pools price, at step ``t``, then the option tokens.
 
         Staked tokens: the underlying's price times their pool's spot (the rate without a
         pool); algorithmic stablecoins, their sisters and CDP stablecoins with a
-        ``stable_pool``: pool spot times the quote's price.
+        ``stable_pool``: pool spot times the quote's price. Option tokens last, since their
+        underlying may be one of those.
         """
         spot = self.amm.spot()
         for p, v in enumerate(self.staking_pool):
@@ -299,6 +315,7 @@ class StressModel(Construction, Accounting, mesa.Model):
                               (self.algo_sister, self.algo_sister_pool),
                               (self.cdps.stable_asset[priced], self.cdp_stable_pool[priced])):
             self.prices[t, tokens] = spot[pools] * self.prices[t, self.amm.quote[pools]]
+        self._price_option_tokens(t)
 
     def _forced_sales(self, t: int) -> None:
         """Holders outside the model selling into a pool (scheduled ``sale`` shocks)."""
