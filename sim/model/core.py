@@ -254,10 +254,10 @@ class StressModel(Construction, Accounting, mesa.Model):
         if not self.option_names:
             return
         window = max(2, round(REALISED_WINDOW_HOURS / self.dt_hours))
-        past = np.log(self.prices[max(0, t - window): t + 1])
+        past = self.prices[max(0, t - window): t + 1].copy()
         if len(past) >= 3:
-            past[:, self.option_tokens] = 0.0  # not priced yet; no surface of their own
-            returns = np.diff(past, axis=0)
+            past[:, self.option_tokens] = 1.0  # not priced yet; no surface of their own
+            returns = np.diff(np.log(past), axis=0)
             realised = np.sqrt((returns ** 2).mean(axis=0) * HOURS_PER_YEAR / self.dt_hours)
             self.options.surface.react(realised, self.dt_hours)
         rows, payoff = self.options.settle(self.oracles.price, t * self.dt_hours)
