@@ -1,10 +1,11 @@
 """StressModel: wires market, protocols and agents, and owns the step order.
 
-One step: market (external prices) -> interest and stability fees accrue, redemptions paid
--> exploits, liquidity withdrawals and forced sales -> agents act (redeemers, arbitrageurs,
-market makers, lenders, leveraged traders, vault owners) -> oracle manipulations -> oracles
-publish (stale ones do not) -> liquidation phase (at this step's gas cost) -> manipulations
-unwind -> record.
+One step: market (external prices) -> interest and stability fees accrue, option surfaces
+react and expired options settle, option tokens are priced -> redemptions paid -> exploits,
+liquidity withdrawals and forced sales -> agents act (redeemers, arbitrageurs, market makers,
+lenders, leveraged traders, vault owners) -> oracle manipulations -> oracles publish (stale
+ones do not) -> liquidation phase (at this step's gas cost) -> manipulations unwind ->
+record.
 
 The liquidation phase runs in passes until one pass changes nothing: the lending cascade
 (numba, to its own fixed point), one pass over the multi-collateral accounts, CDP barks and
