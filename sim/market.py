@@ -3,7 +3,9 @@
 The whole path is drawn when the model is built, from the model's generator, so a run is a
 pure function of (scenario, seed). Brownian drivers are correlated through the Cholesky
 factor of ``market.correlation``. Scheduled jumps multiply the price from their step on;
-depeg and bridge-failure shocks move an asset's external price the same way.
+depeg and bridge-failure shocks move an asset's external price the same way. Option tokens
+have no path of their own (NaN here): the model prices them every step from their
+underlying.
 Time is in hours; volatilities and drifts are annualised on a 365-day year (8,760 hours).
 """
 
@@ -105,6 +107,9 @@ def price_paths(s: Scenario, rng: np.random.Generator, steps: int | None = None)
     paths = np.empty((steps + 1, n))
     for k, asset in enumerate(assets):
         p0 = s.assets[asset].price
+        if p0 is None:  # an option token: the model prices it from its volatility surface
+            paths[:, k] = np.nan
+            continue
         proc = s.market.processes.get(asset, ConstantProcess(kind="constant"))
         if isinstance(proc, GBM | JumpDiffusion):
             logr = log_returns_gbm(proc.drift, proc.volatility, dt_y, z[:, k])

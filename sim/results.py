@@ -76,7 +76,8 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "implied_backing": (("protocol",), "1", "algorithmic stablecoins: sister token market "
                         "value / stable supply"),
     "supply": (("protocol", "asset"), "tokens", "tokens the protocol has issued and not "
-               "burnt (staked tokens, CDP and algorithmic stablecoins, sister tokens)"),
+               "burnt (staked tokens, CDP and algorithmic stablecoins, sister tokens, option "
+               "tokens)"),
     "clearing_shortfall": (("protocol",), "USD", "Eisenberg-Noe clearing of the "
                            "inter-protocol obligations: total obligations minus clearing "
                            "payments (redemption values, external prices)"),

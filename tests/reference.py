@@ -18,7 +18,7 @@ def amount_out(amount_in, reserve_in, reserve_out, fee):
 def aave_liquidation(debt_to_cover, debt, coll, p_debt, p_coll, hf, bonus, fee, rules):
     """Aave v3 executeLiquidationCall for one position; returns (repaid, to_liq, to_fee, bad)."""
     close_factor, hf_threshold, small, leftover = rules
-    if hf >= 1 or debt <= 0 or coll <= 0:
+    if hf >= 1 or debt <= 0 or coll <= 0 or p_coll <= 0:  # worthless collateral: nothing
         return 0.0, 0.0, 0.0, 0.0
     max_debt = debt
     if coll * p_coll >= small and debt * p_debt >= small and hf > hf_threshold:

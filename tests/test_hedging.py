@@ -123,3 +123,34 @@ def test_perp_liquidation_payout_reaches_the_desk_and_frees_its_row():
         h.receive(pm, payout)
         assert h.perp_row[0, 0] == -1
         assert h.balance[0, USDC] == pytest.approx(back)
+
+
+def test_desks_with_books_of_their_own_each_hedge_their_own():
+    # Two desks on the spot market: desk 0's book is +24 WETH of delta, desk 1's is flat.
+    # Each hedges its own book (volatility arbitrageurs): desk 0 sells 24, desk 1 nothing;
+    # a shared book of +24 would have them sell 12 each.
+    h = DeltaHedgerTable(np.array([[100.0, 0.0], [100.0, 0.0]]),
+                         own=np.array([[100.0, 0.0], [100.0, 0.0]]), assets=[WETH],
+                         venue_kind=[SPOT], venue=[-1], cash=USDC, band_usd=1_000.0, every=1)
+    own_books = np.array([[24.0, 0.0], [0.0, 0.0]])
+    sold = h.hedge(1, own_books, amm=None, perps=None, price=PRICE, oracle_price=PRICE,
+                   external=np.zeros(2), rng=np.random.default_rng(0))
+    assert sold[WETH] == pytest.approx(24.0)
+    assert h.balance[:, WETH] == pytest.approx([76.0, 100.0])
+    two = DeltaHedgerTable(np.array([[100.0, 0.0], [100.0, 0.0]]),
+                           own=np.array([[100.0, 0.0], [100.0, 0.0]]), assets=[WETH],
+                           venue_kind=[SPOT], venue=[-1], cash=USDC, band_usd=1_000.0,
+                           every=1)
+    two.hedge(1, np.array([24.0, 0.0]), amm=None, perps=None, price=PRICE,
+              oracle_price=PRICE, external=np.zeros(2), rng=np.random.default_rng(0))
+    assert two.balance[:, WETH] == pytest.approx([88.0, 88.0])
+
+
+def test_force_hedges_off_the_hedging_step():
+    h = desk([110.0, 0.0], [100.0, 0.0], SPOT)
+    h.every = 4
+    assert act(h, 1, 30.0)[WETH] == 0.0  # not a hedging step
+    sold = h.hedge(1, np.array([30.0, 0.0]), amm=None, perps=None, price=PRICE,
+                   oracle_price=PRICE, external=np.zeros(2), rng=np.random.default_rng(0),
+                   force=True)
+    assert sold[WETH] == pytest.approx(40.0)

@@ -179,12 +179,31 @@ def add_options(d, params):
     """An options protocol on WETH and WBTC (cash-settled in USDC) with vega limits, buyers
     and put writers expiring inside the run, some on the WETH perp if there are perps; delta
     hedgers of the vault on the WETH pool (on the perps if there are perps); volatility
-    arbitrageurs hedging WETH on the pool and WBTC on the spot market."""
+    arbitrageurs trading every half hour, hedging WETH on the pool (on the perps if there
+    are perps) and WBTC on the spot market; option tokens of the vault: a WETH call lent
+    against on aave (no venue: liquidators keep what they seize) that expires inside the
+    run, and a WBTC put its lenders supply."""
     perps = bool(params.get("perps"))
     d["protocols"]["lyra"] = {"kind": "options", "settlement": "USDC", "vault": 5e5,
                               "vega_limit_usd": 4_000.0,
                               "markets": {"WETH": {"atm_vol": 0.9}, "WBTC": {"atm_vol": 0.6,
                                                                              "skew": 0.05}}}
+    d["market"].pop("correlation", None)
+    d["assets"]["ETH_C"] = {"option": {"protocol": "lyra", "underlying": "WETH",
+                                       "kind": "call", "strike": 2200.0, "expiry_hours": 3.0}}
+    d["assets"]["BTC_P"] = {"option": {"protocol": "lyra", "underlying": "WBTC",
+                                       "kind": "put", "strike": 60_000.0,
+                                       "expiry_hours": 48.0}}
+    markets = d["protocols"]["aave"]["markets"]
+    markets["ETH_C"] = {"ltv": 0.4, "liquidation_threshold": 0.5, "liquidation_bonus": 0.1}
+    markets["BTC_P"] = {"ltv": 0.3, "liquidation_threshold": 0.4, "liquidation_bonus": 0.1}
+    lenders = d["agents"]["lenders"]
+    (lenders[0] if isinstance(lenders, list) else lenders)["supply"]["BTC_P"] = 500.0
+    traders = d["agents"]["leveraged_traders"]
+    d["agents"]["leveraged_traders"] = [*(traders if isinstance(traders, list) else [traders]), {
+        "count": 30, "protocol": "aave", "collateral": {"ETH_C": 1.0}, "debt_asset": "USDC",
+        "position_value": {"dist": "lognormal", "median": 20_000.0, "sigma": 1.0},
+        "leverage": {"dist": "uniform", "low": 1.2, "high": 1.7}}]
     d["agents"]["option_traders"] = [{
         "count": 40, "protocol": "lyra", "markets": {"WETH": 0.6, "WBTC": 0.4},
         "expiry_hours": {"dist": "uniform", "low": 1.0, "high": 4.0},
@@ -197,9 +216,11 @@ def add_options(d, params):
         "count": 2, "protocol": "lyra", "venues": {"WETH": "dex" if perps else "pool"},
         "cash": "USDC", "capital": {"dist": "constant", "value": 4e6}, "band_usd": 5_000.0}
     d["agents"]["vol_arbitrageurs"] = {
-        "count": 2, "protocol": "lyra", "venues": {"WETH": "pool", "WBTC": "spot"},
-        "capital": {"dist": "constant", "value": 2e6}, "edge": 0.0, "tenor_hours": 3.0,
-        "window_hours": 2.0, "trade_value": 40_000.0, "vega_limit_usd": 1_500.0,
+        "count": 2, "protocol": "lyra", "venues": {"WETH": "dex" if perps else "pool",
+                                                   "WBTC": "spot"},
+        "cash": "USDC", "capital": {"dist": "constant", "value": 2e6}, "edge": 0.0,
+        "trade_every_hours": 0.5, "every_hours": 0.5, "tenor_hours": 1.5,
+        "window_hours": 1.0, "trade_value": 40_000.0, "vega_limit_usd": 1_500.0,
         "band_usd": 2_000.0}
 
 
@@ -299,6 +320,8 @@ def assert_no_negative_or_nan(model: StressModel):
     for k, traders in enumerate(model.option_traders):
         tables[f"option traders {k}"] = traders.wallet
     tables["options vault"] = model.options.vault
+    tables["option-token reserves"] = model.options.reserve
+    tables["option-token prices"] = model.prices[model.t, model.options.series_token]
     tables["writers' collateral"] = model.options.book.collateral
     for name, desk in (("delta hedgers", model.delta_hedgers),
                        ("vol arbitrageurs", model.vol_arbitrageurs)):

@@ -207,3 +207,38 @@ def test_market_maker_pnl_vega_follows_the_term_structure():
     want = (-b.size * vega * moves).sum() * (s.atm[0] - atm)
     assert s.atm[0] != atm
     assert model.recorder.data["mm_pnl"][2][2] == pytest.approx(want, rel=1e-9)
+
+
+def test_options_on_a_perp_read_its_mark_in_settlement_tokens():
+    # USDC depegs to 0.9 at hour 4: the WETH perp's mark is the oracle WETH price over the
+    # oracle USDC price (settlement tokens per WETH), 11% above the USD price; options on the
+    # perp are priced (Black-76) and settle on that mark. At t = 0 the premium is Black-76 on
+    # the mark (= 2,000 with USDC at par): e^{-rT} (F N(d1) - K N(d2)), rate 0 here.
+    def edit(d):
+        d["protocols"]["dex"] = DEX
+        d["agents"]["option_traders"].update(underlying="perp", perp="dex", call_share=1.0,
+                                             moneyness={"dist": "constant", "value": 1.0})
+        d["shocks"] = [{"kind": "depeg", "asset": "USDC", "at_hours": 4.0, "price": 0.9,
+                        "recovery_hours": 100.0}]
+    model = StressModel(scenario(edit))
+    opt = model.options
+    t = 8.0 / (365 * 24)
+    vol = opt.surface.vol(0, 2000.0, 2000.0, t)[()]
+    d1 = vol * math.sqrt(t) / 2
+    call = 2000.0 * (norm.cdf(d1) - norm.cdf(-d1))
+    assert opt.vault[0] == pytest.approx(1e6 + 30 * 10.0 * call, rel=1e-9)
+    for _ in range(5):
+        model.step()
+    mark = model.perps.mark_price(model.oracles.price)[model.perps.market("dex", 0)]
+    assert opt.forward[0] == pytest.approx(mark, rel=1e-12)
+    assert mark == pytest.approx(model.oracles.price[0] / model.oracles.price[1], rel=1e-12)
+    assert model.oracles.price[1] < 0.95  # the depeg reached the oracle: mark != USD price
+    assert opt.underlying_price(model.prices[model.t], [0])[0] == pytest.approx(mark)
+
+
+def test_spot_is_a_reserved_protocol_name():
+    def edit(d):
+        d["protocols"]["spot"] = {"kind": "constant_product", "base": "WETH", "quote": "USDC",
+                                  "reserve_base": 100.0}
+    with pytest.raises(ScenarioError, match="protocols.spot: the name 'spot' is reserved"):
+        scenario(edit)

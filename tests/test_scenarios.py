@@ -222,3 +222,38 @@ def test_cross_margin_spreads_a_single_market_failure_isolated_contains_it():
     assert float(cross.amm_price.sel(protocol="uni_btc").min()) < 0.95 * 60_000.0
     # ... while the shared margin keeps more WETH longs alive.
     assert oi(cross, "WETH")[-1] > oi(iso, "WETH")[-1]
+
+
+def test_option_collateral_falls_much_more_than_eth_and_only_its_loans_are_liquidated():
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "option_collateral.toml"
+    ds = sim.run(path)
+    at = {h: int(h / ds.attrs["dt_hours"]) for h in (5.0, 6.0, 9.0, 24.0)}
+    eth = ds.external_price.sel(asset="WETH").values
+    call = ds.external_price.sel(asset="ETH_C2400").values
+    iv = ds.atm_vol.sel(asset="WETH").values
+    # The comment block's figures (seed 1).
+    assert call[0] == pytest.approx(79.53, abs=0.01)
+    assert eth[at[9.0]] / eth[at[5.0]] - 1 == pytest.approx(-0.098, abs=0.001)
+    assert call[at[6.0]] == pytest.approx(49.0, abs=0.05)
+    assert call[at[9.0]] == pytest.approx(10.2, abs=0.05)
+    assert call[at[9.0]] / call[0] - 1 < -0.86 and eth[at[9.0]] / eth[0] - 1 > -0.1
+    assert call[-1] == pytest.approx(37.2, abs=0.05)
+    assert iv[at[5.0]] == pytest.approx(0.58, abs=0.005) and iv[-1] == pytest.approx(0.99,
+                                                                                     abs=0.005)
+    # Every call-backed loan is liquidated in full at hour 6; the WETH loans never are.
+    aave = ds.sel(protocol="aave")
+    liq = aave.liquidation_count.values
+    assert liq[at[6.0]] == 50 and liq.sum() == 50
+    assert float(aave.liquidated_value.sum()) == pytest.approx(992_508, abs=1)
+    assert float(aave.bad_debt.sum()) == 0.0
+    weth_coll = aave.total_collateral.sel(asset="WETH").values
+    assert np.all(weth_coll == weth_coll[0])
+    # The liquidators keep the calls (no venue) and carry their fall.
+    seized = float(aave.total_collateral.sel(asset="ETH_C2400")[0]
+                   - aave.total_collateral.sel(asset="ETH_C2400")[-1])
+    assert seized == pytest.approx(22_270, abs=1)  # 22,067 to liquidators, the rest fees
+    worth = ds.net_worth.sel(agent_kind="liquidator").values / 1e6
+    assert worth[at[6.0]] == pytest.approx(5.09, abs=0.005)
+    assert worth[at[9.0]] == pytest.approx(4.23, abs=0.005)
+    assert float(ds.supply.sel(protocol="lyra", asset="ETH_C2400")[0]) == pytest.approx(
+        33_351.5, abs=0.1)

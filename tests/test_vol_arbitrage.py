@@ -148,3 +148,14 @@ def test_hedged_long_volatility_earns_when_realised_beats_implied(seed):
     worth = ds.net_worth.sel(agent_kind="vol_arbitrageur")
     price = ds.external_price.sel(asset="WETH")
     assert float(worth[-1] - worth[0] - 500.0 * (price[-1] - price[0])) > 0
+
+
+def test_no_write_when_the_vault_cannot_pay_the_premium():
+    # An empty vault cannot buy a put from the arbitrageur: no trade, no error; it can
+    # still sell a straddle (it receives the premium).
+    options, desk = setup()
+    options.vault[0] = 0.0
+    trade(options, desk, 0.5)
+    assert len(options.book) == 0 and desk.balance[0, USDC] == 1e6
+    trade(options, desk, 1.2)
+    assert list(options.book.size) == [50.0, 50.0]

@@ -5,7 +5,9 @@ A desk holds tokens (``balance``: desks x assets), its own holding of each hedge
 *net delta* in a hedged asset is the delta handed to it (an options book's) plus its
 inventory beyond ``own`` plus its perp positions. Every ``every`` steps, when the net delta
 is worth more than ``band_usd`` away from the target ``target_usd``, the desks trade it back
-to the target, sharing the trade equally, each as far as its tokens go, in a random order.
+to the target, each as far as its tokens go, in a random order: desks that share one book
+(the vault's hedgers) split its hedge equally; desks with books of their own (volatility
+arbitrageurs) each hedge their own.
 
 Venues, per hedged asset:
 
@@ -123,18 +125,22 @@ class HedgingTable:
 
     def hedge(self, t: int, delta: np.ndarray, *, amm: Pools, perps: PerpMarkets | None,
               price: np.ndarray, oracle_price: np.ndarray, external: np.ndarray,
-              rng: np.random.Generator) -> np.ndarray:
+              rng: np.random.Generator, force: bool = False) -> np.ndarray:
         """Hedge at step ``t`` if it is a hedging step; return base tokens sold per asset.
 
         Args:
             t: the step.
-            delta: float[m], the delta handed to the desks (e.g. an options book's), tokens.
+            delta: the delta handed to the desks, tokens: float[m] for one book they share
+                (they hedge it together, in equal shares: the vault's hedgers), or
+                float[n, m] for each desk's own book (each hedges its own, with its own
+                band: the volatility arbitrageurs).
             amm: the pools.
             perps: the perps (needed for ``PERP`` venues).
             price: float[m], external prices (band, spot trades, cost).
             oracle_price: float[m], oracle prices (perp marks).
             external: float[m], the outside world's tokens (spot trades move them).
             rng: the model's generator (acting order).
+            force: hedge even if ``t`` is not a hedging step (after a trade).
 
         Returns:
             float64[m], base tokens sold (> 0) or bought (< 0) per asset (perp positions
@@ -142,14 +148,24 @@ class HedgingTable:
         """
         sold = np.zeros(len(price))
         self.cost = 0.0
-        if t % self.every:
+        if t % self.every and not force:
             return sold
-        net = self.net_delta(delta, perps) - self.target_usd / price[self.assets]
+        delta = np.asarray(delta, dtype=np.float64)
+        target = self.target_usd / price[self.assets]
+        if delta.ndim == 2:  # each desk its own book
+            inventory = self.balance - self.own
+            if perps is not None:
+                inventory = inventory + self.perp_size(perps)
+            net = (delta + inventory)[:, self.assets] - target
+        else:  # one shared book, hedged together in equal shares
+            net = np.broadcast_to((self.net_delta(delta, perps) - target) / len(self),
+                                  (len(self), len(self.assets)))
         for j, a in enumerate(self.assets):
-            if abs(net[j]) * price[a] <= self.band_usd:
-                continue
             for k in rng.permutation(len(self)):
-                want = net[j] / len(self)
+                if abs(net[:, j].sum() if delta.ndim == 1 else net[k, j]) * price[a] \
+                        <= self.band_usd:
+                    continue
+                want = net[k, j]
                 if self.venue_kind[j] == POOL:
                     sold[a] += self._pool(k, a, int(self.venue[j]), want, amm, price)
                 elif self.venue_kind[j] == SPOT:

@@ -11,11 +11,13 @@ compare the surface's at-the-money implied volatility at ``tenor`` with the real
 volatility over the last window. When implied - realised > ``edge`` a trader writes an
 at-the-money cash-secured put (the options protocol lets traders write only those: short
 vega and gamma, with the strike locked as collateral); when realised - implied > ``edge``
-it buys an at-the-money straddle (long vega and gamma). A trade of ``trade_value`` notional
-per option is made if the trader's cash pays for it (premium, or collateral) and it leaves
-the trader's cash gamma ``gamma S^2 / 100`` and vega ``vega / 100`` per asset within its
-limits, and if the vault's own limits take it. Options are held to expiry; the delta of
-each trader's options is hedged by the desk rule of ``sim.agents.hedging``.
+it buys an at-the-money straddle (long vega and gamma; the vault's own limits may take
+only one leg). A trade of ``trade_value`` notional per option is made if the trader's cash
+pays for it (premium, or collateral), it leaves the trader's cash gamma ``gamma S^2 / 100``
+and vega ``vega / 100`` per asset within its limits, the vault can pay a premium it owes,
+and the vault's own limits take it. Options are held to expiry; each trader hedges the
+delta of its own options by the desk rule of ``sim.agents.hedging``, at every hedging step
+and right after it trades.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class VolArbitrageurTable(HedgingTable):
         self.vega_limit = float(vega_limit)
         self.rows = np.zeros(0, dtype=np.int64)  # their rows in the options book
         self.row_desk = np.zeros(0, dtype=np.int64)  # which desk owns each of them
-        self.traded = np.zeros(balance.shape[1])  # option units bought (+) / written (-)
+        self.traded = np.zeros(self.balance.shape[1])  # option units bought (+) / written (-)
 
     def book_rows(self, options: OptionsProtocols, desk: int | None = None) -> np.ndarray:
         """Their open rows in the options book (of one desk, or all)."""
@@ -94,6 +96,12 @@ class VolArbitrageurTable(HedgingTable):
         for i, w in enumerate((value, delta, gamma * s * s / 100.0, vega / 100.0)):
             out[i] = np.bincount(b.asset[rows], weights=size * w, minlength=m)
         return out
+
+    def desk_delta(self, options: OptionsProtocols, price: np.ndarray, now_hours: float
+                   ) -> np.ndarray:
+        """float[n, m]: the option delta of each desk's own book (what it hedges)."""
+        return np.stack([self.option_greeks(options, price, now_hours, k)[1]
+                         for k in range(len(self))])
 
     def trade(self, t: int, options: OptionsProtocols, realised: np.ndarray, *,
               price: np.ndarray, now_hours: float, rng: np.random.Generator) -> None:
@@ -127,10 +135,12 @@ class VolArbitrageurTable(HedgingTable):
         mine = self.option_greeks(options, price, now_hours, k)
         g = mine[2, a] + (size * gamma).sum() * price[a] ** 2 / 100.0
         v = mine[3, a] + (size * vega).sum() / 100.0
-        cash = (size * value).sum() + (np.maximum(-size, 0.0) * price[a]).sum()
+        premium = (size * value).sum()  # paid to the vault (> 0) or by it (< 0)
+        cash = premium + (np.maximum(-size, 0.0) * price[a]).sum()
         if ((abs(g) > self.gamma_limit and abs(g) >= abs(mine[2, a]))
                 or (abs(v) > self.vega_limit and abs(v) >= abs(mine[3, a]))
-                or cash > self.balance[k, self.cash]):
+                or cash > self.balance[k, self.cash]
+                or options.vault[self.protocol] + premium < 0):  # the vault cannot pay
             return
         rows, premium = options.trade(np.full(len(size), self.option_owner[k]), self.protocol,
                                       a, kind, price[a], expiry, size, price=price,

@@ -236,6 +236,8 @@ def run_cascade(coll_market, debt_market, coll, scaled_debt,
         lo = np.inf
         hi = 0.0
         for a in range(m):
+            if start_price[a] <= 0.0:
+                continue  # worthless (an expired option token): only pool prices move here
             ratio = oracle_price[a] / start_price[a]
             if ratio < lo:
                 lo = ratio

@@ -34,9 +34,12 @@ def max_debt_to_cover(debt, collateral, price_debt, price_coll, health, close_fa
             (2,000 USD).
 
     Returns:
-        float, debt tokens that may be covered (0 when not liquidatable).
+        float, debt tokens that may be covered (0 when not liquidatable, and when the
+        collateral's price is 0: worthless collateral, such as an option token that expired
+        out of the money, pays no liquidator and would divide by zero in the seizure; its
+        debt stays insolvent, recorded as such).
     """
-    if health >= 1.0 or debt <= 0.0 or collateral <= 0.0:
+    if health >= 1.0 or debt <= 0.0 or collateral <= 0.0 or price_coll <= 0.0:
         return 0.0
     if (
         collateral * price_coll >= small_threshold

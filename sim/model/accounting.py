@@ -363,7 +363,10 @@ class Accounting:
         return out
 
     def _supply(self) -> np.ndarray:
-        """Tokens each issuer has outstanding, per (protocol, asset); NaN for other pairs."""
+        """Tokens each issuer has outstanding, per (protocol, asset); NaN for other pairs.
+
+        Option tokens: the series' supply, written by the options protocol's vault.
+        """
         out = np.full((len(self.protocol_names), len(self.assets)), np.nan)
         rows = {n: k for k, n in enumerate(self.protocol_names)}
         st = self.staking
@@ -375,6 +378,10 @@ class Accounting:
         for p, name in enumerate(self.algo_names):
             out[rows[name], self.algo_stable[p]] = self.algo.stable_supply[p]
             out[rows[name], self.algo_sister[p]] = self.algo.sister_supply[p]
+        opt = self.options
+        for k, token in enumerate(opt.series_token):  # written by the vault before the run
+            name = opt.names[opt.book.protocol[opt.series_row[k]]]
+            out[rows[name], token] = opt.series_supply[k]
         return out
 
     def _perp_record(self, ext: np.ndarray) -> dict[str, np.ndarray]:

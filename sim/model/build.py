@@ -21,6 +21,7 @@ from sim.agents.perp_trader import PerpTrader, PerpTraderTable
 from sim.agents.redeemer import Redeemer, RedeemerTable
 from sim.agents.vault_owner import VaultOwner, VaultOwnerTable
 from sim.agents.vol_arbitrageur import VolArbitrageur, VolArbitrageurTable
+from sim.engine.greeks import CALL, PUT
 from sim.errors import ScenarioError
 from sim.protocols.amm import Pools
 from sim.protocols.cdp import CDPs
@@ -60,6 +61,7 @@ class Construction:
 
     def _build_protocols(self) -> None:
         s = self.scenario
+        self._build_options()  # first: it prices the option tokens at t = 0
         p0 = self.prices[0]
         pools = s.protocols_of(Pool)
         self.pool_names = list(pools)
@@ -120,10 +122,13 @@ class Construction:
         self._build_cdps()
         self._build_algorithmic()
         self._build_perps()
-        self._build_options()
 
     def _build_options(self) -> None:
-        """Options protocols and one volatility surface per asset (their markets')."""
+        """Options protocols, one volatility surface per asset (their markets'), and series.
+
+        Every option token is a series of its protocol's vault, priced at t = 0 from the
+        surface (its supply is recorded once the agents hold their tokens).
+        """
         opts = self.scenario.protocols_of(Options)
         self.option_names = list(opts)
         m = len(self.assets)
@@ -153,6 +158,25 @@ class Construction:
                          for c in opts.values()],
             vega_limit=[np.inf if c.vega_limit_usd is None else c.vega_limit_usd
                         for c in opts.values()])
+        tokens = {name: spec.option for name, spec in self.scenario.assets.items()
+                  if spec.option is not None}
+        for name, o in tokens.items():
+            self.options.add_series(self.option_names.index(o.protocol), self._index(name),
+                                    self._index(o.underlying), CALL if o.kind == "call" else PUT,
+                                    o.strike, o.expiry_hours)
+        self.option_tokens = self.options.series_token
+        value = self.options.series_price(self.prices[0], 0.0)
+        for name, v in zip(tokens, value, strict=True):
+            if not v > 0:
+                self._fail(f"assets.{name}.option.strike", "the option is worth nothing at "
+                           "the start on its volatility surface; it cannot be priced as a token")
+        self.prices[0, self.option_tokens] = value
+
+    def _seed_option_series(self) -> None:
+        """The vault wrote every option token the scenario placed: its short row per series."""
+        held = self.token_totals()
+        for k, token in enumerate(self.options.series_token):
+            self.options.issue(k, held[token])
 
     def _build_perps(self) -> None:
         """Perpetual-futures protocols: one market per (protocol, asset); vaults and hedges."""
@@ -419,6 +443,7 @@ class Construction:
         self.perps.hedge[:] = self.perps.hedge_target()  # vaults start hedged
 
         self.option_traders: list[OptionTraderTable] = []
+        self.option_forward_market = np.full(m, -1, dtype=np.int64)  # perp market per asset
         for field, cfg in a.populations("option_traders"):
             self._build_option_traders(field, cfg)
 
@@ -428,17 +453,8 @@ class Construction:
             desk = self._desk("agents.delta_hedgers", cfg)
             self.delta_hedgers = DeltaHedgerTable(
                 protocol=self.option_names.index(cfg.protocol), **desk)
-            # They start hedged: their inventory offsets the vault's option delta at t = 0
-            # around their own holding (the base part of their capital).
-            start = self._vault_option_delta()
-            assets = desk["assets"]
-            self.delta_hedgers.balance[:, assets] -= start[assets] / cfg.count
-            if np.any(self.delta_hedgers.balance < 0):
-                self._fail("agents.delta_hedgers.capital", "too small to hold the opening "
-                           "hedge (the vault's option delta) in base tokens; raise it or "
-                           "base_share")
             for row in range(cfg.count):
-                DeltaHedger(self, row, protocols=(cfg.protocol, *cfg.venues.values()))
+                DeltaHedger(self, row, protocols=(cfg.protocol, *_venue_protocols(cfg)))
 
         self.vol_arbitrageurs = None
         if a.vol_arbitrageurs is not None:
@@ -457,7 +473,7 @@ class Construction:
                 option_owner=len(self.options.book) + np.arange(cfg.count), **desk)
             self.vol_window = max(2, round(cfg.window_hours / self.dt_hours))
             for row in range(cfg.count):
-                VolArbitrageur(self, row, protocols=(cfg.protocol, *cfg.venues.values()))
+                VolArbitrageur(self, row, protocols=(cfg.protocol, *_venue_protocols(cfg)))
 
         self.holders: list[HolderTable] = []
         for field, cfg in a.populations("holders"):
@@ -475,6 +491,21 @@ class Construction:
         self.redeemers = None
         if a.redeemers is not None:
             self._build_redeemers(a.redeemers)
+
+    def _open_delta_hedge(self) -> None:
+        """The delta hedgers start hedged, once every option (and option token) is written.
+
+        Their inventory offsets the vault's option delta at t = 0 around their own holding
+        (the base part of their capital).
+        """
+        h = self.delta_hedgers
+        if h is None:
+            return
+        start = self._vault_option_delta()
+        h.balance[:, h.assets] -= start[h.assets] / len(h)
+        if np.any(h.balance < 0):
+            self._fail("agents.delta_hedgers.capital", "too small to hold the opening hedge "
+                       "(the vault's option delta) in base tokens; raise it or base_share")
 
     def _build_perp_traders(self, field: str, cfg) -> None:
         rng = self.rng
@@ -509,6 +540,17 @@ class Construction:
         for k in range(cfg.count):
             PerpTrader(self, slice(rows.start + k * per, rows.start + (k + 1) * per),
                        protocols=(cfg.protocol, *hedges)).table = self.perp_traders[-1]
+
+    def _option_forwards(self) -> np.ndarray:
+        """Per asset, what options on perps are on: the perp's mark (settlement tokens).
+
+        The oracle price for assets with no option on a perp.
+        """
+        out = self.oracles.price.copy()
+        on = self.option_forward_market >= 0
+        if on.any():
+            out[on] = self.perps.mark_price(self.oracles.price)[self.option_forward_market[on]]
+        return out
 
     def _desk(self, field: str, cfg) -> dict:
         """``HedgingTable`` arguments of a desk (``sim.scenario.HedgingDesk``).
@@ -555,9 +597,11 @@ class Construction:
             if asset not in cfg.venues:
                 self._fail(f"{field}.delta_target_usd.{asset}", "not a hedged asset (venues: "
                            f"{', '.join(cfg.venues)})")
-        owner = (int(self.perps.book.owner.max()) + 1 if len(self.perps.book) else 0) + (
-            0 if self.delta_hedgers is None or field.endswith("delta_hedgers")
-            else len(self.delta_hedgers))
+        # Owner ids in the perps book: after every perp trader's, and after the delta
+        # hedgers' for the volatility arbitrageurs (built second).
+        first_free = int(self.perps.book.owner.max()) + 1 if len(self.perps.book) else 0
+        hedgers = getattr(self, "delta_hedgers", None)
+        owner = first_free + (len(hedgers) if hedgers is not None else 0)
         return dict(balance=balance, own=balance.copy(), assets=assets, venue_kind=kind,
                     venue=venue, cash=cash, band_usd=cfg.band_usd,
                     every=round(cfg.every_hours / self.dt_hours),
@@ -579,6 +623,15 @@ class Construction:
                        "every draw")
         p = self.option_names.index(cfg.protocol)
         sign = 1.0 if cfg.side == "buy" else -1.0
+        if cfg.underlying == "perp":  # options on the perp's mark: which market per asset
+            for name in cfg.markets:
+                a_ = self._index(name)
+                market = self.perps.market(cfg.perp, a_)
+                if self.option_forward_market[a_] not in (-1, market):
+                    self._fail(f"{field}.perp", f"options on {name} are already on another "
+                               "perp; all options on one asset must be on the same perp")
+                self.option_forward_market[a_] = market
+            self.options.forward = self._option_forwards()
         try:
             owner = len(self.options.book) + np.arange(n)  # unique across populations
             rows, premium = self.options.trade(owner, p, asset, kind, strike, expiry,
@@ -741,3 +794,8 @@ class Construction:
                             protocols=(cfg.protocol, *venues)).table = self.traders[-1]
 
     # --- the step ---------------------------------------------------------------------------
+
+
+def _venue_protocols(desk) -> list[str]:
+    """The protocols a desk hedges on (its venues but the spot market)."""
+    return [v for v in dict.fromkeys(desk.venues.values()) if v != "spot"]

@@ -1,10 +1,11 @@
 """StressModel: wires market, protocols and agents, and owns the step order.
 
-One step: market (external prices) -> interest and stability fees accrue, redemptions paid
--> exploits, liquidity withdrawals and forced sales -> agents act (redeemers, arbitrageurs,
-market makers, lenders, leveraged traders, vault owners) -> oracle manipulations -> oracles
-publish (stale ones do not) -> liquidation phase (at this step's gas cost) -> manipulations
-unwind -> record.
+One step: market (external prices) -> interest and stability fees accrue, option surfaces
+react and expired options settle, option tokens are priced -> redemptions paid -> exploits,
+liquidity withdrawals and forced sales -> agents act (redeemers, arbitrageurs, market makers,
+lenders, leveraged traders, vault owners) -> oracle manipulations -> oracles publish (stale
+ones do not) -> liquidation phase (at this step's gas cost) -> manipulations unwind ->
+record.
 
 The liquidation phase runs in passes until one pass changes nothing: the lending cascade
 (numba, to its own fixed point), one pass over the multi-collateral accounts, CDP barks and
@@ -61,14 +62,16 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.t = 0
         # A stream of its own: the agents' draws must not depend on the number of steps.
         self.prices = market.price_paths(s, self.rng.spawn(1)[0], self.n_steps)
-        self.running_max = self.prices[0].copy()
         self.external = np.zeros(m)  # tokens held by the outside world (CEX, spenders)
         self.gas_sink = np.zeros(m)  # tokens paid as gas
         self.volume = dict.fromkeys(AGENT_KINDS, 0.0)
         self.graph = network.build_graph(s)
-        self._build_protocols()
+        self._build_protocols()  # prices the option tokens at t = 0
+        self.running_max = self.prices[0].copy()
         self._build_agents()
         self._place_sale_tokens()
+        self._seed_option_series()
+        self._open_delta_hedge()
         self._seed_staking()
         self._seed_algorithmic()
         self.created = np.zeros(m)  # tokens an attacker took out of a protocol's backing
@@ -85,7 +88,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.hedge_cost = 0.0  # what their trades cost beyond value (fees and impact)
         self.vol_arb_hedge_cost = 0.0
         self.vol_arb_hedge_sold = np.zeros(len(self.assets))
-        self.options.forward = self.oracles.price.copy()
+        self.options.forward = self._option_forwards()
         self.mm_pnl = MarketMakerPnL(self)
         self.recorder = Recorder(self.n_steps, {
             "asset": self.assets, "protocol": self.protocol_names,
@@ -133,7 +136,8 @@ class StressModel(Construction, Accounting, mesa.Model):
             mm = self.market_makers
             mm.act(self.amm, self.prices[: t + 1, self.amm.base[mm.pool]], self.dt_hours,
                    prices=ext)
-        drawdown = float(np.max(1.0 - ext / self.running_max))
+        # Fear reads the market: an option token falls by its time decay alone.
+        drawdown = float(np.max(np.delete(1.0 - ext / self.running_max, self.option_tokens)))
         for lenders in self.lenders:
             lenders.act(self.lending, drawdown)
         for traders in self.traders:
@@ -148,7 +152,7 @@ class StressModel(Construction, Accounting, mesa.Model):
                    for p, size in self.shocks.manipulations(t)]
         stale = self.shocks.stale_assets(t)
         self.oracles.update(t, self.prices[: t + 1], self.amm.spot(), stale)
-        self.options.forward = self.oracles.price.copy()
+        self.options.forward = self._option_forwards()
         self.gas_multiplier = self.shocks.gas_multiplier(t)
         for table in (self.liquidators, self.keepers):
             if len(table):
@@ -207,7 +211,7 @@ class StressModel(Construction, Accounting, mesa.Model):
             self._price_receipts(t)
             self._price_issued(t)
             self.oracles.update(t, self.prices[: t + 1], self.amm.spot(), stale)
-            self.options.forward = self.oracles.price.copy()
+            self.options.forward = self._option_forwards()
         return stats, totals, rounds
 
     def _perp_liquidations(self) -> float:
@@ -252,7 +256,8 @@ class StressModel(Construction, Accounting, mesa.Model):
 
         Realised volatility is the root mean square of the external log returns of the last
         ``REALISED_WINDOW_HOURS``, annualised (realised variance, not demeaned: a steady
-        fall is volatility too); options settle at the oracle price of their asset.
+        fall is volatility too); options and option-token series settle at the oracle price
+        of their asset. Then the option tokens are priced for the step.
         """
         if not self.option_names:
             return
@@ -264,17 +269,26 @@ class StressModel(Construction, Accounting, mesa.Model):
             traders.receive(rows, payoff)
         if self.vol_arbitrageurs is not None:
             self.vol_arbitrageurs.settle(rows, payoff)
+        self._price_option_tokens(t)
+
+    def _price_option_tokens(self, t: int) -> None:
+        """Option tokens: the surface's value at the underlying's price, or the reserve's."""
+        if len(self.option_tokens):
+            self.prices[t, self.option_tokens] = self.options.series_price(
+                self.prices[t], t * self.dt_hours)
 
     def _realised_vol(self, window: int) -> np.ndarray | None:
         """Realised volatility per asset over the last ``window`` steps (None: too early).
 
         The root mean square of the external log returns, annualised (realised variance,
-        not demeaned: a steady fall is volatility too).
+        not demeaned: a steady fall is volatility too). Option tokens have no surface of
+        their own: their columns read 0.
         """
-        past = np.log(self.prices[max(0, self.t - window): self.t + 1])
+        past = self.prices[max(0, self.t - window): self.t + 1].copy()
         if len(past) < 3:
             return None
-        returns = np.diff(past, axis=0)
+        past[:, self.option_tokens] = 1.0  # not priced yet this step
+        returns = np.diff(np.log(past), axis=0)
         return np.sqrt((returns ** 2).mean(axis=0) * HOURS_PER_YEAR / self.dt_hours)
 
     def _desks(self, t: int, ext: np.ndarray) -> None:
@@ -290,7 +304,8 @@ class StressModel(Construction, Accounting, mesa.Model):
             realised = self._realised_vol(self.vol_window)
             if realised is not None:
                 va.trade(t, self.options, realised, price=ext, now_hours=now, rng=self.rng)
-            sold = va.hedge(t, va.option_greeks(self.options, ext, now)[1], **venues)
+            sold = va.hedge(t, va.desk_delta(self.options, ext, now),
+                            force=bool(va.traded.any()), **venues)
             self.volume["vol_arbitrageur"] = np.abs(sold) @ ext
             self.vol_arb_hedge_cost = va.cost
             self.vol_arb_hedge_sold = sold
@@ -301,14 +316,17 @@ class StressModel(Construction, Accounting, mesa.Model):
             self.volume["hedger"] = np.abs(sold) @ ext
 
     def _vault_option_delta(self) -> np.ndarray:
-        """The hedged options vault's delta per asset at market prices: minus the traders'."""
+        """The hedged options vault's delta per asset at market prices.
+
+        Minus the traders' option delta, plus its own short in the option-token series.
+        """
         opt = self.options
         b = opt.book
         live = np.flatnonzero((b.size != 0) & (b.protocol == self.delta_hedgers.protocol))
         out = np.zeros(len(self.assets))
         if len(live):
             per_unit = opt.greeks(self.prices[self.t], self.t * self.dt_hours, live)[1]
-            np.add.at(out, b.asset[live], -per_unit * b.size[live])
+            np.add.at(out, b.asset[live], per_unit * opt.vault_position(live))
         return out
 
     def _pay_redemptions(self) -> None:
@@ -324,11 +342,12 @@ class StressModel(Construction, Accounting, mesa.Model):
         np.add.at(self.external, under[~mine], amounts[~mine])
 
     def _price_issued(self, t: int) -> None:
-        """Price the tokens their pools price, at step ``t``.
+        """Price the tokens their pools price, at step ``t``, then the option tokens.
 
         Staked tokens: the underlying's price times their pool's spot (the rate without a
         pool); algorithmic stablecoins, their sisters and CDP stablecoins with a
-        ``stable_pool``: pool spot times the quote's price.
+        ``stable_pool``: pool spot times the quote's price. Option tokens last, since their
+        underlying may be one of those.
         """
         spot = self.amm.spot()
         for p, v in enumerate(self.staking_pool):
@@ -340,6 +359,7 @@ class StressModel(Construction, Accounting, mesa.Model):
                               (self.algo_sister, self.algo_sister_pool),
                               (self.cdps.stable_asset[priced], self.cdp_stable_pool[priced])):
             self.prices[t, tokens] = spot[pools] * self.prices[t, self.amm.quote[pools]]
+        self._price_option_tokens(t)
 
     def _forced_sales(self, t: int) -> None:
         """Holders outside the model selling into a pool (scheduled ``sale`` shocks)."""

@@ -10,7 +10,17 @@ net short and its hedge, a pool's liquidity held by LPs outside the model), and 
 
 Ownership identity, the check that every claim has its counterparty: summed over all
 holders, the deltas equal the tokens in existence, ``model.token_totals()``, asset by asset
-(debts cancel their claims, perp longs cancel the vaults' shorts).
+(debts cancel their claims, perp longs cancel the vaults' shorts), on every asset except
+the option tokens' own columns.
+
+*Option tokens* are looked through: a holder of ``n`` tokens of a series (in its wallet, as
+collateral, in a pool) has ``n`` times the option's delta, gamma and vega in the underlying
+before expiry, and ``n`` times its claim on the redemption reserve in the settlement token
+after, and nothing in the token's own column; the writer vault's short row in the series is
+the opposite. So in an option token's column the deltas sum to 0 while ``token_totals()``
+counts the supply (the tokens exist; their value is the options'); in the underlying the
+holders' long cancels the vault's short, and in the settlement token the holders' claims
+are the reserve the protocol holds.
 
 *Gamma* (``d2V / dP_a^2``, USD per USD^2 of the asset's price) comes from AMM liquidity:
 an LP share of a pool is short gamma in the pool's base asset (``sim.engine.lp_greeks``:
@@ -51,12 +61,23 @@ def delta(model, coll: np.ndarray | None = None, debt: np.ndarray | None = None
           ) -> np.ndarray:
     """Delta per holder (rows of :func:`holders`) and asset, in tokens, now.
 
+    Option tokens are looked through (module docstring).
+
     Args:
         model: a ``StressModel`` (duck-typed).
         coll, debt: the lending book's collateral and debt tokens per market, positions and
             accounts together, if already computed (``LendingPools.totals`` plus
             ``AccountBook.totals``); computed here otherwise.
     """
+    out = _positions(model, coll, debt)
+    if len(model.options.series_token):
+        out += _look_through(model, out)[0]
+    return out
+
+
+def _positions(model, coll: np.ndarray | None = None, debt: np.ndarray | None = None
+               ) -> np.ndarray:
+    """Delta per holder and asset with option tokens counted as tokens (not looked through)."""
     m = len(model.assets)
     kinds = {k: i for i, k in enumerate(AGENT_KINDS)}
     row = {n: len(AGENT_KINDS) + i for i, n in enumerate(model.protocol_names)}
@@ -199,34 +220,76 @@ def _desk(model, kind: str):
 
 
 def _add_options(model, out: np.ndarray, greek: int) -> None:
-    """Add one Greek (1 delta, 2 gamma, 3 vega) of the open options to holders and writers."""
+    """Add one Greek (1 delta, 2 gamma, 3 vega) of the open options to holders and writers.
+
+    Option traders hold their rows; the writer vaults the other side and their short rows
+    in option-token series (whose long side the tokens carry: :func:`_look_through`).
+    """
     opt = model.options
     b = opt.book
     live = np.flatnonzero(b.size != 0)
     if len(live) == 0:
         return
     per_unit = opt.greeks(model.prices[model.t], model.t * model.dt_hours, live)[greek]
-    held = per_unit * b.size[live]
     m = out.shape[1]
     arb = np.zeros(len(b), dtype=bool)
     if model.vol_arbitrageurs is not None:
         arb[model.vol_arbitrageurs.rows] = True
-    for kind, mine in (("option_trader", ~arb[live]), ("vol_arbitrageur", arb[live])):
+    traded = b.series[live] < 0  # rows held by traders (series rows: held as tokens)
+    held = per_unit * b.size[live]
+    for kind, mine in (("option_trader", traded & ~arb[live]),
+                       ("vol_arbitrageur", traded & arb[live])):
         out[AGENT_KINDS.index(kind)] += np.bincount(b.asset[live[mine]], weights=held[mine],
                                                     minlength=m)
+    vault = per_unit * opt.vault_position(live)
     for p, name in enumerate(opt.names):
         mine = b.protocol[live] == p
-        out[len(AGENT_KINDS) + model.protocol_names.index(name)] -= np.bincount(
-            b.asset[live[mine]], weights=held[mine], minlength=m)
+        out[len(AGENT_KINDS) + model.protocol_names.index(name)] += np.bincount(
+            b.asset[live[mine]], weights=vault[mine], minlength=m)
+
+
+def _look_through(model, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What option tokens held add to delta, gamma and vega (arrays shaped as ``tokens``).
+
+    Args:
+        model: a ``StressModel`` (duck-typed).
+        tokens: float (..., m), tokens held per asset (one holder, or holders x assets).
+
+    Returns:
+        (delta, gamma, vega) to add: ``n`` tokens of a live series give ``n`` times the
+        option's Greeks per unit in its underlying; of a settled one, ``n`` times the claim
+        per token (``reserve / supply``) in the settlement token; and minus ``n`` in the
+        token's own delta column, which the option replaces.
+    """
+    opt = model.options
+    d, g, v = np.zeros_like(tokens), np.zeros_like(tokens), np.zeros_like(tokens)
+    _, per_delta, per_gamma, per_vega, _ = opt.greeks(
+        model.prices[model.t], model.t * model.dt_hours, opt.series_row)
+    claim = opt.claim_per_token()
+    settlement = opt.series_settlement()
+    underlying = opt.book.asset[opt.series_row]
+    for k, token in enumerate(opt.series_token):
+        n = tokens[..., token].copy()
+        if opt.settled[k]:
+            d[..., settlement[k]] += n * claim[k]
+        else:
+            d[..., underlying[k]] += n * per_delta[k]
+            g[..., underlying[k]] += n * per_gamma[k]
+            v[..., underlying[k]] += n * per_vega[k]
+        d[..., token] -= n
+    return d, g, v
 
 
 def vega(model) -> np.ndarray:
     """Vega per holder (rows of :func:`holders`) and asset: value per 1.00 of implied vol.
 
-    Only options carry vega: their holders long, the writer vaults short.
+    Only options carry vega: their holders long (option tokens looked through), the writer
+    vaults short.
     """
     out = np.zeros((len(AGENT_KINDS) + len(model.protocol_names) + 1, len(model.assets)))
     _add_options(model, out, greek=3)
+    if len(model.options.series_token):
+        out += _look_through(model, _positions(model))[2]
     return out
 
 
@@ -234,11 +297,14 @@ def gamma(model) -> np.ndarray:
     """Gamma per holder (rows of :func:`holders`) and asset, USD per USD^2, now.
 
     Market makers hold their LP share of their pool; the rest of each pool belongs to LPs
-    outside the model (the pool's row).
+    outside the model (the pool's row). Options: holders long (option tokens looked
+    through), writer vaults short.
     """
     m = len(model.assets)
     amm = model.amm
     out = np.zeros((len(AGENT_KINDS) + len(model.protocol_names) + 1, m))
+    if len(model.options.series_token):
+        out += _look_through(model, _positions(model))[1]
     n = len(amm)
     if n == 0:
         _add_options(model, out, greek=2)
@@ -358,4 +424,7 @@ def of_agent(model, agent) -> dict[str, np.ndarray]:
                 v += np.bincount(a, weights=greeks[3] * size, minlength=m)
     else:
         raise TypeError(f"no exposure rule for {type(agent).__name__}")
+    if len(model.options.series_token):  # option tokens it holds, looked through
+        dd, gg, vv = _look_through(model, d)
+        d, g, v = d + dd, g + gg, v + vv
     return {"delta": d, "gamma": g, "vega": v}

@@ -1,9 +1,10 @@
 """P&L of the options market maker (the options vaults and their delta hedgers), explained.
 
 Each step the market maker's value ``V`` (the vaults' settlement tokens and writers'
-nothing, minus the options they owe at the surface's prices, plus the hedgers' tokens, all
-at external prices) changes by ``dV``. The Taylor expansion of the book at the start of the
-step splits it (Hull, ch. 19, "Taylor series expansions"; the usual desk attribution):
+nothing, minus the options they owe at the surface's prices, option-token series included,
+plus the hedgers' tokens, all at external prices) changes by ``dV``. The Taylor expansion
+of the book at the start of the step splits it (Hull, ch. 19, "Taylor series expansions";
+the usual desk attribution):
 
     delta = sum_a Delta_a dS_a            gamma = 1/2 sum_a Gamma_a dS_a^2
     vega  = sum_a vega_a d(sigma_atm,a)   theta = Theta dt     (vega per unit of the ATM level)
@@ -33,7 +34,8 @@ def market_maker_value(model) -> float:
     live = np.flatnonzero(b.size != 0)
     if len(live):
         per_unit = opt.greeks(ext, model.t * model.dt_hours, live)[0]
-        value -= float((per_unit * b.size[live]) @ ext[opt.settlement_asset[b.protocol[live]]])
+        value += float((per_unit * opt.vault_position(live))
+                       @ ext[opt.settlement_asset[b.protocol[live]]])
     h = model.delta_hedgers
     if h is not None:
         value += float(h.balance.sum(0) @ ext)
@@ -51,7 +53,7 @@ def market_maker_greeks(model) -> tuple[np.ndarray, np.ndarray, np.ndarray, floa
     live = np.flatnonzero(b.size != 0)
     if len(live):
         _, d, g, v, th = opt.greeks(model.prices[model.t], model.t * model.dt_hours, live)
-        owed = -b.size[live]  # the vault holds the other side
+        owed = opt.vault_position(live)  # the traders' other side, and its token series
         np.add.at(delta, b.asset[live], owed * d)
         np.add.at(gamma, b.asset[live], owed * g)
         # Vega per unit of the ATM level: an option's vol moves by (T / T_ref)^term per
@@ -59,7 +61,8 @@ def market_maker_greeks(model) -> tuple[np.ndarray, np.ndarray, np.ndarray, floa
         surface = opt.surface
         a = b.asset[live]
         t = np.maximum(b.expiry[live] - model.t * model.dt_hours, 0.0) / HOURS_PER_YEAR
-        vol = surface.vol(a, b.strike[live], model.prices[model.t, a], t)
+        vol = surface.vol(a, b.strike[live], opt.underlying_price(model.prices[model.t],
+                                                                     live), t)
         moves = np.where(vol > surface.floor, (np.maximum(t, 1e-9) / surface.term_ref_years)
                          ** surface.term[a], 0.0)
         np.add.at(vega, a, owed * v * moves)

@@ -20,8 +20,20 @@ At expiry each option pays ``size * max(S - K, 0)`` (call) or ``size * max(K - S
 from the vault to the holder (or the holder to the vault for a short). The vault's
 settlement balance can go negative only as recorded bad debt. Writers (traders who sell to
 the vault) write cash-secured puts only: the strike times the size is locked until expiry.
-Settlement tokens held by the protocol (``held``: the vaults and the writers' collateral)
-change only by premiums, collateral and payoffs: the model checks conservation.
+Settlement tokens held by the protocol (``held``: the vaults, the writers' collateral and
+the series' redemption reserves) change only by premiums, collateral and payoffs: the model
+checks conservation.
+
+**Option tokens** (Opyn's oTokens: one ERC-20 per series, minted by the writer against
+collateral and redeemable after expiry for the payoff). A *series* is a token the vault
+wrote before the run: the vault holds one short row in the book for it, ``size = -supply``
+(the tokens in existence), so the vault carries the series' Greeks and its hedgers see them;
+whoever holds the tokens holds the long side. Before expiry a token is worth the option's
+value on the surface (``series_price``). At expiry the series settles like a row: the vault
+moves ``supply * intrinsic`` settlement tokens into the series' redemption reserve (pro rata
+with the other payoffs, and bad debt, when the vault cannot pay all), and from then on a
+token is a claim on ``reserve / supply`` settlement tokens. Nobody has to redeem: tokens and
+reserve just wait.
 
 **Risk limits.** A vault may have limits per asset on its *cash gamma* ``gamma S^2 / 100``
 (how much the value of its delta changes for a 1% move of the underlying, USD) and its vega
@@ -103,6 +115,7 @@ class OptionBook:
         self.expiry = np.zeros(0)  # hours since the start
         self.size = np.zeros(0)
         self.collateral = np.zeros(0)  # settlement tokens a writer locked (cash-secured put)
+        self.series = np.zeros(0, dtype=np.int64)  # option-token series of a vault row, or -1
 
     def __len__(self) -> int:
         return len(self.size)
@@ -112,8 +125,9 @@ class OptionBook:
         start = len(self)
         n = len(np.atleast_1d(fields["size"]))
         fields.setdefault("collateral", 0.0)
+        fields.setdefault("series", -1)
         for name in ("owner", "protocol", "asset", "kind", "on_forward", "strike", "expiry",
-                     "size", "collateral"):
+                     "size", "collateral", "series"):
             old = getattr(self, name)
             new = np.broadcast_to(np.asarray(fields[name], dtype=old.dtype), (n,))
             setattr(self, name, np.concatenate([old, new]))
@@ -147,6 +161,14 @@ class OptionsProtocols:
         self.book = OptionBook()
         self.forward: np.ndarray | None = None  # the perp marks options on perps are on
         self.bad_debt = np.zeros(len(self.names))
+        # Option-token series (one per token asset): the token, its vault row in the book,
+        # the tokens in existence, the redemption reserve and payout per token after expiry.
+        self.series_token = np.zeros(0, dtype=np.int64)
+        self.series_row = np.zeros(0, dtype=np.int64)
+        self.series_supply = np.zeros(0)
+        self.reserve = np.zeros(0)
+        self.payout = np.zeros(0)
+        self.settled = np.zeros(0, dtype=np.bool_)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -161,6 +183,62 @@ class OptionsProtocols:
             s = np.where(b.on_forward[rows], np.asarray(forward, dtype=np.float64)[
                 b.asset[rows]], s)
         return s
+
+    def add_series(self, protocol: int, token: int, asset: int, kind: int, strike: float,
+                   expiry_hours: float) -> int:
+        """Register an option-token series written by ``protocol``'s vault; return its index.
+
+        Its vault row starts empty (``size = 0``); ``issue`` records the tokens in existence.
+        """
+        if kind not in (CALL, PUT) or strike <= 0 or expiry_hours <= 0:
+            raise ProtocolError("a series needs kind CALL or PUT, strike > 0 and expiry > 0")
+        k = len(self.series_token)
+        rows = self.book.append(owner=-1, protocol=protocol, asset=asset, kind=kind,
+                                on_forward=False, strike=strike, expiry=expiry_hours,
+                                size=0.0, series=k)
+        self.series_token = np.append(self.series_token, token)
+        self.series_row = np.append(self.series_row, rows.start)
+        for name in ("series_supply", "reserve", "payout"):
+            setattr(self, name, np.append(getattr(self, name), 0.0))
+        self.settled = np.append(self.settled, False)
+        return k
+
+    def issue(self, k: int, supply: float) -> None:
+        """Record that the vault wrote (and sold) ``supply`` tokens of series ``k``.
+
+        No premium moves: the vault's balance is what it holds after the sale.
+        """
+        if supply < 0:
+            raise ProtocolError("a series' supply cannot be negative")
+        self.series_supply[k] = supply
+        self.book.size[self.series_row[k]] = -supply
+
+    def vault_position(self, rows) -> np.ndarray:
+        """The vault's size on book rows: the trader's opposite, or a series' own short."""
+        b = self.book
+        return np.where(b.series[rows] >= 0, b.size[rows], -b.size[rows])
+
+    def series_price(self, price: np.ndarray, now_hours: float) -> np.ndarray:
+        """Price of one token of each series (numeraire), at per-asset ``price``.
+
+        Before settlement the option's value on the surface (``greeks``); after it the claim
+        on the redemption reserve, ``reserve / supply`` settlement tokens at their price.
+        """
+        value = self.greeks(price, now_hours, self.series_row)[0]
+        settlement = np.asarray(price)[self.series_settlement()]
+        return np.where(self.settled, self.claim_per_token() * settlement, value)
+
+    def series_settlement(self) -> np.ndarray:
+        """Asset index of each series' settlement token."""
+        return self.settlement_asset[self.book.protocol[self.series_row]]
+
+    def claim_per_token(self) -> np.ndarray:
+        """Settlement tokens a settled series' token claims: ``reserve / supply``.
+
+        The payout per token where no token exists (0 before settlement).
+        """
+        return np.divide(self.reserve, self.series_supply, out=self.payout.copy(),
+                         where=self.series_supply > 0)
 
     def greeks(self, price: np.ndarray, now_hours: float, rows=None, forward=None
                ) -> tuple[np.ndarray, ...]:
@@ -300,38 +378,57 @@ class OptionsProtocols:
         """Settle every option expired by ``now_hours`` at ``price``; close its row.
 
         Options on a forward settle at ``forward`` (per asset; default ``price``).
+        Option-token series settle too: the vault moves what their holders are owed into
+        each series' redemption reserve (``reserve``, ``payout`` per token).
 
         Returns:
-            (rows settled, settlement tokens paid to each row's owner: a holder's payoff, or
-            what a writer's collateral has left after paying its payoff to the vault). A
-            vault that cannot pay books the gap as bad debt and pays what it has.
+            (traders' rows settled, settlement tokens paid to each row's owner: a holder's
+            payoff, or what a writer's collateral has left after paying its payoff to the
+            vault). A vault that cannot pay books the gap as bad debt and pays what it has,
+            pro rata to the rows and series it owes.
         """
         b = self.book
-        rows = np.flatnonzero((b.size != 0) & (b.expiry <= now_hours))
+        unsettled = np.zeros(len(b), dtype=np.bool_)  # series settle even with no supply
+        unsettled[self.series_row[~self.settled]] = True
+        rows = np.flatnonzero(((b.size != 0) | unsettled) & (b.expiry <= now_hours))
         if len(rows) == 0:
             return rows, np.zeros(0)
         s = self.underlying_price(price, rows, forward)
         intrinsic = np.maximum(b.kind[rows] * (s - b.strike[rows]), 0.0)
-        payoff = b.size[rows] * intrinsic
+        series = b.series[rows] >= 0
+        # What the vault owes each row (> 0) or is owed by it (< 0: a writer's payoff); the
+        # holders of a series' tokens are owed supply * intrinsic (its row is the vault's).
+        due = b.size[rows] * intrinsic
+        due[series] = -due[series]
         for p in range(len(self.names)):
             mine = b.protocol[rows] == p
-            won = mine & (payoff > 0)
-            owed = payoff[won].sum()
-            can = self.vault[p] - payoff[mine & (payoff < 0)].sum()  # writers pay first
+            won = mine & (due > 0)
+            owed = due[won].sum()
+            can = self.vault[p] - due[mine & (due < 0)].sum()  # writers pay first
             if owed > max(can, 0.0):  # the winners share what the vault has; rest: bad debt
                 scale = max(can, 0.0) / owed
                 self.bad_debt[p] += owed * (1.0 - scale)
-                payoff[won] *= scale
-            self.vault[p] -= payoff[mine].sum()
+                due[won] *= scale
+            self.vault[p] -= due[mine].sum()
+        k = b.series[rows[series]]
+        self.reserve[k] += due[series]
+        self.payout[k] = np.divide(due[series], self.series_supply[k],
+                                   out=intrinsic[series].copy(), where=self.series_supply[k] > 0)
+        self.settled[k] = True
         # A writer pays its (negative) payoff out of its collateral and gets the rest back.
-        paid = np.where(b.size[rows] < 0, b.collateral[rows] + payoff, payoff)
+        paid = np.where(b.size[rows] < 0, b.collateral[rows] + due, due)
         b.size[rows] = 0.0
         b.collateral[rows] = 0.0
-        return rows, paid
+        return rows[~series], paid[~series]
 
     def held(self, n_assets: int) -> np.ndarray:
-        """Settlement tokens the protocols hold per asset: vaults and writers' collateral."""
+        """Settlement tokens the protocols hold per asset.
+
+        The vaults, the writers' collateral and the series' redemption reserves.
+        """
         b = self.book
         return (np.bincount(self.settlement_asset, weights=self.vault, minlength=n_assets)
                 + np.bincount(self.settlement_asset[b.protocol], weights=b.collateral,
+                              minlength=n_assets)
+                + np.bincount(self.series_settlement(), weights=self.reserve,
                               minlength=n_assets))

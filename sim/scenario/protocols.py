@@ -276,10 +276,10 @@ class OptionsMarket(Strict):
 class Options(Strict):
     """European options written by the protocol's vault, cash-settled in ``settlement``.
 
-    The vault's risk limits, per asset: it refuses a trade that would take its gamma
-    (``gamma S^2 / 100``, the change of its delta's value for a 1% move) or its vega
-    (``vega / 100``, per volatility point) beyond them; a trade that reduces them is always
-    taken.
+    The vault's risk limits, per asset: a trade is taken if, for its gamma (``gamma S^2 /
+    100``, the change of its delta's value for a 1% move) and for its vega (``vega / 100``,
+    per volatility point) alike, it leaves the vault within the limit or reduces the
+    exposure; otherwise it is refused.
     """
 
     kind: Literal["options"]

@@ -65,6 +65,25 @@ def check_references(s: Scenario) -> None:
             fail(field, f"'{name}' is not a {label} protocol ({label}: {known})")
         return proto
 
+    option_tokens = [name for name, spec in s.assets.items() if spec.option is not None]
+    for asset in option_tokens:
+        here = f"assets.{asset}.option"
+        opt = s.assets[asset].option
+        proto = need_protocol(f"{here}.protocol", opt.protocol, Options, "options")
+        if opt.underlying not in proto.markets:
+            fail(f"{here}.underlying", f"'{opt.underlying}' is not a market of "
+                 f"'{opt.protocol}' (markets: {', '.join(proto.markets)})")
+        if asset in s.market.processes:
+            fail(f"market.processes.{asset}", f"'{asset}' is priced by the model from "
+                 f"{opt.protocol}'s volatility surface; give it no process")
+    for k, jump in enumerate(s.market.jumps):
+        if jump.asset in option_tokens:
+            fail(f"market.jumps[{k}].asset", f"'{jump.asset}' is an option token, priced by "
+                 "the model: move its underlying instead")
+    for k, shock in enumerate(s.shocks):
+        if isinstance(shock, Depeg | BridgeFailure) and shock.asset in option_tokens:
+            fail(f"shocks[{k}].asset", f"'{shock.asset}' is an option token, priced by the "
+                 "model: move its underlying instead")
     for asset, spec in s.assets.items():
         if spec.issuer is not None and spec.issuer not in s.protocols:
             fail(f"assets.{asset}.issuer", f"unknown protocol '{spec.issuer}' "
@@ -163,8 +182,13 @@ def check_references(s: Scenario) -> None:
                 fail(f"{here}.sister", "must differ from stable")
         elif isinstance(proto, Options):
             need_asset(f"{here}.settlement", proto.settlement)
+            if proto.settlement in option_tokens:
+                fail(f"{here}.settlement", "cannot be an option token")
             for asset in proto.markets:
                 need_asset(f"{here}.markets.{asset}", asset)
+                if asset in option_tokens:
+                    fail(f"{here}.markets.{asset}", "options cannot be written on an option "
+                         "token")
                 if asset == proto.settlement:
                     fail(f"{here}.markets.{asset}", "options cannot be on the settlement asset")
                 other = surfaces.setdefault(asset, (name, proto.markets[asset]))
@@ -269,6 +293,9 @@ def check_references(s: Scenario) -> None:
                          f"'{t.perp}' (markets: {', '.join(perp.markets)})")
         elif t.perp is not None:
             fail(f"{here}.perp", "only for underlying = \"perp\"")
+    if "spot" in s.protocols:
+        fail("protocols.spot", "the name 'spot' is reserved for the spot market (a hedging "
+             "venue); rename the protocol")
     for here in ("agents.delta_hedgers", "agents.vol_arbitrageurs"):
         h = getattr(a, here.split(".")[1])
         if h is None:

@@ -18,8 +18,11 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     PrivateAttr,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from sim.scenario.base import Fraction, OpenFraction, Strict
 from sim.scenario.protocols import Protocol
@@ -81,15 +84,63 @@ class Simulation(Strict):
     max_cascade_rounds: int = Field(50, ge=1, le=10_000)
 
 
-class Asset(Strict):
-    """A token; ``price`` is its external price at time 0 in the numeraire (USD)."""
+class AssetOption(Strict):
+    """A tokenised option series (Opyn's oToken): one ERC-20 per series.
 
-    price: PositiveFloat
+    The options ``protocol``'s vault wrote every token in existence at the start (sold
+    before the run); the model prices the token each step at the option's value on the
+    protocol's volatility surface (Black-Scholes at the underlying's external price) and, after
+    expiry, at its claim on the series' redemption reserve (``sim.protocols.options``).
+    """
+
+    protocol: str = Field(description="The options protocol whose vault writes the series")
+    underlying: str = Field(description="A market of that protocol")
+    kind: Literal["call", "put"]
+    strike: PositiveFloat
+    expiry_hours: PositiveFloat = Field(description="Hours from the start to expiry")
+
+
+class Asset(Strict):
+    """A token; ``price`` is its external price at time 0 in the numeraire (USD).
+
+    An option token (``option``) has no ``price``: the model prices it, and its options
+    protocol is its issuer.
+    """
+
+    option: AssetOption | None = Field(
+        None, description="A tokenised option series (oToken); then omit price")
+    price: PositiveFloat | None = Field(None, description="Required unless option is given")
     issuer: str | None = Field(
         None, description="Protocol that issues this token: its losses devalue the token")
     underlying: str | None = Field(
         None, description="For a lending receipt token (aUSDC): the asset it claims in the "
         "issuer's market; its price is the underlying's times the market's backing ratio")
+
+    @field_validator("price")
+    @classmethod
+    def _price_unless_option(cls, price: float | None, info: ValidationInfo) -> float | None:
+        # ``option`` is validated first (field order); an invalid one is reported instead.
+        if "option" not in info.data:
+            return price
+        if info.data["option"] is None and price is None:
+            raise PydanticCustomError("missing", "Field required")
+        if info.data["option"] is not None and price is not None:
+            raise ValueError("omit price: an option token is priced by the model "
+                             "(Black-Scholes on its protocol's volatility surface)")
+        return price
+
+    @model_validator(mode="after")
+    def _option_issuer(self) -> Asset:
+        if self.option is None:
+            return self
+        if self.underlying is not None:
+            raise ValueError("an option token has no underlying (that is for receipt "
+                             "tokens); give option.underlying instead")
+        if self.issuer is not None and self.issuer != self.option.protocol:
+            raise ValueError(f"an option token is issued by its option.protocol "
+                             f"('{self.option.protocol}'), got issuer = '{self.issuer}'")
+        self.issuer = self.option.protocol  # the vault that wrote the series issues it
+        return self
 
 
 class ConstantProcess(Strict):
