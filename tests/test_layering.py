@@ -28,7 +28,8 @@ ALLOWED = {
               "results", "errors", "model", "contagion"},
     "metrics": {"contagion", "results"},
     "api": {"model", "network", "metrics", "results", "scenario", "errors"},
-    "cli": {"api", "errors", "scenario", "results", "plots", "__init__"},
+    "batch": {"results", "errors"},
+    "cli": {"api", "batch", "errors", "scenario", "results", "plots", "__init__"},
 }
 
 

@@ -1,0 +1,1 @@
+"""Batches: many runs of scenario files as one dataset with a ``run`` dim."""
