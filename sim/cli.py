@@ -1,4 +1,4 @@
-"""The ``sim`` command: run, batch, validate, plot, schema.
+"""The ``sim`` command: run, batch, summary, validate, plot, schema.
 
 Bad input (a scenario that does not validate, a missing file, a bad option) prints one line
 to stderr and exits with code 2; never a traceback, never a half-written result.
@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("results", type=Path)
     plot.add_argument("--format", nargs="+", default=["png", "pdf"],
                       choices=["png", "pdf", "svg"])
+    summ = sub.add_parser("summary", help="risk measures of a batch (or of one run): print a "
+                          "table, write a dataset")
+    summ.add_argument("results", type=Path, help="batch store, run folder or .nc file")
+    summ.add_argument("--by", nargs="+", metavar="PARAM",
+                      help="run coordinates to group by (default: the design point)")
+    summ.add_argument("--out", type=Path, help="netCDF file to write (default "
+                      "RESULTS/summary.nc, beside RESULTS when it is a file)")
     sub.add_parser("schema", help="print the scenario JSON schema")
     return parser
 
@@ -252,8 +259,26 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "batch": _cmd_batch, "validate": _cmd_validate, "plot": _cmd_plot,
-             "schema": _cmd_schema}
+def _cmd_summary(args: argparse.Namespace) -> int:
+    import sim
+    from sim.batch.summary import (
+        SUMMARY_FILE,
+        format_table,
+        risk_measures,
+        run_scalars,
+        write_summary,
+    )
+
+    measures = risk_measures(run_scalars(sim.open_results(args.results)), by=args.by)
+    out = args.out or (args.results if args.results.is_dir() else args.results.parent)
+    path = write_summary(measures, out / SUMMARY_FILE if out.is_dir() else out)
+    print(format_table(measures))
+    print(f"written {path}")
+    return 0
+
+
+_COMMANDS = {"run": _cmd_run, "batch": _cmd_batch, "summary": _cmd_summary,
+             "validate": _cmd_validate, "plot": _cmd_plot, "schema": _cmd_schema}
 
 
 if __name__ == "__main__":

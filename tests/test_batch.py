@@ -267,3 +267,24 @@ def test_manifest_lists_every_run_with_its_seed_and_values(tmp_path):
     assert [r["run"] for r in m["runs"]] == list(range(6))
     assert m["runs"][3]["params"] == {LT: 0.85}
     assert copy.deepcopy(m["scenarios"][0]["batch"]["grid"]) == {LT: [0.8, 0.85]}
+
+
+def test_runs_of_different_scenarios_share_one_store(tmp_path):
+    # A second file with another protocol (a second pool) and its own sweep: the store joins
+    # them (NaN where a protocol or parameter does not exist in a run's file).
+    d = data()
+    d["simulation"]["name"] = "other"
+    d["protocols"]["uni2"] = {"kind": "constant_product", "base": "WETH", "quote": "USDC",
+                              "reserve_base": 500.0}
+    d["batch"] = {"replications": 2, "seed": 3, "grid": {"protocols.uni2.fee": [0.001, 0.01]}}
+    other = parse_scenario(d, source="other.toml")
+    run_batch([scenario(), other], tmp_path / "b", workers=2, progress=False)
+    ds = sim.open_results(tmp_path / "b")
+    assert ds.sizes["run"] == 6 + 4
+    assert list(ds.scenario.values) == ["batch"] * 6 + ["other"] * 4
+    assert np.isnan(ds["protocols.uni2.fee"].values[:6]).all()
+    assert list(ds["protocols.uni2.fee"].values[6:]) == [0.001, 0.001, 0.01, 0.01]
+    assert np.isnan(ds[LT].values[6:]).all()
+    assert "uni2" in ds.protocol.values
+    assert np.isnan(ds.amm_price.sel(protocol="uni2").isel(run=0)).all()
+    assert float(ds.amm_price.sel(protocol="uni2").isel(run=7, time=0)) > 0

@@ -56,8 +56,12 @@ def label(ds: xr.Dataset, spec: RunSpec, parameters: Sequence[str]) -> xr.Datase
     """A run's results with a ``run`` dim of length 1 and the run's coordinates.
 
     Coordinates on ``run``: ``scenario``, ``seed``, ``replication``, ``point`` and every
-    swept parameter of the batch (NaN where this run's file does not sweep it).
+    swept parameter of the batch (NaN where this run's file does not sweep it). Edges get
+    labels (``from->to:kind``) so that runs of different scenarios join on them.
     """
+    if "edge" in ds.dims and "edge" not in ds.indexes:  # label edges so stores can join
+        ds = ds.assign_coords(edge=[f"{u}->{v}:{k}" for u, v, k in zip(
+            ds.edge_from.values, ds.edge_to.values, ds.edge_kind.values, strict=True)])
     out = ds.expand_dims(run=[spec.run])
     coords = {"scenario": ("run", [spec.scenario]), "seed": ("run", [spec.seed]),
               "replication": ("run", [spec.replication]), "point": ("run", [spec.point])}
