@@ -94,7 +94,7 @@ def test_seeds_are_common_across_points_and_stable_when_replications_grow():
     more = expand([scenario()], replications=5)
     assert [r.seed for r in more.runs[:3]] == by_point[0]
     assert replication_seed(11, 0) == int(np.random.SeedSequence(
-        11, spawn_key=(0,)).generate_state(1, dtype=np.uint32)[0])
+        11, spawn_key=(0,)).generate_state(1, dtype=np.uint32)[0]) // 2
 
 
 @pytest.mark.parametrize("edit, field, phrase", [
@@ -288,3 +288,11 @@ def test_runs_of_different_scenarios_share_one_store(tmp_path):
     assert "uni2" in ds.protocol.values
     assert np.isnan(ds.amm_price.sel(protocol="uni2").isel(run=0)).all()
     assert float(ds.amm_price.sel(protocol="uni2").isel(run=7, time=0)) > 0
+
+
+def test_open_results_lazily_gives_dask_arrays_with_the_same_values(tmp_path):
+    run_batch([scenario()], tmp_path / "b", workers=1, progress=False)
+    lazy = sim.open_results(tmp_path / "b", lazy=True)
+    eager = sim.open_results(tmp_path / "b", lazy=False)
+    assert lazy.bad_debt.chunks is not None and eager.bad_debt.chunks is None
+    np.testing.assert_array_equal(lazy.bad_debt.values, eager.bad_debt.values)

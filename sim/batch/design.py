@@ -61,9 +61,12 @@ class FileDesign:
 
 
 def replication_seed(base: int, replication: int) -> int:
-    """The seed of replication ``replication`` (``SeedSequence`` with a spawn key)."""
+    """The seed of replication ``replication``: 31 bits of ``SeedSequence(base, (r,))``.
+
+    31 bits keep it a signed 32-bit integer in every store format.
+    """
     seq = np.random.SeedSequence(base, spawn_key=(replication,))
-    return int(seq.generate_state(1, dtype=np.uint32)[0])
+    return int(seq.generate_state(1, dtype=np.uint32)[0] >> 1)
 
 
 def sample_points(batch: Batch) -> np.ndarray:

@@ -31,7 +31,7 @@ from sim.api import __version__, load_scenario, run
 from sim.batch.design import Design, RunSpec, expand
 from sim.errors import SimError
 from sim.scenario import Scenario
-from sim.store import BatchStore, is_batch
+from sim.store import BatchStore, encode_run, is_batch
 
 IN_FLIGHT_PER_WORKER = 2  # runs queued per worker: enough to keep it busy, no more
 
@@ -71,15 +71,16 @@ def label(ds: xr.Dataset, spec: RunSpec, parameters: Sequence[str]) -> xr.Datase
 
 
 def execute(scenario: Scenario, spec: RunSpec, parameters: Sequence[str]
-            ) -> tuple[int, xr.Dataset | None, str, str]:
-    """Run one spec on a worker: (run, labelled dataset or None, error, traceback).
+            ) -> tuple[int, bytes | None, str, str]:
+    """Run one spec on a worker: (run, its encoded run file or None, error, traceback).
 
-    Never raises for a failing run: the error comes back as text, so one bad run does not
-    stop the batch.
+    The worker encodes the run file itself (``sim.store.encode_run``), so the driver only
+    writes bytes. Never raises for a failing run: the error comes back as text, so one bad
+    run does not stop the batch.
     """
     try:
         ds = label(run(scenario, seed=spec.seed), spec, parameters)
-        return spec.run, ds, "", ""
+        return spec.run, encode_run(ds), "", ""
     except Exception as exc:  # noqa: BLE001 (any failure of a run is recorded, not raised)
         return spec.run, None, f"{type(exc).__name__}: {exc}", traceback.format_exc()
 
@@ -232,7 +233,7 @@ def _drive(ex: Executor, design: Design, todo: list[RunSpec], store: BatchStore,
                 except Exception as exc:  # noqa: BLE001 (a worker died or the task was lost)
                     run_id, ds, error, trace = spec.run, None, f"{type(exc).__name__}: " \
                         f"{exc}", ""
-                if ds is None:
+                if ds is None:  # ds: the encoded run file
                     store.write_failure(run_id, error, trace)
                     failed += 1
                 else:
