@@ -13,7 +13,8 @@ baseline: the same runs called one after another with ``sim.run`` in one process
 a sample of runs (no store, no workers: what a user's loop would do). Memory: the batch
 process's resident set is sampled every 0.2 s; its peak after the first tenth of the runs
 and at the end show whether it grows with the number of runs (it must not). Workers' peak
-is the largest child process's (``RUSAGE_CHILDREN``). Results go to
+is the largest child process's (``RUSAGE_CHILDREN``). Reading: the time to open the store
+with ``sim.open_results`` and sum a variable over every run. Results go to
 ``benchmarks/out/batch.json``; the method and figures are in ``benchmarks/README.md``.
 """
 
@@ -93,6 +94,9 @@ def measure(s, runs: int, workers: int, root: Path, cluster: str | None) -> dict
     sampler.join()
     finished = len(BatchStore(out).finished())
     disk = sum(f.stat().st_size for f in (out / "runs").iterdir())
+    t0 = time.perf_counter()
+    total_bad_debt = float(sim.open_results(out).bad_debt.sum())  # open and reduce it all
+    open_s = time.perf_counter() - t0
     shutil.rmtree(out)
     tenth = [rss for _, done, rss in sampler.samples if done <= max(1, runs // 10)]
     return {
@@ -102,6 +106,7 @@ def measure(s, runs: int, workers: int, root: Path, cluster: str | None) -> dict
         "driver_peak_rss_first_tenth_bytes": max(tenth) if tenth else None,
         "driver_peak_rss_bytes": max(rss for _, _, rss in sampler.samples),
         "store_bytes_per_run": disk / max(finished, 1),
+        "open_and_sum_s": open_s, "total_bad_debt_usd": total_bad_debt,
     }
 
 
@@ -130,7 +135,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{row['executor']:>9} x{workers}: {row['runs_per_s']:.3f} runs/s "
                   f"({row['wall_s']:.0f} s), x{row['vs_serial_baseline']:.2f} the serial "
                   f"baseline, driver RSS {row['driver_peak_rss_first_tenth_bytes'] / 2**20:.0f}"
-                  f" MiB after a tenth, {row['driver_peak_rss_bytes'] / 2**20:.0f} MiB peak",
+                  f" MiB after a tenth, {row['driver_peak_rss_bytes'] / 2**20:.0f} MiB peak; "
+                  f"open + sum {row['open_and_sum_s']:.1f} s",
                   flush=True)
     one = next((r for r in rows if r["workers"] == 1 and r["executor"] == "processes"), None)
     two = next((r for r in rows if r["workers"] == 2 and r["executor"] == "processes"), None)
