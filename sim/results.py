@@ -181,20 +181,29 @@ def protocols_of_kind(ds: xr.Dataset, kind: str) -> list[str]:
             if k == kind]
 
 
-def write_results(ds: xr.Dataset, folder: str | Path) -> Path:
-    """Write ``ds`` to ``folder/results.nc`` atomically; return the file path."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / RESULTS_FILE
-    fd, tmp = tempfile.mkstemp(prefix=".results-", suffix=".nc.part", dir=folder)
+def atomic_write(target: str | Path, write) -> Path:
+    """Call ``write(tmp_path)``, then move the temporary file onto ``target``.
+
+    The temporary file (``.<name>-*.part``) lives in the target's folder, so the move is an
+    atomic rename: readers see the old file or the whole new one, never a part.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}-", suffix=".part", dir=target.parent)
     os.close(fd)
     try:
-        ds.to_netcdf(tmp, engine="h5netcdf")
+        write(tmp)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def write_results(ds: xr.Dataset, folder: str | Path) -> Path:
+    """Write ``ds`` to ``folder/results.nc`` atomically; return the file path."""
+    return atomic_write(Path(folder) / RESULTS_FILE,
+                        lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
 
 
 def open_results(path: str | Path) -> xr.Dataset:

@@ -25,14 +25,13 @@ it loads small stores into memory and leaves large ones as lazy dask arrays.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import traceback
 from pathlib import Path
 
 import xarray as xr
 
 from sim.errors import ResultsError
+from sim.results import atomic_write
 
 MANIFEST = "batch.json"
 RUNS = "runs"
@@ -49,19 +48,6 @@ def encode_run(ds: xr.Dataset) -> bytes:
 def is_batch(path: str | Path) -> bool:
     """Whether ``path`` is a batch folder (it holds a manifest)."""
     return (Path(path) / MANIFEST).is_file()
-
-
-def _atomic_write(target: Path, write) -> None:
-    """Call ``write(tmp_path)`` then move the temporary file onto ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}-", suffix=".part", dir=target.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class BatchStore:
@@ -95,7 +81,7 @@ class BatchStore:
             raise ResultsError(f"{self.path}: already holds a batch; resume it (--resume) or "
                                "choose another --out")
         text = json.dumps({"format": FORMAT, **manifest}, indent=1)
-        _atomic_write(self.path / MANIFEST, lambda tmp: Path(tmp).write_text(text))
+        atomic_write(self.path / MANIFEST, lambda tmp: Path(tmp).write_text(text))
 
     # --- runs ------------------------------------------------------------------------------
 
@@ -131,7 +117,7 @@ class BatchStore:
         """
         data = encode_run(ds) if isinstance(ds, xr.Dataset) else ds
         target = self.run_file(run)
-        _atomic_write(target, lambda tmp: Path(tmp).write_bytes(data))
+        atomic_write(target, lambda tmp: Path(tmp).write_bytes(data))
         self.failure_file(run).unlink(missing_ok=True)
         return target
 
@@ -141,7 +127,7 @@ class BatchStore:
             trace = trace or "".join(traceback.format_exception(error))
             error = f"{type(error).__name__}: {error}"
         text = json.dumps({"run": run, "error": error, "traceback": trace}, indent=1)
-        _atomic_write(self.failure_file(run), lambda tmp: Path(tmp).write_text(text))
+        atomic_write(self.failure_file(run), lambda tmp: Path(tmp).write_text(text))
 
     # --- reading ---------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ ALLOWED = {
     "model": {"engine", "protocols", "agents", "market", "network", "shocks", "scenario",
               "results", "errors", "model", "contagion"},
     "metrics": {"contagion", "results"},
-    "store": {"errors"},
+    "store": {"errors", "results"},
     "api": {"model", "network", "metrics", "results", "scenario", "errors", "store"},
     "batch": {"api", "scenario", "errors", "store", "results"},
     "cli": {"api", "batch", "errors", "scenario", "results", "plots", "store", "__init__"},

@@ -36,8 +36,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from statistics import NormalDist
@@ -46,6 +44,7 @@ import numpy as np
 import xarray as xr
 
 from sim.errors import ResultsError
+from sim.results import atomic_write
 
 LEVELS = (0.95, 0.99)
 LIQUIDATIONS_LEVEL = 0.95
@@ -317,17 +316,7 @@ def _label(value: object) -> object:
 
 def write_summary(summary: xr.Dataset, path: str | Path) -> Path:
     """Write ``summary`` as netCDF at ``path`` atomically (temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".nc.part", dir=path.parent)
-    os.close(fd)
-    try:
-        summary.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: summary.to_netcdf(tmp, engine="h5netcdf"))
 
 
 def format_table(summary: xr.Dataset) -> str:
