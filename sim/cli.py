@@ -64,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     where = batch.add_mutually_exclusive_group()
     where.add_argument("--scheduler", help="address of a running Dask scheduler")
     where.add_argument("--cluster", choices=["local"], help="start a Dask LocalCluster")
+    hist = sub.add_parser("validate-history", help="run historical scenarios as batches and "
+                          "set their recorded figures beside the simulated intervals")
+    hist.add_argument("scenarios", type=Path, nargs="*",
+                      help="historical scenario files (default: scenarios/history/*.toml)")
+    hist.add_argument("--workers", type=_positive, default=os.cpu_count() or 1)
+    hist.add_argument("--replications", type=_positive, help="override batch.replications")
+    hist.add_argument("--out", type=Path, default=Path("results") / "history")
     val = sub.add_parser("validate", help="check a scenario file (and build its model)")
     val.add_argument("scenario", type=Path)
     plot = sub.add_parser("plot", help="draw the cascade chart of a result")
@@ -248,6 +255,26 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_validate_history(args: argparse.Namespace) -> int:
+    from sim.batch import BatchInterrupted
+    from sim.batch.history import validate
+
+    paths = args.scenarios or sorted(Path("scenarios/history").glob("*.toml"))
+    if not paths:
+        raise SimError("no historical scenarios given and none in scenarios/history/")
+    try:
+        table, _, report = validate(paths, args.out, workers=args.workers,
+                                    replications=args.replications)
+    except BatchInterrupted as exc:
+        print(f"sim: {exc}", file=sys.stderr)
+        return 130
+    print(report, end="")
+    done = int(table.reproduced.sum()) if "reproduced" in table else 0
+    print(f"{done} of {table.sizes.get('row', 0)} recorded figures inside the simulated 90% "
+          f"interval; written {args.out / 'report.md'}, {args.out / 'validation.nc'}")
+    return 0
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from sim.plots import cascade_figure, save_figure
     from sim.results import open_results
@@ -278,7 +305,8 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"run": _cmd_run, "batch": _cmd_batch, "summary": _cmd_summary,
-             "validate": _cmd_validate, "plot": _cmd_plot, "schema": _cmd_schema}
+             "validate-history": _cmd_validate_history, "validate": _cmd_validate,
+             "plot": _cmd_plot, "schema": _cmd_schema}
 
 
 if __name__ == "__main__":

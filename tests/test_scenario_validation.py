@@ -173,7 +173,8 @@ def test_json_schema_is_valid_json_and_closed():
     assert schema["type"] == "object"
     assert schema["additionalProperties"] is False
     assert set(schema["properties"]) == {"description", "simulation", "assets", "market",
-                                         "protocols", "edges", "shocks", "agents", "batch"}
+                                         "protocols", "edges", "shocks", "agents", "batch",
+                                         "history"}
     defs = schema["$defs"]
     for name in ("Simulation", "Asset", "Market", "GBM", "Jump", "LendingMarket", "Lending",
                  "ConstantProduct", "Oracle", "Lenders", "LeveragedTraders", "Liquidators",

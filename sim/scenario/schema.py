@@ -764,6 +764,64 @@ class Batch(Strict):
         return self
 
 
+class Figure(Strict):
+    """A recorded figure of a historical event, and where the results hold its simulated twin.
+
+    The simulated value of a run: the result ``variable`` at the ``select`` labels (e.g.
+    ``{ protocol = "maker" }``), reduced over time by ``reduce``, summed over any other dim.
+    """
+
+    name: str
+    recorded: float | None = Field(None, description="The recorded value")
+    recorded_low: float | None = Field(None, description="Or a recorded range: its low end")
+    recorded_high: float | None = None
+    units: str = "USD"
+    variable: str = Field(description="A result variable (sim.results.VARIABLES)")
+    select: dict[str, str] = Field(default_factory=dict, description="dim -> label")
+    reduce: Literal["sum", "min", "max", "first", "last"] = Field(
+        "sum", description="Over time: sum (flows), min/max (lows, peaks), first/last")
+    source: str = Field(description="Where the recorded figure comes from")
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _recorded(self) -> Figure:
+        ranged = self.recorded_low is not None and self.recorded_high is not None
+        if (self.recorded is None) == (not ranged):
+            raise ValueError("give either recorded, or recorded_low and recorded_high")
+        if ranged and self.recorded_low > self.recorded_high:
+            raise ValueError(f"recorded_low must be <= recorded_high, got "
+                             f"{self.recorded_low} > {self.recorded_high}")
+        return self
+
+    @property
+    def low(self) -> float:
+        """The recorded value, or the low end of the recorded range."""
+        return self.recorded if self.recorded is not None else self.recorded_low
+
+    @property
+    def high(self) -> float:
+        """The recorded value, or the high end of the recorded range."""
+        return self.recorded if self.recorded is not None else self.recorded_high
+
+
+class Counterfactual(Strict):
+    """A lever a risk team would pull: the same event with some fields set otherwise."""
+
+    name: str
+    description: str = ""
+    set: dict[str, Any] = Field(min_length=1, description="dotted field path -> value")
+
+
+class History(Strict):
+    """What really happened in a historical event, for ``sim validate-history``."""
+
+    event: str
+    date: str
+    sources: list[str] = Field(default_factory=list)
+    figures: list[Figure] = Field(min_length=1)
+    counterfactuals: list[Counterfactual] = Field(default_factory=list)
+
+
 class Scenario(Strict):
     """A whole scenario file."""
 
@@ -776,6 +834,7 @@ class Scenario(Strict):
     shocks: list[ShockSpec] = Field(default_factory=list, description="Scheduled events")
     agents: Agents = Field(default_factory=Agents)
     batch: Batch = Field(default_factory=Batch, description="How `sim batch` runs the file")
+    history: History | None = Field(None, description="A historical event's recorded figures")
 
     _source: str = PrivateAttr("<scenario>")
     _text: str = PrivateAttr("")

@@ -1,0 +1,213 @@
+"""Validation against history: each event as a Monte Carlo batch, beside what was recorded.
+
+A historical scenario (``scenarios/history/``) carries a ``[history]`` section: the event,
+its sources, the recorded ``figures`` (a value or a range, with the result variable that
+holds the simulated twin: ``sim.scenario.Figure``) and ``counterfactuals`` (the same event
+with some fields set otherwise). ``validate`` runs each file's ``[batch]`` (its
+replications) into a store per event, reads every figure from every run, and sets the
+simulated median and 90% interval (5th to 95th percentile) beside the recorded value:
+*reproduced* when the recorded value (or range) meets the interval. Each counterfactual runs
+the same batch with its fields set, and the report gives its median beside the base
+median. Stores are resumed, so a second call only reads.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from sim.api import load_scenario, open_results
+from sim.batch.design import set_path
+from sim.batch.runner import run_batch
+from sim.errors import ScenarioError
+from sim.results import VARIABLES, atomic_write
+from sim.scenario import Figure, Scenario, parse_scenario
+
+QUANTILES = (0.05, 0.5, 0.95)
+
+
+def figure_values(ds: xr.Dataset, figure: Figure) -> np.ndarray:
+    """A figure's simulated value in every run of a batch dataset (one per ``run``)."""
+    da = ds[figure.variable]
+    for dim, label in figure.select.items():
+        da = da.sel({dim: label})
+    if "time" in da.dims:
+        reducer = {"sum": lambda x: x.sum("time", skipna=True),
+                   "min": lambda x: x.min("time", skipna=True),
+                   "max": lambda x: x.max("time", skipna=True),
+                   "first": lambda x: x.isel(time=0),
+                   "last": lambda x: x.isel(time=-1)}[figure.reduce]
+        da = reducer(da)
+    rest = [d for d in da.dims if d != "run"]
+    if rest:
+        da = da.sum(rest, skipna=True)
+    return np.asarray(da.values, dtype=np.float64).reshape(-1)
+
+
+def check_figures(scenario: Scenario) -> None:
+    """Every figure names a result variable and labels that exist in the scenario."""
+    labels = {"protocol": set(scenario.protocols), "asset": set(scenario.assets)}
+    for k, f in enumerate(scenario.history.figures):
+        here = f"history.figures[{k}]"
+        if f.variable not in VARIABLES:
+            raise ScenarioError(scenario.source, f"{here}.variable",
+                                f"'{f.variable}' is not a result variable")
+        dims = VARIABLES[f.variable][0]
+        for dim, label in f.select.items():
+            if dim not in dims:
+                raise ScenarioError(scenario.source, f"{here}.select.{dim}",
+                                    f"'{f.variable}' has no dim '{dim}' (dims: "
+                                    f"{', '.join(dims) or 'none'})")
+            if dim in labels and label not in labels[dim]:
+                raise ScenarioError(scenario.source, f"{here}.select.{dim}",
+                                    f"'{label}' is not a {dim} of the scenario")
+
+
+def counterfactual_scenario(scenario: Scenario, k: int) -> Scenario:
+    """The scenario with counterfactual ``k``'s fields set (validated; errors name them)."""
+    cf = scenario.history.counterfactuals[k]
+    data = copy.deepcopy(scenario.data)
+    b = scenario.batch
+    swept = {*b.grid, *b.zip, *(b.sample.ranges if b.sample else ())}
+    for path, value in cf.set.items():
+        field = f"history.counterfactuals[{k}].set.{path}"
+        if path in swept:
+            raise ScenarioError(scenario.source, field, "the batch sweeps this field too, and "
+                                "the sweep would override the lever; drop one")
+        try:
+            set_path(data, path, value)
+        except KeyError as exc:
+            raise ScenarioError(scenario.source, field, exc.args[0]) from None
+    try:
+        return parse_scenario(data, source=scenario.source, text=scenario.text)
+    except ScenarioError as exc:
+        raise ScenarioError(scenario.source, f"history.counterfactuals[{k}]",
+                            f"{exc.field}: {exc.message}") from None
+
+
+def slug(text: str) -> str:
+    """A folder name for a counterfactual."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "counterfactual"
+
+
+@dataclass
+class EventResult:
+    """One event's figures: recorded, simulated quantiles, and counterfactual medians."""
+
+    scenario: Scenario
+    runs: int
+    values: dict[str, np.ndarray]  # figure name -> value per run
+    counterfactuals: dict[str, dict[str, np.ndarray]]  # lever -> figure -> values
+
+
+def run_event(scenario: Scenario, out: Path, *, workers: int, replications: int | None,
+              progress: bool) -> EventResult:
+    """Run one event's batch and its counterfactuals; read its figures."""
+    check_figures(scenario)
+    folder = out / scenario.name
+    run_batch([scenario], folder / "base", workers=workers, resume=True,
+              replications=replications, progress=progress)
+    ds = open_results(folder / "base")
+    figures = scenario.history.figures
+    values = {f.name: figure_values(ds, f) for f in figures}
+    cfs = {}
+    for k, cf in enumerate(scenario.history.counterfactuals):
+        alt = counterfactual_scenario(scenario, k)
+        run_batch([alt], folder / slug(cf.name), workers=workers, resume=True,
+                  replications=replications, progress=progress)
+        alt_ds = open_results(folder / slug(cf.name))
+        cfs[cf.name] = {f.name: figure_values(alt_ds, f) for f in figures}
+    return EventResult(scenario, ds.sizes["run"], values, cfs)
+
+
+def summarise(results: list[EventResult]) -> xr.Dataset:
+    """The validation table as a Dataset: one row per (event, figure)."""
+    rows = []
+    for r in results:
+        for f in r.scenario.history.figures:
+            q = np.nanquantile(r.values[f.name], QUANTILES)
+            rows.append({
+                "event": r.scenario.history.event, "scenario": r.scenario.name,
+                "figure": f.name, "units": f.units, "recorded_low": f.low,
+                "recorded_high": f.high, "q05": q[0], "median": q[1], "q95": q[2],
+                "runs": r.runs, "reproduced": bool(f.low <= q[2] and f.high >= q[0]),
+                "source": f.source,
+            })
+    table = {k: ("row", [row[k] for row in rows]) for k in rows[0]} if rows else {}
+    return xr.Dataset(table)
+
+
+def counterfactual_table(results: list[EventResult]) -> list[dict]:
+    """One row per (event, lever, figure): base median and the lever's median."""
+    rows = []
+    for r in results:
+        for k, cf in enumerate(r.scenario.history.counterfactuals):
+            for f in r.scenario.history.figures:
+                rows.append({
+                    "event": r.scenario.history.event, "lever": cf.name,
+                    "description": cf.description, "figure": f.name, "units": f.units,
+                    "base": float(np.nanmedian(r.values[f.name])),
+                    "counterfactual": float(np.nanmedian(r.counterfactuals[cf.name][f.name])),
+                    "index": k,
+                })
+    return rows
+
+
+def _num(x: float, units: str) -> str:
+    if not np.isfinite(x):
+        return "n/a"
+    if units == "USD" and abs(x) >= 1e5:
+        return f"{x / 1e6:,.2f}M"
+    return f"{x:,.3g}" if abs(x) < 1e3 else f"{x:,.0f}"
+
+
+def markdown(table: xr.Dataset, cfs: list[dict]) -> str:
+    """The report: figures beside simulated intervals, then the counterfactuals."""
+    lines = ["| event | figure | recorded | simulated median [5%, 95%] | runs | reproduced |",
+             "|---|---|---|---|---|---|"]
+    for i in range(table.sizes.get("row", 0)):
+        row = {k: table[k].values[i] for k in table.data_vars}
+        u = str(row["units"])
+        rec = _num(row["recorded_low"], u) if row["recorded_low"] == row["recorded_high"] \
+            else f"{_num(row['recorded_low'], u)}-{_num(row['recorded_high'], u)}"
+        lines.append(f"| {row['event']} | {row['figure']} | {rec} {u} | "
+                     f"{_num(row['median'], u)} [{_num(row['q05'], u)}, "
+                     f"{_num(row['q95'], u)}] | {int(row['runs'])} | "
+                     f"{'yes' if row['reproduced'] else 'no'} |")
+    if cfs:
+        lines += ["", "| event | lever | figure | base median | with the lever |",
+                  "|---|---|---|---|---|"]
+        for c in cfs:
+            lines.append(f"| {c['event']} | {c['lever']} | {c['figure']} | "
+                         f"{_num(c['base'], c['units'])} | "
+                         f"{_num(c['counterfactual'], c['units'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def validate(paths: list[str | Path], out: str | Path, *, workers: int = 1,
+             replications: int | None = None, progress: bool = True
+             ) -> tuple[xr.Dataset, list[dict], str]:
+    """Validate historical scenarios; write ``report.md`` and ``validation.nc`` in ``out``.
+
+    Returns:
+        (the figures table, the counterfactual rows, the Markdown report).
+    """
+    out = Path(out)
+    scenarios = [load_scenario(p) for p in paths]
+    for s in scenarios:
+        if s.history is None:
+            raise ScenarioError(s.source, "history", "no [history] section: not a "
+                                "historical scenario")
+    results = [run_event(s, out, workers=workers, replications=replications,
+                         progress=progress) for s in scenarios]
+    table = summarise(results)
+    cfs = counterfactual_table(results)
+    report = markdown(table, cfs)
+    atomic_write(out / "report.md", lambda tmp: Path(tmp).write_text(report))
+    atomic_write(out / "validation.nc", lambda tmp: table.to_netcdf(tmp, engine="h5netcdf"))
+    return table, cfs, report
