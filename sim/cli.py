@@ -271,7 +271,8 @@ def _cmd_validate_history(args: argparse.Namespace) -> int:
     print(report, end="")
     done = int(table.reproduced.sum()) if "reproduced" in table else 0
     print(f"{done} of {table.sizes.get('row', 0)} recorded figures inside the simulated 90% "
-          f"interval; written {args.out / 'report.md'}, {args.out / 'validation.nc'}")
+          f"interval; written {args.out / 'report.md'}, {args.out / 'report.png'}, "
+          f"{args.out / 'validation.nc'}")
     return 0
 
 

@@ -91,6 +91,38 @@ def cascade_figure(ds: xr.Dataset) -> Figure:
     return fig
 
 
+def history_figure(table: xr.Dataset) -> Figure:
+    """Recorded figures beside the simulated 90% intervals, one row per (event, figure).
+
+    ``table`` is ``sim.batch.history.summarise``'s. Values are shown relative to the recorded
+    value (the middle of a recorded range) on a log axis, so figures in USD, prices and
+    ratios share one chart: the recorded value sits at 1, its range as a shaded band, the
+    simulated median as a dot and the 5-95% interval as a line; green where they meet.
+    """
+    n = table.sizes.get("row", 0)
+    with plt.style.context(STYLE):
+        fig, ax = plt.subplots(figsize=(8.0, 1.0 + 0.42 * max(n, 1)), layout="constrained")
+        labels = []
+        for i in range(n):
+            low, high = float(table.recorded_low[i]), float(table.recorded_high[i])
+            mid = 0.5 * (low + high)
+            y = n - 1 - i
+            q05, med, q95 = (float(table[k][i]) / mid for k in ("q05", "median", "q95"))
+            ok = bool(table.reproduced[i])
+            color = "C2" if ok else "C3"
+            ax.fill_betweenx([y - 0.3, y + 0.3], low / mid, high / mid, color="0.8",
+                             linewidth=0)
+            ax.plot([max(q05, 1e-3), max(q95, 1e-3)], [y, y], color=color, linewidth=2.5)
+            ax.plot([max(med, 1e-3)], [y], "o", color=color, markersize=6)
+            labels.append(f"{table.event.values[i]}: {table.figure.values[i]}")
+        ax.axvline(1.0, color="0.3", linewidth=1.0, linestyle="--")
+        ax.set_xscale("log")
+        ax.set_yticks(range(n - 1, -1, -1), labels)
+        ax.set_xlabel("simulated / recorded (median and 5-95% interval; band: recorded range)")
+        ax.set_title("Historical events: recorded figures against the simulated intervals")
+    return fig
+
+
 def save_figure(fig: Figure, stem: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
     """Save ``fig`` as ``stem.<fmt>`` for each format; return the paths."""
     paths = []

@@ -156,3 +156,21 @@ set = { "protocols.aave.markets.WETX.liquidation_threshold" = 0.9 }
     with pytest.raises(ScenarioError) as err:
         validate([path], tmp_path / "out", workers=1, progress=False)
     assert err.value.field.startswith("history.counterfactuals[0].set.")
+
+
+def test_history_chart_marks_each_figure_relative_to_its_record():
+    from sim.plots import history_figure
+    table = xr.Dataset({
+        "event": ("row", ["A", "B"]), "figure": ("row", ["loss", "low"]),
+        "recorded_low": ("row", [8e6, 0.85]), "recorded_high": ("row", [8e6, 0.89]),
+        "q05": ("row", [4e6, 0.95]), "median": ("row", [6e6, 0.97]), "q95": ("row", [9e6, 0.99]),
+        "reproduced": ("row", [True, False])})
+    fig = history_figure(table)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["A: loss", "B: low"]
+    assert ax.get_xscale() == "log"
+    lines = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 2 and ln.get_linewidth() > 2]
+    # Row A (top, y = 1): 4M/8M .. 9M/8M; row B (y = 0): 0.95/0.87 .. 0.99/0.87.
+    assert lines[0].get_xdata() == pytest.approx([0.5, 1.125])
+    assert lines[1].get_xdata() == pytest.approx([0.95 / 0.87, 0.99 / 0.87])
+    assert lines[0].get_color() != lines[1].get_color()  # reproduced vs not

@@ -29,7 +29,7 @@ ALLOWED = {
     "metrics": {"contagion", "results"},
     "store": {"errors", "results"},
     "api": {"model", "network", "metrics", "results", "scenario", "errors", "store"},
-    "batch": {"api", "scenario", "errors", "store", "results"},
+    "batch": {"api", "scenario", "errors", "store", "results", "plots"},
     "cli": {"api", "batch", "errors", "scenario", "results", "plots", "store", "__init__"},
 }
 

@@ -8,7 +8,8 @@ replications) into a store per event, reads every figure from every run, and set
 simulated median and 90% interval (5th to 95th percentile) beside the recorded value:
 *reproduced* when the recorded value (or range) meets the interval. Each counterfactual runs
 the same batch with its fields set, and the report gives its median beside the base
-median. Stores are resumed, so a second call only reads.
+median. Stores are resumed, so a second call only reads. The report is written as
+``report.md``, ``report.png`` (``sim.plots.history_figure``) and ``validation.nc``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sim.api import load_scenario, open_results
 from sim.batch.design import set_path
 from sim.batch.runner import run_batch
 from sim.errors import ScenarioError
+from sim.plots import history_figure, plt
 from sim.results import VARIABLES, atomic_write
 from sim.scenario import Figure, Scenario, parse_scenario
 
@@ -210,4 +212,7 @@ def validate(paths: list[str | Path], out: str | Path, *, workers: int = 1,
     report = markdown(table, cfs)
     atomic_write(out / "report.md", lambda tmp: Path(tmp).write_text(report))
     atomic_write(out / "validation.nc", lambda tmp: table.to_netcdf(tmp, engine="h5netcdf"))
+    fig = history_figure(table)
+    atomic_write(out / "report.png", lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
     return table, cfs, report
