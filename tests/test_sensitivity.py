@@ -233,8 +233,9 @@ def test_sim_sensitivity_on_a_real_batch_ranks_the_jump_above_what_cannot_matter
     # collateral covers their debt. The liquidators' minimum profit moves between 5 and
     # 5.001 USD, while a liquidation's 5% bonus on these positions of some 50,000 USD
     # (their lognormal median) is worth hundreds of USD or more, and every point runs on the
-    # same random paths (common random numbers). So the sample's row A_B^j, which differs from A only in the minimum profit,
-    # gives the very same run: f(A_B^j) = f(A), and both Saltelli estimators are exactly 0.
+    # same random paths (common random numbers). So the sample's row A_B^j, which differs
+    # from A only in the minimum profit, gives the very same run: f(A_B^j) = f(A), and both
+    # Saltelli estimators are exactly 0.
     jump, min_profit = s.sel(parameter=JUMP), s.sel(parameter=MIN_PROFIT)
     assert float(min_profit.S1) == 0.0 and float(min_profit.ST) == 0.0
     assert float(min_profit.S1_conf) == 0.0 and float(min_profit.ST_conf) == 0.0

@@ -162,7 +162,7 @@ def sample_outputs(values: xr.DataArray, manifest: dict, reduce: Callable,
     return x, y
 
 
-def sensitivity(ds: xr.Dataset, manifest: dict, output: str = "total_bad_debt",
+def sensitivity(ds: xr.Dataset, manifest: dict, *, output: str = "total_bad_debt",
                 statistic: str = "mean") -> xr.Dataset:
     """Sobol or Morris indices of an output over a sampled batch's parameters.
 
