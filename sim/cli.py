@@ -1,4 +1,4 @@
-"""The ``sim`` command: run, batch, summary, validate, plot, schema.
+"""The ``sim`` command: run, batch, summary, sensitivity, recommend, validate, plot, schema.
 
 Bad input (a scenario that does not validate, a missing file, a bad option) prints one line
 to stderr and exits with code 2; never a traceback, never a half-written result.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -31,6 +32,26 @@ def _integer(text: str, low: int) -> int:
         value = low - 1
     if value < low:
         raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
+    return value
+
+
+def _level(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text!r}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}")
     return value
 
 
@@ -84,6 +105,26 @@ def build_parser() -> argparse.ArgumentParser:
                       help="run coordinates to group by (default: the design point)")
     summ.add_argument("--out", type=Path, help="netCDF file to write (default "
                       "RESULTS/summary.nc, beside RESULTS when it is a file)")
+    sens = sub.add_parser("sensitivity", help="Sobol or Morris indices of a sampled batch: "
+                          "print a table, write RESULTS/sensitivity.nc")
+    sens.add_argument("results", type=Path, help="batch folder (a sobol or morris sample)")
+    sens.add_argument("--output", default="total_bad_debt",
+                      help="per-run scalar (default total_bad_debt)")
+    sens.add_argument("--statistic", default="mean", help="over a point's replications: "
+                      "mean, varNN or esNN (default mean)")
+    rec = sub.add_parser("recommend", help="the largest value of a swept parameter whose VaR "
+                         "stays within a limit: print, write RESULTS/recommendation.nc")
+    rec.add_argument("results", type=Path, help="batch store or .nc file with a run dim")
+    rec.add_argument("--parameter", required=True, metavar="PATH",
+                     help="the swept parameter's dotted path")
+    rec.add_argument("--limit", required=True, type=_number, metavar="USD",
+                     help="largest acceptable VaR (the output's units)")
+    rec.add_argument("--level", type=_level, default=0.95, help="VaR level (default 0.95)")
+    rec.add_argument("--output", default="total_bad_debt",
+                     help="per-run scalar (default total_bad_debt)")
+    rec.add_argument("--smallest", action="store_true",
+                     help="recommend the smallest value (where smaller is riskier, e.g. a "
+                     "liquidation bonus)")
     sub.add_parser("schema", help="print the scenario JSON schema")
     return parser
 
@@ -305,7 +346,41 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sensitivity(args: argparse.Namespace) -> int:
+    import sim
+    from sim.batch.sensitivity import SENSITIVITY_FILE, format_sensitivity, sensitivity
+    from sim.batch.summary import write_summary
+    from sim.errors import ResultsError
+    from sim.store import BatchStore, is_batch
+
+    if not is_batch(args.results):
+        raise ResultsError(f"{args.results}: not a batch folder (sensitivity reads the sample "
+                           "from its batch.json)")
+    manifest = BatchStore(args.results).manifest()
+    indices = sensitivity(sim.open_results(args.results), manifest, output=args.output,
+                          statistic=args.statistic)
+    path = write_summary(indices, args.results / SENSITIVITY_FILE)
+    print(format_sensitivity(indices))
+    print(f"written {path}")
+    return 0
+
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    import sim
+    from sim.batch.recommend import RECOMMENDATION_FILE, format_recommendation, recommend
+    from sim.batch.summary import write_summary
+
+    rec = recommend(sim.open_results(args.results), args.parameter, args.limit,
+                    level=args.level, output=args.output, smallest=args.smallest)
+    folder = args.results if args.results.is_dir() else args.results.parent
+    path = write_summary(rec, folder / RECOMMENDATION_FILE)
+    print(format_recommendation(rec))
+    print(f"written {path}")
+    return 0
+
+
 _COMMANDS = {"run": _cmd_run, "batch": _cmd_batch, "summary": _cmd_summary,
+             "sensitivity": _cmd_sensitivity, "recommend": _cmd_recommend,
              "validate-history": _cmd_validate_history, "validate": _cmd_validate,
              "plot": _cmd_plot, "schema": _cmd_schema}
 

@@ -131,6 +131,14 @@ class BatchStore:
 
     # --- reading ---------------------------------------------------------------------------
 
+    def open_run(self, run: int) -> xr.Dataset:
+        """One finished run's dataset (loaded into memory)."""
+        path = self.run_file(run)
+        if not path.is_file():
+            raise ResultsError(f"{self.path}: run {run} is not finished")
+        with xr.open_dataset(path, engine="scipy") as ds:
+            return ds.load()
+
     def open(self, *, lazy: bool | None = None) -> xr.Dataset:
         """The finished runs as one Dataset with a ``run`` dim (see the module docstring).
 
