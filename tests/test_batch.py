@@ -296,3 +296,22 @@ def test_open_results_lazily_gives_dask_arrays_with_the_same_values(tmp_path):
     eager = sim.open_results(tmp_path / "b", lazy=False)
     assert lazy.bad_debt.chunks is not None and eager.bad_debt.chunks is None
     np.testing.assert_array_equal(lazy.bad_debt.values, eager.bad_debt.values)
+
+
+def test_scheduler_address_runs_on_an_existing_dask_cluster(tmp_path):
+    from distributed import LocalCluster
+
+    s = scenario()
+    run_batch([s], tmp_path / "local", workers=1, progress=False)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        run_batch([s], tmp_path / "remote", scheduler=cluster.scheduler_address,
+                  progress=False)
+    xr.testing.assert_identical(_strip(sim.open_results(tmp_path / "local")),
+                                _strip(sim.open_results(tmp_path / "remote")))
+
+
+def test_an_unreachable_scheduler_is_one_clear_error(tmp_path):
+    with pytest.raises(SimError, match="cannot reach the Dask scheduler"):
+        run_batch([scenario()], tmp_path / "b", scheduler="tcp://127.0.0.1:9", progress=False)
+    assert not (tmp_path / "b").exists()  # nothing written

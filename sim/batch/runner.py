@@ -34,6 +34,7 @@ from sim.scenario import Scenario
 from sim.store import BatchStore, encode_run, is_batch
 
 IN_FLIGHT_PER_WORKER = 2  # runs queued per worker: enough to keep it busy, no more
+CONNECT_TIMEOUT = "10s"  # to reach a Dask scheduler
 
 
 class BatchInterrupted(SimError):
@@ -118,7 +119,7 @@ def executor(workers: int, *, scheduler: str | None = None,
             local = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                  dashboard_address=None, env={"NUMBA_NUM_THREADS": "1"})
         try:
-            client = Client(scheduler if local is None else local)
+            client = Client(scheduler if local is None else local, timeout=CONNECT_TIMEOUT)
         except OSError as exc:
             if local is not None:
                 local.close()
@@ -187,21 +188,25 @@ def run_batch(scenarios: Sequence[Scenario | str | Path], out: str | Path, *,
     wanted = manifest(design)
     if resume and is_batch(out):
         _check_same(store.manifest(), wanted, store)
+        done = store.finished()
+    elif is_batch(out):
+        store.create(wanted)  # refuses: the folder holds another batch
     else:
-        store.create(wanted)
-    store.clean_partials()
-    done = store.finished()
+        done = set()
     todo = [spec for spec in design.runs if spec.run not in done]
-    failed = 0
     if todo and scheduler is None:
         # Compile (or load) the numba kernels once here, so the workers find them cached.
         run(design.scenario_of(todo[0]), seed=todo[0].seed, steps=1)
     from tqdm import tqdm
 
-    with tqdm(total=len(design.runs), initial=len(done), unit="run", desc="batch",
-              disable=not progress, dynamic_ncols=True) as bar:
-        bar.set_postfix(failed=0)
-        with executor(workers, scheduler=scheduler, cluster=cluster) as ex:
+    # The executor first: a scheduler that cannot be reached leaves no folder behind.
+    with executor(workers, scheduler=scheduler, cluster=cluster) as ex:
+        if not is_batch(out):
+            store.create(wanted)
+        store.clean_partials()
+        with tqdm(total=len(design.runs), initial=len(done), unit="run", desc="batch",
+                  disable=not progress, dynamic_ncols=True) as bar:
+            bar.set_postfix(failed=0)
             failed = _drive(ex, design, todo, store, bar, workers)
     return BatchReport(Path(out), len(design.runs), len(store.finished()), failed, len(done),
                        time.perf_counter() - start)
