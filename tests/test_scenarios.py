@@ -257,3 +257,32 @@ def test_option_collateral_falls_much_more_than_eth_and_only_its_loans_are_liqui
     assert worth[at[9.0]] == pytest.approx(4.23, abs=0.005)
     assert float(ds.supply.sel(protocol="lyra", asset="ETH_C2400")[0]) == pytest.approx(
         33_351.5, abs=0.1)
+
+
+def test_history_steth_june_2022_seed_figures_of_its_header():
+    # Header "SEED 2022": the pool ends at ~491.4k stETH / ~111.3k ETH, the low is 0.937,
+    # nothing is liquidated and the patient buyers never buy. The figures, mechanism and
+    # levers are tested in tests/test_history_steth_june_2022.py.
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "history" / "steth_june_2022.toml"
+    ds = sim.run(path)
+    assert float(ds.peg.sel(protocol="lido").min()) == pytest.approx(0.937, abs=5e-4)
+    curve = ds.sel(protocol="curve")
+    assert float(curve.pool_reserve_base[-1]) == pytest.approx(491_400, rel=1e-3)
+    assert float(curve.pool_reserve_quote[-1]) == pytest.approx(111_300, rel=1e-3)
+    assert float(ds.liquidation_count.sel(protocol="aave").sum()) == 0
+    assert float(ds.redemption_queue.sel(protocol="lido").max()) == 0
+
+
+def test_history_terra_may_2022_seed_figures_of_its_header():
+    # Header "SEED 2022": UST 0.986 at hour 48 (8 May record: 0.987), below 0.9 from hour 57,
+    # LUNA ~0 by hour 72, 13.67B UST still in Anchor at hour 48. The figures, mechanism and
+    # levers are tested in tests/test_history_terra_may_2022.py.
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "history" / "terra_may_2022.toml"
+    ds = sim.run(path)
+    peg = ds.peg.sel(protocol="terra").values
+    assert peg[48] == pytest.approx(0.986, abs=1e-3)
+    assert int(np.argmax(peg < 0.9)) == 57
+    assert float(ds.external_price.sel(asset="LUNA")[72]) < 1e-3
+    anchor = ds.sel(protocol="anchor", asset="UST")
+    deposits = float(anchor.available_liquidity[48] + anchor.total_debt[48])
+    assert deposits == pytest.approx(13.67e9, rel=1e-3)

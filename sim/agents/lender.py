@@ -5,7 +5,9 @@ market's utilisation is above ``withdraw_utilisation``, and from every market wh
 drawdown of the external price of any asset (stablecoins and receipt tokens included; from
 its running peak) exceeds its
 own ``fear_drawdown``. Withdrawals are filled pro rata from the pool's cash: at 100%
-utilisation the pool is frozen.
+utilisation the pool is frozen. Lenders with a ``sell_pool`` sell what they withdraw of that
+pool's base token on it at once, together in one trade, and share the quote pro rata: Anchor's
+depositors leaving in May 2022 sold their UST, so a run on the deposits is a run on the token.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import mesa
 import numpy as np
 
 from sim.agents.base import ProtocolAgent
+from sim.protocols.amm import Pools
 from sim.protocols.lending import LendingPools
 
 
@@ -31,8 +34,9 @@ class LenderTable:
     """Scaled supply balances and wallets (lenders x assets) of one protocol's suppliers."""
 
     def __init__(self, protocol: str, shares: np.ndarray, fear: np.ndarray, *,
-                 withdraw_utilisation: float, withdraw_fraction: float):
+                 withdraw_utilisation: float, withdraw_fraction: float, sell_pool: int = -1):
         self.protocol = protocol
+        self.sell_pool = int(sell_pool)  # pool index where withdrawn base tokens are sold
         self.shares = np.asarray(shares, dtype=np.float64)
         self.wallet = np.zeros_like(self.shares)
         self.fear = np.asarray(fear, dtype=np.float64)
@@ -42,9 +46,14 @@ class LenderTable:
     def __len__(self) -> int:
         return len(self.fear)
 
-    def act(self, pool: LendingPools, drawdown: float) -> None:
-        """Withdraw where triggered, as far as the protocol's cash allows."""
+    def act(self, pool: LendingPools, drawdown: float, amm: Pools | None = None) -> float:
+        """Withdraw where triggered, as far as the protocol's cash allows.
+
+        Returns:
+            base tokens sold on ``sell_pool`` (0 without one).
+        """
         util = pool.utilisation()
+        sold = 0.0
         afraid = self.fear < drawdown
         for a in range(self.shares.shape[1]):
             k = pool.market(self.protocol, a)
@@ -58,6 +67,20 @@ class LenderTable:
             paid, burnt = pool.withdraw(k, request)
             self.shares[rows, a] -= burnt
             self.wallet[rows, a] += paid
+            if amm is not None and self.sell_pool >= 0 and amm.base[self.sell_pool] == a:
+                sold += self._sell(amm, rows, a)
+        return sold
+
+    def _sell(self, amm: Pools, rows: np.ndarray, a: int) -> float:
+        """Sell the withdrawing lenders' wallets of asset ``a`` on ``sell_pool``, pro rata."""
+        amount = self.wallet[rows, a].copy()
+        total = float(amount.sum())
+        if total <= 0:
+            return 0.0
+        got = amm.sell_base(self.sell_pool, total)
+        self.wallet[rows, a] -= amount
+        self.wallet[rows, amm.quote[self.sell_pool]] += got * amount / total
+        return total
 
     def claims(self, pool: LendingPools) -> np.ndarray:
         """Tokens each asset's supply balances are worth, summed over lenders.

@@ -364,7 +364,9 @@ class Construction:
                 shares[:, k] = self.lending.supply(market, amount * rng.dirichlet(np.ones(n)))
             self.lenders.append(LenderTable(cfg.protocol, shares, draw(cfg.fear_drawdown, rng, n),
                                             withdraw_utilisation=cfg.withdraw_utilisation,
-                                            withdraw_fraction=cfg.withdraw_fraction))
+                                            withdraw_fraction=cfg.withdraw_fraction,
+                                            sell_pool=-1 if cfg.sell_on is None else
+                                            self.pool_names.index(cfg.sell_on)))
             for row in range(n):
                 Lender(self, row, protocols=(cfg.protocol,)).table = self.lenders[-1]
 

@@ -139,7 +139,9 @@ class StressModel(Construction, Accounting, mesa.Model):
         # Fear reads the market: an option token falls by its time decay alone.
         drawdown = float(np.max(np.delete(1.0 - ext / self.running_max, self.option_tokens)))
         for lenders in self.lenders:
-            lenders.act(self.lending, drawdown)
+            sold = lenders.act(self.lending, drawdown, self.amm)
+            if lenders.sell_pool >= 0:
+                self.volume["lender"] += sold * ext[self.amm.base[lenders.sell_pool]]
         for traders in self.traders:
             self.volume["leveraged_trader"] += traders.act(
                 self.lending, self.oracles.price, ext, self.amm, self.venue_pool, self.external)

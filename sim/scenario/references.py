@@ -245,6 +245,11 @@ def check_references(s: Scenario) -> None:
         need_protocol(f"{here}.protocol", lenders.protocol, Lending, "lending")
         for asset in lenders.supply:
             market_of(f"{here}.supply.{asset}", lenders.protocol, asset)
+        if lenders.sell_on is not None:
+            pool = need_protocol(f"{here}.sell_on", lenders.sell_on, Pool, "pool")
+            if pool.base not in lenders.supply:
+                fail(f"{here}.sell_on", f"pool '{lenders.sell_on}' trades {pool.base}, which "
+                     f"the lenders do not supply ({', '.join(lenders.supply)})")
     for here, t in a.populations("leveraged_traders"):
         need_protocol(f"{here}.protocol", t.protocol, Lending, "lending")
         market_of(f"{here}.debt_asset", t.protocol, t.debt_asset)

@@ -313,7 +313,11 @@ ShockSpec = Annotated[
 
 
 class Lenders(Strict):
-    """Suppliers: withdraw when utilisation or fear (price drawdown) crosses their limit."""
+    """Suppliers: withdraw when utilisation or fear (price drawdown) crosses their limit.
+
+    With ``sell_on`` they sell what they withdraw of that pool's base token on it, in the
+    same step (a run: depositors leave the protocol and the token).
+    """
 
     count: PositiveInt = 20
     protocol: str
@@ -323,6 +327,9 @@ class Lenders(Strict):
         default_factory=lambda: Uniform(dist="uniform", low=0.2, high=0.5)
     )
     withdraw_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    sell_on: str | None = Field(
+        None, description="Pool where lenders sell what they withdraw of its base token (UST "
+        "leaving Anchor was sold); none: they keep it")
 
 
 class LeveragedTraders(Strict):
