@@ -42,8 +42,13 @@ class LenderTable:
     def __len__(self) -> int:
         return len(self.fear)
 
-    def act(self, pool: LendingPools, drawdown: float) -> None:
-        """Withdraw where triggered, as far as the protocol's cash allows."""
+    def act(self, pool: LendingPools, drawdown: float) -> np.ndarray:
+        """Withdraw where triggered, as far as the protocol's cash allows.
+
+        Returns:
+            tokens paid out to the lenders per asset (what left the protocol's cash).
+        """
+        out = np.zeros(self.shares.shape[1])
         util = pool.utilisation()
         afraid = self.fear < drawdown
         for a in range(self.shares.shape[1]):
@@ -58,6 +63,8 @@ class LenderTable:
             paid, burnt = pool.withdraw(k, request)
             self.shares[rows, a] -= burnt
             self.wallet[rows, a] += paid
+            out[a] = paid.sum()
+        return out
 
     def claims(self, pool: LendingPools) -> np.ndarray:
         """Tokens each asset's supply balances are worth, summed over lenders.
