@@ -33,6 +33,8 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "pool_depth": (("protocol",), "USD", "base volume that moves the pool price 10%"),
     "pool_reserve_base": (("protocol",), "tokens", "pool reserve of the base token"),
     "pool_reserve_quote": (("protocol",), "tokens", "pool reserve of the quote token"),
+    "pool_quote_share": (("protocol",), "1", "quote tokens over all tokens in the pool's "
+                         "reserves (a StableSwap pool's composition, as Curve shows it)"),
     "lp_pnl": (("protocol",), "1", "pools with market makers: their P&L against holding what "
                "they deposited (impermanent loss plus fees, external prices), per unit of the "
                "deposit's value (the quantity loss_limit bounds)"),
@@ -90,6 +92,8 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
                                "on the protocol: the share of all their equity lost to its "
                                "holders' fire sales after a 1% fall"),
     "exploit_loss": (("protocol",), "USD", "value stolen from the protocol in the step"),
+    "withdrawals": (("protocol",), "USD", "lending protocols: supply paid out to withdrawing "
+                    "lenders in the step (external prices)"),
     "gas_multiplier": ((), "1", "gas cost multiplier of the step (gas spikes)"),
     "cascade_rounds": ((), "1", "liquidation rounds in the step"),
     "liquidation_passes": ((), "1", "passes of the liquidation phase across protocols in the "

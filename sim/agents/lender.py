@@ -46,12 +46,15 @@ class LenderTable:
     def __len__(self) -> int:
         return len(self.fear)
 
-    def act(self, pool: LendingPools, drawdown: float, amm: Pools | None = None) -> float:
+    def act(self, pool: LendingPools, drawdown: float, amm: Pools | None = None
+            ) -> tuple[np.ndarray, float]:
         """Withdraw where triggered, as far as the protocol's cash allows.
 
         Returns:
-            base tokens sold on ``sell_pool`` (0 without one).
+            (tokens paid out to the lenders per asset: what left the protocol's cash, base
+            tokens sold on ``sell_pool``: 0 without one).
         """
+        out = np.zeros(self.shares.shape[1])
         util = pool.utilisation()
         sold = 0.0
         afraid = self.fear < drawdown
@@ -67,9 +70,10 @@ class LenderTable:
             paid, burnt = pool.withdraw(k, request)
             self.shares[rows, a] -= burnt
             self.wallet[rows, a] += paid
+            out[a] = paid.sum()
             if amm is not None and self.sell_pool >= 0 and amm.base[self.sell_pool] == a:
                 sold += self._sell(amm, rows, a)
-        return sold
+        return out, sold
 
     def _sell(self, amm: Pools, rows: np.ndarray, a: int) -> float:
         """Sell the withdrawing lenders' wallets of asset ``a`` on ``sell_pool``, pro rata."""

@@ -246,6 +246,7 @@ class Accounting:
             "pool_depth": depth,
             "pool_reserve_base": rbase,
             "pool_reserve_quote": rquote,
+            "pool_quote_share": rquote / (rbase + rquote),
             "lp_pnl": lp_pnl,
             "liquidity_pulled": pulled,
             "liquidated_value": (per_protocol(stats[:, ck.DEBT_REPAID_VALUE]) + cdp["repaid"]
@@ -277,6 +278,7 @@ class Accounting:
             "implied_backing": backing,
             "supply": self._supply(),
             "exploit_loss": self.exploited,
+            "withdrawals": self.withdrawn,
             "clearing_shortfall": clearing["clearing_shortfall"],
             "contagion_shortfall": clearing["contagion_shortfall"],
             "fire_sale_vulnerability": glt["aggregate_vulnerability"],

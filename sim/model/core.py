@@ -84,6 +84,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.algo_step = None  # flows of the algorithmic stablecoins in the last step
         self.perp_stats = np.zeros((len(self.perp_names), perps_kernel.N_STATS))
         self.liquidation_passes = 0
+        self.withdrawn = np.zeros(len(self.protocol_names))  # lenders' withdrawals (USD)
         self.hedge_sold = np.zeros(len(self.assets))  # base tokens the delta hedgers sold
         self.hedge_cost = 0.0  # what their trades cost beyond value (fees and impact)
         self.vol_arb_hedge_cost = 0.0
@@ -138,8 +139,10 @@ class StressModel(Construction, Accounting, mesa.Model):
                    prices=ext)
         # Fear reads the market: an option token falls by its time decay alone.
         drawdown = float(np.max(np.delete(1.0 - ext / self.running_max, self.option_tokens)))
+        self.withdrawn = np.zeros(len(self.protocol_names))
         for lenders in self.lenders:
-            sold = lenders.act(self.lending, drawdown, self.amm)
+            paid, sold = lenders.act(self.lending, drawdown, self.amm)
+            self.withdrawn[self.protocol_names.index(lenders.protocol)] += paid @ ext
             if lenders.sell_pool >= 0:
                 self.volume["lender"] += sold * ext[self.amm.base[lenders.sell_pool]]
         for traders in self.traders:
