@@ -14,7 +14,7 @@ a sample of runs (no store, no workers: what a user's loop would do). Memory: th
 process's resident set is sampled every 0.2 s; its peak after the first tenth of the runs
 and at the end show whether it grows with the number of runs (it must not). Workers' peak
 is the largest child process's (``RUSAGE_CHILDREN``). Reading: the time to open the store
-with ``sim.open_results`` and sum a variable over every run. Results go to
+with ``sim.open_results`` and sum a variable over every run, in a fresh process. Results go to
 ``benchmarks/out/batch.json``; the method and figures are in ``benchmarks/README.md``.
 """
 
@@ -26,6 +26,7 @@ import json
 import os
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -85,6 +86,7 @@ def baseline(s, sample: int) -> float:
 
 def measure(s, runs: int, workers: int, root: Path, cluster: str | None) -> dict:
     out = root / f"w{workers}{'-' + cluster if cluster else ''}"
+    base = probes.rss_bytes()  # the process's resident set before this batch
     sampler = Sampler(out)
     sampler.start()
     start = time.perf_counter()
@@ -94,15 +96,21 @@ def measure(s, runs: int, workers: int, root: Path, cluster: str | None) -> dict
     sampler.join()
     finished = len(BatchStore(out).finished())
     disk = sum(f.stat().st_size for f in (out / "runs").iterdir())
-    t0 = time.perf_counter()
-    total_bad_debt = float(sim.open_results(out).bad_debt.sum())  # open and reduce it all
-    open_s = time.perf_counter() - t0
+    # Open the store and reduce one variable over every run, in a fresh process (so that
+    # what it reads does not stay in this one's resident set for the next executor).
+    code = ("import sys, time, sim; t = time.perf_counter(); "
+            "v = float(sim.open_results(sys.argv[1]).bad_debt.sum()); "
+            "print(time.perf_counter() - t, v)")
+    child = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True,
+                           text=True, check=True)
+    open_s, total_bad_debt = (float(x) for x in child.stdout.split())
     shutil.rmtree(out)
     tenth = [rss for _, done, rss in sampler.samples if done <= max(1, runs // 10)]
     return {
         "workers": workers, "executor": cluster or "processes", "runs": runs,
         "finished": finished, "failed": report.failed, "wall_s": wall,
         "runs_per_s": runs / wall,
+        "driver_rss_before_bytes": base,
         "driver_peak_rss_first_tenth_bytes": max(tenth) if tenth else None,
         "driver_peak_rss_bytes": max(rss for _, _, rss in sampler.samples),
         "store_bytes_per_run": disk / max(finished, 1),

@@ -5,6 +5,13 @@ Layout of a batch folder::
     batch.json               the manifest: scenarios, design, the list of runs (written first)
     runs/run-000042.nc       one finished run (``run`` dim of length 1, its coordinates)
     failed/run-000017.json   a run that raised: its error and traceback
+    blocks/block-000000.nc   finished runs combined, after the batch (``compact``)
+    blocks/block-000000.json the runs a block holds: written after the block, it commits it
+
+Opening thousands of small files costs far more than reading them (aligning every file's
+coordinates), so when a batch ends its run files are combined into blocks of about
+``BLOCK_BYTES``; a block counts only once its ``.json`` exists, and the run files it holds
+are deleted after that, so a crash at any point leaves every run readable exactly once.
 
 Run files are netCDF-3 (64-bit offset), written by scipy: for a run's ~80 small variables
 it writes about twice as fast and reads back some twenty times faster than HDF5-based
@@ -36,7 +43,9 @@ from sim.results import atomic_write
 MANIFEST = "batch.json"
 RUNS = "runs"
 FAILED = "failed"
+BLOCKS = "blocks"
 LAZY_ABOVE_BYTES = 256 * 2**20  # stores larger than this open as dask arrays
+BLOCK_BYTES = 64 * 2**20  # run files combined per block (bounded memory while compacting)
 FORMAT = 1
 
 
@@ -85,12 +94,74 @@ class BatchStore:
 
     # --- runs ------------------------------------------------------------------------------
 
-    def finished(self) -> set[int]:
-        """Runs written so far."""
+    def loose(self) -> dict[int, Path]:
+        """Finished runs still in their own files (not yet in a block), by run."""
         folder = self.path / RUNS
         if not folder.is_dir():
-            return set()
-        return {int(p.stem.split("-")[1]) for p in folder.glob("run-*.nc")}
+            return {}
+        blocked = self.blocked()
+        return {r: p for p in sorted(folder.glob("run-*.nc"))
+                if (r := int(p.stem.split("-")[1])) not in blocked}
+
+    def blocks(self) -> dict[Path, list[int]]:
+        """Committed blocks (those with their ``.json``): file -> the runs it holds."""
+        folder = self.path / BLOCKS
+        if not folder.is_dir():
+            return {}
+        return {p.with_suffix(".nc"): json.loads(p.read_text())["runs"]
+                for p in sorted(folder.glob("block-*.json"))}
+
+    def blocked(self) -> set[int]:
+        """Runs held by committed blocks."""
+        return {r for runs in self.blocks().values() for r in runs}
+
+    def finished(self) -> set[int]:
+        """Runs written so far (in their own files or in blocks)."""
+        return set(self.loose()) | self.blocked()
+
+    def compact(self) -> int:
+        """Combine the loose run files into blocks; return how many runs moved.
+
+        Each block is written whole, then committed by its ``.json``, then its run files are
+        deleted; leftovers of an interrupted compaction are cleared first.
+        """
+        self._clear_compaction_leftovers()
+        loose = self.loose()
+        moved = 0
+        group: list[int] = []
+        size = 0
+        for k, (run, path) in enumerate(loose.items()):
+            group.append(run)
+            size += path.stat().st_size
+            if size >= BLOCK_BYTES or k == len(loose) - 1:
+                self._write_block([loose[r] for r in group], group)
+                moved += len(group)
+                group, size = [], 0
+        return moved
+
+    def _write_block(self, files: list[Path], runs: list[int]) -> None:
+        datasets = []
+        for f in files:
+            with xr.open_dataset(f, engine="scipy") as ds:
+                datasets.append(ds.load())
+        block = _combine(datasets)
+        target = self.path / BLOCKS / f"block-{runs[0]:06d}.nc"
+        atomic_write(target, lambda tmp: block.to_netcdf(tmp, engine="scipy"))
+        text = json.dumps({"runs": runs})
+        atomic_write(target.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text))
+        for f in files:
+            f.unlink(missing_ok=True)
+
+    def _clear_compaction_leftovers(self) -> None:
+        """A block without its ``.json`` was never committed; run files in a block are done."""
+        folder = self.path / BLOCKS
+        if folder.is_dir():
+            for nc in folder.glob("block-*.nc"):
+                if not nc.with_suffix(".json").is_file():
+                    nc.unlink()
+        blocked = self.blocked()
+        for run in blocked:
+            self.run_file(run).unlink(missing_ok=True)
 
     def failures(self) -> dict[int, dict]:
         """Runs that raised, with their error records."""
@@ -103,7 +174,7 @@ class BatchStore:
     def clean_partials(self) -> int:
         """Remove temporary files a crash left behind; return how many."""
         removed = 0
-        for folder in (self.path, self.path / RUNS, self.path / FAILED):
+        for folder in (self.path, self.path / RUNS, self.path / FAILED, self.path / BLOCKS):
             if folder.is_dir():
                 for p in folder.glob(".*.part"):
                     p.unlink(missing_ok=True)
@@ -134,10 +205,14 @@ class BatchStore:
     def open_run(self, run: int) -> xr.Dataset:
         """One finished run's dataset (loaded into memory)."""
         path = self.run_file(run)
-        if not path.is_file():
-            raise ResultsError(f"{self.path}: run {run} is not finished")
-        with xr.open_dataset(path, engine="scipy") as ds:
-            return ds.load()
+        if path.is_file():
+            with xr.open_dataset(path, engine="scipy") as ds:
+                return ds.load()
+        for block, runs in self.blocks().items():
+            if run in runs:
+                with xr.open_dataset(block, engine="scipy") as ds:
+                    return ds.sel(run=[run]).load()
+        raise ResultsError(f"{self.path}: run {run} is not finished")
 
     def open(self, *, lazy: bool | None = None) -> xr.Dataset:
         """The finished runs as one Dataset with a ``run`` dim (see the module docstring).
@@ -147,7 +222,7 @@ class BatchStore:
                 (None: lazy above ``LAZY_ABOVE_BYTES`` on disk).
         """
         manifest = self.manifest()
-        files = sorted((self.path / RUNS).glob("run-*.nc"))
+        files = [*self.blocks(), *self.loose().values()]
         if not files:
             raise ResultsError(f"{self.path}: no finished runs yet")
         if lazy is None:
@@ -159,6 +234,8 @@ class BatchStore:
                 combine_attrs="drop_conflicts", parallel=False)
         except (OSError, ValueError) as exc:
             raise ResultsError(f"{self.path}: cannot combine the runs ({exc})") from None
+        if len(files) > 1:
+            ds = ds.sortby("run")
         if not lazy:
             loaded = ds.load()
             ds.close()
@@ -167,6 +244,12 @@ class BatchStore:
         ds.attrs["batch_runs"] = len(manifest.get("runs", []))
         ds.attrs["batch_failed"] = len(self.failures())
         return ds
+
+
+def _combine(datasets: list[xr.Dataset]) -> xr.Dataset:
+    """Runs concatenated along ``run`` the way ``BatchStore.open`` combines files."""
+    return xr.concat(datasets, dim="run", data_vars="minimal", coords="minimal",
+                     compat="override", join="outer", combine_attrs="drop_conflicts")
 
 
 def open_batch(path: str | Path, *, lazy: bool | None = None) -> xr.Dataset:

@@ -315,3 +315,28 @@ def test_an_unreachable_scheduler_is_one_clear_error(tmp_path):
     with pytest.raises(SimError, match="cannot reach the Dask scheduler"):
         run_batch([scenario()], tmp_path / "b", scheduler="tcp://127.0.0.1:9", progress=False)
     assert not (tmp_path / "b").exists()  # nothing written
+
+
+def test_finished_runs_are_combined_into_blocks_and_read_once_after_a_crash(tmp_path):
+    import shutil
+
+    import sim.store as store_module
+
+    run_batch([scenario()], tmp_path / "b", workers=1, progress=False)
+    store = BatchStore(tmp_path / "b")
+    assert store.loose() == {} and sorted(store.blocked()) == list(range(6))
+    whole = _strip(sim.open_results(tmp_path / "b"))
+    one = store.open_run(4)
+    np.testing.assert_array_equal(one.bad_debt.values[0], whole.bad_debt.sel(run=4).values)
+    # A crash between committing a block and deleting its run files leaves a run twice (a
+    # block and a file); one before the commit leaves a block without its .json. Neither
+    # shows: every run is read once.
+    (block,) = store.blocks()
+    shutil.copy(block, block.with_name("block-999999.nc"))  # uncommitted: no .json
+    (tmp_path / "b" / "runs").mkdir(exist_ok=True)
+    (tmp_path / "b" / "runs" / "run-000004.nc").write_bytes(
+        store_module.encode_run(one))
+    xr.testing.assert_identical(_strip(sim.open_results(tmp_path / "b")), whole)
+    assert store.compact() == 0  # the leftovers are cleared, nothing to move
+    assert not (tmp_path / "b" / "runs" / "run-000004.nc").exists()
+    assert not block.with_name("block-999999.nc").exists()

@@ -138,7 +138,7 @@ def summarise(results: list[EventResult]) -> xr.Dataset:
                 "figure": f.name, "units": f.units, "recorded_low": f.low,
                 "recorded_high": f.high, "q05": q[0], "median": q[1], "q95": q[2],
                 "runs": r.runs, "reproduced": bool(f.low <= q[2] and f.high >= q[0]),
-                "source": f.source,
+                "source": f.source, "note": f.note,
             })
     table = {k: ("row", [row[k] for row in rows]) for k in rows[0]} if rows else {}
     return xr.Dataset(table)
@@ -170,8 +170,8 @@ def _num(x: float, units: str) -> str:
 
 def markdown(table: xr.Dataset, cfs: list[dict]) -> str:
     """The report: figures beside simulated intervals, then the counterfactuals."""
-    lines = ["| event | figure | recorded | simulated median [5%, 95%] | runs | reproduced |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| event | figure | recorded | simulated median [5%, 95%] | runs | reproduced | "
+             "note |", "|---|---|---|---|---|---|---|"]
     for i in range(table.sizes.get("row", 0)):
         row = {k: table[k].values[i] for k in table.data_vars}
         u = str(row["units"])
@@ -180,7 +180,7 @@ def markdown(table: xr.Dataset, cfs: list[dict]) -> str:
         lines.append(f"| {row['event']} | {row['figure']} | {rec} {u} | "
                      f"{_num(row['median'], u)} [{_num(row['q05'], u)}, "
                      f"{_num(row['q95'], u)}] | {int(row['runs'])} | "
-                     f"{'yes' if row['reproduced'] else 'no'} |")
+                     f"{'yes' if row['reproduced'] else 'no'} | {row['note']} |")
     if cfs:
         lines += ["", "| event | lever | figure | base median | with the lever |",
                   "|---|---|---|---|---|"]

@@ -6,7 +6,8 @@ The driver keeps at most a few runs per worker in flight, writes each finished r
 store itself (one writer: ``sim.store``), and holds nothing of a run once it is written, so
 its memory does not grow with the number of runs. A run that raises is recorded as failed
 with its error and the batch goes on; Ctrl-C stops cleanly and keeps every finished run;
-``resume`` runs only what is not finished (after a crash, a kill or an interrupt).
+``resume`` runs only what is not finished (after a crash, a kill or an interrupt). When
+the runs are done their files are combined into blocks (``BatchStore.compact``).
 
 Every run is a pure function of (scenario, design point, seed): the results do not depend on
 the executor, the number of workers or the order in which runs finish.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 import time
 import traceback
 from collections.abc import Iterator, Sequence
@@ -208,6 +210,9 @@ def run_batch(scenarios: Sequence[Scenario | str | Path], out: str | Path, *,
                   disable=not progress, dynamic_ncols=True) as bar:
             bar.set_postfix(failed=0)
             failed = _drive(ex, design, todo, store, bar, workers)
+    if progress:
+        print("batch: combining the run files into blocks", file=sys.stderr, flush=True)
+    store.compact()  # opening a few blocks is much faster than thousands of small files
     return BatchReport(Path(out), len(design.runs), len(store.finished()), failed, len(done),
                        time.perf_counter() - start)
 
