@@ -12,9 +12,11 @@ runs per second, the speed-up over one worker, and the ratio to the straightforw
 baseline: the same runs called one after another with ``sim.run`` in one process, timed on
 a sample of runs (no store, no workers: what a user's loop would do). Memory: the batch
 process's resident set is sampled every 0.2 s; its peak after the first tenth of the runs
-and at the end show whether it grows with the number of runs (it must not). Workers' peak
-is the largest child process's (``RUSAGE_CHILDREN``). Reading: the time to open the store
-with ``sim.open_results`` and sum a variable over every run, in a fresh process. Results go to
+and over all the runs show whether it grows with the number of runs (it must not); the
+overall peak also covers the compaction into blocks at the end (bounded by the block
+size). Workers' peak is the largest child process's (``RUSAGE_CHILDREN``). Reading: the
+time to open the store with ``sim.open_results`` and sum a variable over every run, in a
+fresh process. Results go to
 ``benchmarks/out/batch.json``; the method and figures are in ``benchmarks/README.md``.
 """
 
@@ -106,12 +108,17 @@ def measure(s, runs: int, workers: int, root: Path, cluster: str | None) -> dict
     open_s, total_bad_debt = (float(x) for x in child.stdout.split())
     shutil.rmtree(out)
     tenth = [rss for _, done, rss in sampler.samples if done <= max(1, runs // 10)]
+    # While the runs go (before compaction empties runs/): the last sample at the most runs.
+    most = max(done for _, done, _ in sampler.samples)
+    last = max(i for i, (_, done, _) in enumerate(sampler.samples) if done == most)
+    running = max(rss for _, _, rss in sampler.samples[: last + 1])
     return {
         "workers": workers, "executor": cluster or "processes", "runs": runs,
         "finished": finished, "failed": report.failed, "wall_s": wall,
         "runs_per_s": runs / wall,
         "driver_rss_before_bytes": base,
         "driver_peak_rss_first_tenth_bytes": max(tenth) if tenth else None,
+        "driver_peak_rss_running_bytes": running,
         "driver_peak_rss_bytes": max(rss for _, _, rss in sampler.samples),
         "store_bytes_per_run": disk / max(finished, 1),
         "open_and_sum_s": open_s, "total_bad_debt_usd": total_bad_debt,
