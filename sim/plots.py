@@ -19,6 +19,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from sim.results import protocols_of_kind  # noqa: E402
 
 STYLE = Path(__file__).with_name("sim.mplstyle")
+FLOOR = 1e-3  # history chart: ratios below this are drawn at it
 
 
 def venue_asset(ds: xr.Dataset) -> tuple[str, str | None]:
@@ -101,7 +102,7 @@ def history_figure(table: xr.Dataset) -> Figure:
     """
     n = table.sizes.get("row", 0)
     with plt.style.context(STYLE):
-        fig, ax = plt.subplots(figsize=(8.0, 1.0 + 0.42 * max(n, 1)), layout="constrained")
+        fig, ax = plt.subplots(figsize=(12.0, 1.2 + 0.42 * max(n, 1)), layout="constrained")
         labels = []
         for i in range(n):
             low, high = float(table.recorded_low[i]), float(table.recorded_high[i])
@@ -112,14 +113,16 @@ def history_figure(table: xr.Dataset) -> Figure:
             color = "C2" if ok else "C3"
             ax.fill_betweenx([y - 0.3, y + 0.3], low / mid, high / mid, color="0.8",
                              linewidth=0)
-            ax.plot([max(q05, 1e-3), max(q95, 1e-3)], [y, y], color=color, linewidth=2.5)
-            ax.plot([max(med, 1e-3)], [y], "o", color=color, markersize=6)
+            ax.plot([max(q05, FLOOR), max(q95, FLOOR)], [y, y], color=color, linewidth=2.5)
+            ax.plot([max(med, FLOOR)], [y], "<" if med < FLOOR else "o", color=color,
+                    markersize=6)
             labels.append(f"{table.event.values[i]}: {table.figure.values[i]}")
         ax.axvline(1.0, color="0.3", linewidth=1.0, linestyle="--")
         ax.set_xscale("log")
         ax.set_yticks(range(n - 1, -1, -1), labels)
-        ax.set_xlabel("simulated / recorded (median and 5-95% interval; band: recorded range)")
-        ax.set_title("Historical events: recorded figures against the simulated intervals")
+        ax.set_xlabel("simulated / recorded: median (dot) and 5-95% interval; grey band: "
+                      f"recorded range; < : below {FLOOR:g}")
+        ax.set_title("Historical events: recorded figures against simulated intervals")
     return fig
 
 
