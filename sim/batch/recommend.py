@@ -26,16 +26,17 @@ import numpy as np
 import xarray as xr
 
 from sim.batch.sensitivity import per_run_output
-from sim.batch.summary import QUANTILE_METHOD, SCALARS, swept_parameters, value_at_risk
+from sim.batch.summary import (
+    QUANTILE_METHOD,
+    SCALARS,
+    cell,
+    group_label,
+    swept_parameters,
+    value_at_risk,
+)
 from sim.errors import ResultsError
 
 RECOMMENDATION_FILE = "recommendation.nc"
-
-
-def _key(value: object) -> object:
-    """A hashable, sortable group label: numpy scalars to Python, NaN to None."""
-    value = value.item() if isinstance(value, np.generic) else value
-    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def recommend(ds: xr.Dataset, parameter: str, limit: float, *, level: float = 0.95,
@@ -84,7 +85,7 @@ def recommend(ds: xr.Dataset, parameter: str, limit: float, *, level: float = 0.
     keys = ["scenario", *others] if "scenario" in values.coords else others
     runs_of = {k: values[k].values[keep] for k in keys}
     chosen, losses = chosen[keep], values.values[keep]
-    labels = [tuple(_key(runs_of[k][i]) for k in keys) for i in range(chosen.size)]
+    labels = [tuple(group_label(runs_of[k][i]) for k in keys) for i in range(chosen.size)]
     groups = sorted(set(labels), key=lambda label: tuple((v is None, v) for v in label))
     grid = np.unique(chosen)
     # The values each scenario tested at all: a group missing one of them lost its runs.
@@ -174,7 +175,7 @@ def format_recommendation(rec: xr.Dataset) -> str:
     header = [*keys, parameter, "runs", f"VaR {a['level']:.0%}", "within limit"]
     rows = []
     for g in range(rec.sizes["group"]):
-        label = [_cell(rec[k].values[g]) for k in keys]
+        label = [cell(rec[k].values[g]) for k in keys]
         for k, v in enumerate(rec[parameter].values):
             if not rec.tested.values[g, k]:
                 continue
@@ -183,7 +184,7 @@ def format_recommendation(rec: xr.Dataset) -> str:
             mark = "yes" if rec.qualifies.values[g, k] else ("no" if n else "no runs")
             if float(v) == float(rec.recommended.values[g]):
                 mark += "  <- recommended"
-            rows.append([*label, _cell(v), str(n), "-" if math.isnan(var) else f"{var:,.0f}",
+            rows.append([*label, cell(v), str(n), "-" if math.isnan(var) else f"{var:,.0f}",
                          mark])
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
     lines = ["  ".join(cell.ljust(w) if c < len(keys) or c == len(header) - 1 else cell.rjust(w)
@@ -194,7 +195,7 @@ def format_recommendation(rec: xr.Dataset) -> str:
             f"<= {a['limit']:,.0f}{units}, and every value on the safe side of it too")
     lines.append(f"recommended: {rule}")
     for g in range(rec.sizes["group"]):
-        where = ", ".join(f"{k} = {_cell(rec[k].values[g])}" for k in keys)
+        where = ", ".join(f"{k} = {cell(rec[k].values[g])}" for k in keys)
         prefix = f"  {where}: " if where else "  "
         value = float(rec.recommended.values[g])
         text = "no value qualifies" if math.isnan(value) else f"{parameter} = {value:g}"
@@ -203,10 +204,3 @@ def format_recommendation(rec: xr.Dataset) -> str:
                      "replications will tell)")
         lines.append(prefix + text)
     return "\n".join(lines)
-
-
-def _cell(value: object) -> str:
-    value = _key(value)
-    if value is None:
-        return "-"
-    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -297,7 +297,7 @@ def risk_measures(scalars: xr.Dataset, by: Sequence[str] | None = None) -> xr.Da
 def _groups(scalars: xr.Dataset, keys: list[str]) -> list[np.ndarray]:
     """Run positions of each distinct combination of ``keys``, in sorted key order."""
     n = scalars.sizes["run"]
-    columns = [[_label(v) for v in scalars[k].values] for k in keys]
+    columns = [[group_label(v) for v in scalars[k].values] for k in keys]
     where: dict[tuple, list[int]] = {}
     for i in range(n):
         where.setdefault(tuple(col[i] for col in columns), []).append(i)
@@ -306,7 +306,7 @@ def _groups(scalars: xr.Dataset, keys: list[str]) -> list[np.ndarray]:
     return [np.array(where[label]) for label in order]
 
 
-def _label(value: object) -> object:
+def group_label(value: object) -> object:
     """A hashable, comparable group label: numpy scalars to Python, NaN to None."""
     value = value.item() if isinstance(value, np.generic) else value
     if isinstance(value, float) and math.isnan(value):
@@ -328,7 +328,7 @@ def format_table(summary: xr.Dataset) -> str:
     header.append(f"LaR {LIQUIDATIONS_LEVEL:.0%}")
     rows = []
     for g in range(summary.sizes["group"]):
-        row = [_cell(summary[k].values[g]) for k in keys]
+        row = [cell(summary[k].values[g]) for k in keys]
         row += [str(int(summary.runs[g])), f"{float(summary.insolvency_probability[g]):.3f}",
                 f"[{float(summary.insolvency_probability_low[g]):.3f}, "
                 f"{float(summary.insolvency_probability_high[g]):.3f}]"]
@@ -349,8 +349,9 @@ def format_table(summary: xr.Dataset) -> str:
     return "\n".join(lines)
 
 
-def _cell(value: object) -> str:
-    value = _label(value)
+def cell(value: object) -> str:
+    """A group label as table text (``-`` for none)."""
+    value = group_label(value)
     if value is None:
         return "-"
     return f"{value:g}" if isinstance(value, float) else str(value)
