@@ -306,8 +306,9 @@ def _cmd_validate_history(args: argparse.Namespace) -> int:
     try:
         table, _, report = validate(paths, args.out, workers=args.workers,
                                     replications=args.replications)
-    except BatchInterrupted as exc:
-        print(f"sim: {exc}", file=sys.stderr)
+    except BatchInterrupted:
+        print(f"sim: interrupted; the finished runs are kept in {args.out}; run "
+              "`sim validate-history` again to resume", file=sys.stderr)
         return 130
     print(report, end="")
     done = int(table.reproduced.sum()) if "reproduced" in table else 0

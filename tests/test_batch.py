@@ -340,3 +340,32 @@ def test_finished_runs_are_combined_into_blocks_and_read_once_after_a_crash(tmp_
     assert store.compact() == 0  # the leftovers are cleared, nothing to move
     assert not (tmp_path / "b" / "runs" / "run-000004.nc").exists()
     assert not block.with_name("block-999999.nc").exists()
+
+
+def test_resume_retries_failed_runs_and_refuses_an_edited_file(tmp_path):
+    def edit(d):
+        d["batch"]["grid"] = {"agents.lenders.supply.USDC": [5e6, 1e4]}
+    first = run_batch([scenario(edit)], tmp_path / "b", workers=1, progress=False)
+    assert first.failed == 3
+    again = run_batch([scenario(edit)], tmp_path / "b", workers=1, progress=False,
+                      resume=True)
+    assert again.skipped == 3 and again.failed == 3 and again.finished == 3
+    def deeper(d):
+        edit(d)
+        d["market"]["jumps"][0]["size"] = -0.4  # not swept: the model changed
+    with pytest.raises(SimError, match="changed since"):
+        run_batch([scenario(deeper)], tmp_path / "b", workers=1, progress=False, resume=True)
+
+
+def test_two_files_with_one_source_run_their_own_points(tmp_path):
+    # Scenarios built in Python share the source "<scenario>": runs must still find their
+    # own file's points (by name).
+    def other(d):
+        d["simulation"]["name"] = "other"
+        d["batch"] = {"replications": 1, "grid": {LT: [0.8, 0.82, 0.85]}}
+    a, b = scenario(source="<scenario>"), scenario(other, source="<scenario>")
+    design = expand([a, b])
+    assert [design.scenario_of(r).name for r in design.runs] == ["<scenario>"] * 6 + ["other"] * 3
+    lts = [design.scenario_of(r).protocols["aave"].markets["WETH"].liquidation_threshold
+           for r in design.runs[6:]]
+    assert lts == [0.8, 0.82, 0.85]

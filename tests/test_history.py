@@ -53,7 +53,7 @@ name = "aave bad debt"
 recorded = 1.0
 variable = "bad_debt"
 select = { protocol = "aave" }
-source = "made up: a value inside the interval"
+source = "made up"
 
 [[history.figures]]
 name = "WETH low"
@@ -88,8 +88,16 @@ set = { "market.jumps.0.size" = -0.1 }
     assert cfs[0]["counterfactual"] < cfs[0]["base"]
     assert cfs[1]["counterfactual"] > cfs[1]["base"]
     assert (tmp_path / "out" / "event" / "smaller-crash" / "batch.json").is_file()
+    blocks = sorted((tmp_path / "out").rglob("block-*.nc"))
+    stamps = [p.stat().st_mtime_ns for p in blocks]
     again, _, report2 = validate([path], tmp_path / "out", workers=1, progress=False)
     assert report2 == report  # resumed stores: nothing re-run, same numbers
+    assert [p.stat().st_mtime_ns for p in blocks] == stamps and blocks
+    # An edited file (outside any sweep) is not resumed onto old runs: it runs again.
+    path.write_text(path.read_text().replace("size = -0.3", "size = -0.4"))
+    _, cfs2, report3 = validate([path], tmp_path / "out", workers=1, progress=False)
+    assert report3 != report
+    assert cfs2[1]["base"] < cfs[1]["base"]  # a deeper jump: a lower WETH low
 
 
 def test_reproduced_means_the_recorded_value_meets_the_interval():

@@ -19,7 +19,9 @@ file and the batch field before anything runs.
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +48,17 @@ class RunSpec:
         return {"run": self.run, "scenario": self.scenario, "source": self.source,
                 "point": self.point, "replication": self.replication, "seed": self.seed,
                 "params": self.params}
+
+
+def content_hash(scenario: Scenario) -> str:
+    """What the runs of a file depend on: its fields but ``[history]`` (notes, figures).
+
+    A resumed batch must have the same hash: a file edited outside its sweep would
+    otherwise mix runs of two models.
+    """
+    data = {k: v for k, v in scenario.data.items() if k != "history"}
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass
@@ -187,7 +200,7 @@ class Design:
 
     def scenario_of(self, spec: RunSpec) -> Scenario:
         """The validated scenario of a run."""
-        files = [f for f in self.files if f.scenario.source == spec.source]
+        files = [f for f in self.files if f.scenario.name == spec.scenario]  # names unique
         return files[0].scenarios[spec.point]
 
 

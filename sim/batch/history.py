@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import copy
 import re
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +27,7 @@ import xarray as xr
 from sim.api import load_scenario, open_results
 from sim.batch.design import set_path
 from sim.batch.runner import run_batch
-from sim.errors import ScenarioError
+from sim.errors import ScenarioError, SimError
 from sim.plots import history_figure, plt
 from sim.results import VARIABLES, atomic_write
 from sim.scenario import Figure, Scenario, parse_scenario
@@ -112,19 +114,32 @@ def run_event(scenario: Scenario, out: Path, *, workers: int, replications: int 
     """Run one event's batch and its counterfactuals; read its figures."""
     check_figures(scenario)
     folder = out / scenario.name
-    run_batch([scenario], folder / "base", workers=workers, resume=True,
-              replications=replications, progress=progress)
+    _run_fresh(scenario, folder / "base", workers=workers, replications=replications,
+               progress=progress)
     ds = open_results(folder / "base")
     figures = scenario.history.figures
     values = {f.name: figure_values(ds, f) for f in figures}
     cfs = {}
     for k, cf in enumerate(scenario.history.counterfactuals):
         alt = counterfactual_scenario(scenario, k)
-        run_batch([alt], folder / slug(cf.name), workers=workers, resume=True,
-                  replications=replications, progress=progress)
+        _run_fresh(alt, folder / slug(cf.name), workers=workers, replications=replications,
+                   progress=progress)
         alt_ds = open_results(folder / slug(cf.name))
         cfs[cf.name] = {f.name: figure_values(alt_ds, f) for f in figures}
     return EventResult(scenario, ds.sizes["run"], values, cfs)
+
+
+def _run_fresh(scenario: Scenario, store: Path, **kwargs) -> None:
+    """Resume the event's store, or start it again if the file (or sim) changed since."""
+    try:
+        run_batch([scenario], store, resume=True, **kwargs)
+    except SimError as exc:
+        if "changed since" not in str(exc):
+            raise
+        print(f"sim: {store}: the scenario changed since these runs; running it again",
+              file=sys.stderr)
+        shutil.rmtree(store)
+        run_batch([scenario], store, resume=True, **kwargs)
 
 
 def summarise(results: list[EventResult]) -> xr.Dataset:

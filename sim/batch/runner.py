@@ -22,7 +22,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +30,7 @@ from pathlib import Path
 import xarray as xr
 
 from sim.api import __version__, load_scenario, run
-from sim.batch.design import Design, RunSpec, expand
+from sim.batch.design import Design, RunSpec, content_hash, expand
 from sim.errors import SimError
 from sim.scenario import Scenario
 from sim.store import BatchStore, encode_run, is_batch
@@ -93,7 +93,7 @@ def manifest(design: Design) -> dict:
     return {
         "sim_version": __version__,
         "scenarios": [{"name": f.scenario.name, "source": f.scenario.source,
-                       "text": f.scenario.text,
+                       "text": f.scenario.text, "content_hash": content_hash(f.scenario),
                        "batch": f.scenario.batch.model_dump(mode="json"),
                        "parameters": f.parameters, "sample_method": f.sample_method,
                        "sample_matrix": None if f.sample_matrix is None
@@ -106,10 +106,12 @@ def manifest(design: Design) -> dict:
 
 @contextmanager
 def executor(workers: int, *, scheduler: str | None = None,
-             cluster: str | None = None) -> Iterator[Executor]:
-    """An executor: local processes, a Dask cluster at ``scheduler``, or a LocalCluster.
+             cluster: str | None = None) -> Iterator[tuple[Executor, int]]:
+    """An executor and its worker slots: local processes, a Dask cluster, or a LocalCluster.
 
-    Workers run one numba thread each (``NUMBA_NUM_THREADS=1``): N workers on N cores.
+    ``scheduler`` is a running cluster's address; ``cluster = "local"`` starts one. Workers
+    run one numba thread each (``NUMBA_NUM_THREADS=1``): N workers on N cores. A running
+    cluster's slots are its threads, whatever ``workers`` says.
     """
     if scheduler is not None or cluster is not None:
         from distributed import Client, LocalCluster
@@ -127,8 +129,9 @@ def executor(workers: int, *, scheduler: str | None = None,
                 local.close()
             raise SimError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
         ex = client.get_executor(pure=False)
+        slots = max(1, sum(client.nthreads().values())) if local is None else workers
         try:
-            yield ex
+            yield ex, slots
         finally:
             ex.shutdown(wait=False)
             client.close()
@@ -149,7 +152,7 @@ def executor(workers: int, *, scheduler: str | None = None,
         else:
             os.environ["NUMBA_NUM_THREADS"] = before
     try:
-        yield ex
+        yield ex, workers
     except BaseException:
         # Interrupted or failed: do not wait for the runs in flight (they are not kept).
         for process in list(getattr(ex, "_processes", {}).values()):
@@ -198,21 +201,28 @@ def run_batch(scenarios: Sequence[Scenario | str | Path], out: str | Path, *,
     todo = [spec for spec in design.runs if spec.run not in done]
     if todo and scheduler is None:
         # Compile (or load) the numba kernels once here, so the workers find them cached.
-        run(design.scenario_of(todo[0]), seed=todo[0].seed, steps=1)
+        try:
+            run(design.scenario_of(todo[0]), seed=todo[0].seed, steps=1)
+        except Exception:  # noqa: BLE001 (a failing run is the workers' to record)
+            pass
     from tqdm import tqdm
 
     # The executor first: a scheduler that cannot be reached leaves no folder behind.
-    with executor(workers, scheduler=scheduler, cluster=cluster) as ex:
+    with executor(workers, scheduler=scheduler, cluster=cluster) as (ex, slots):
         if not is_batch(out):
             store.create(wanted)
         store.clean_partials()
         with tqdm(total=len(design.runs), initial=len(done), unit="run", desc="batch",
                   disable=not progress, dynamic_ncols=True) as bar:
             bar.set_postfix(failed=0)
-            failed = _drive(ex, design, todo, store, bar, workers)
+            failed = _drive(ex, design, todo, store, bar, slots)
     if progress:
         print("batch: combining the run files into blocks", file=sys.stderr, flush=True)
-    store.compact()  # opening a few blocks is much faster than thousands of small files
+    try:
+        store.compact()  # opening a few blocks is much faster than thousands of small files
+    except KeyboardInterrupt:
+        raise BatchInterrupted(f"interrupted while combining runs into blocks: every run is "
+                               f"kept in {store.path}; resuming finishes the blocks") from None
     return BatchReport(Path(out), len(design.runs), len(store.finished()), failed, len(done),
                        time.perf_counter() - start)
 
@@ -228,7 +238,12 @@ def _drive(ex: Executor, design: Design, todo: list[RunSpec], store: BatchStore,
     def submit_next() -> None:
         spec = next(queue, None)
         if spec is not None:
-            fut = ex.submit(execute, design.scenario_of(spec), spec, parameters)
+            try:
+                fut = ex.submit(execute, design.scenario_of(spec), spec, parameters)
+            except BrokenExecutor:
+                raise SimError(f"a worker process died (out of memory?); "
+                               f"{len(store.finished())} runs are kept in {store.path}; "
+                               "resume the batch to run the rest") from None
             pending[fut] = spec
 
     try:
@@ -263,10 +278,17 @@ def _drive(ex: Executor, design: Design, todo: list[RunSpec], store: BatchStore,
 
 
 def _check_same(old: dict, new: dict, store: BatchStore) -> None:
-    """Resuming needs the same design: the same runs with the same seeds and values."""
+    """Resuming needs the same batch: the same runs, seeds, values, files and model version."""
     def runs(m: dict) -> list[dict]:  # the same files may be named from another folder
         return [{k: v for k, v in r.items() if k != "source"} for r in m.get("runs", [])]
+
+    def files(m: dict) -> list:
+        return [(f.get("name"), f.get("content_hash")) for f in m.get("scenarios", [])]
 
     if runs(old) != runs(new) or old.get("parameters") != new["parameters"]:
         raise SimError(f"{store.path}: the scenario files or their [batch] sections differ "
                        "from the batch being resumed; start a new batch (another --out)")
+    if files(old) != files(new) or old.get("sim_version") != new["sim_version"]:
+        raise SimError(f"{store.path}: the scenario files (or the sim version) changed since "
+                       "the batch started, so its runs would mix two models; start a new "
+                       "batch (another --out)")
