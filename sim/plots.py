@@ -126,6 +126,60 @@ def history_figure(table: xr.Dataset) -> Figure:
     return fig
 
 
+def fan_figure(ds: xr.DataArray, *, title: str = "", ylabel: str = "",
+               bands: tuple[tuple[float, float], ...] = ((0.05, 0.95), (0.25, 0.75))
+               ) -> Figure:
+    """Fan chart across replications: the median over ``run`` and percentile bands.
+
+    Args:
+        ds: a variable of a batch with dims ``(run, time)`` (select other dims first).
+        title, ylabel: labels; ``ylabel`` defaults to the variable's long name and units.
+        bands: (low, high) quantile pairs, drawn from the widest (lightest) in.
+    """
+    hours = ds.time.values
+    values = np.asarray(ds.transpose("run", "time").values, dtype=np.float64)
+    with plt.style.context(STYLE):
+        fig, ax = plt.subplots(figsize=(8.0, 4.5), layout="constrained")
+        for k, (low, high) in enumerate(sorted(bands, key=lambda b: b[0])):
+            lo, hi = np.nanquantile(values, [low, high], axis=0)
+            ax.fill_between(hours, lo, hi, color="C0", alpha=0.18 + 0.17 * k, linewidth=0,
+                            label=f"{low:.0%}-{high:.0%} of {values.shape[0]} runs")
+        ax.plot(hours, np.nanmedian(values, axis=0), color="C0", label="median")
+        ax.set_xlabel("time (hours)")
+        units = ds.attrs.get("units", "")
+        ax.set_ylabel(ylabel or f"{ds.attrs.get('long_name', ds.name)}"
+                      + (f" ({units})" if units else ""))
+        ax.set_title(title or f"{ds.name}: median and percentile bands across runs")
+        ax.legend(loc="best")
+    return fig
+
+
+def bad_debt_figure(losses: np.ndarray, var: dict[float, float], es: dict[float, float], *,
+                    title: str = "") -> Figure:
+    """Distribution of bad debt across runs with Value at Risk and expected shortfall marked.
+
+    Args:
+        losses: bad debt per run (USD).
+        var, es: level -> VaR and expected shortfall (``sim.batch.summary``), USD.
+        title: the chart's title.
+    """
+    losses = np.asarray(losses, dtype=np.float64) / 1e6
+    with plt.style.context(STYLE):
+        fig, ax = plt.subplots(figsize=(8.0, 4.5), layout="constrained")
+        ax.hist(losses, bins=min(40, max(5, len(losses) // 5)), color="C0", alpha=0.7,
+                label=f"{len(losses)} runs")
+        for k, level in enumerate(sorted(var)):
+            ax.axvline(var[level] / 1e6, color=f"C{1 + k}", linestyle="-",
+                       label=f"VaR {level:.0%}: {var[level] / 1e6:,.2f}M")
+            ax.axvline(es[level] / 1e6, color=f"C{1 + k}", linestyle="--",
+                       label=f"ES {level:.0%}: {es[level] / 1e6:,.2f}M")
+        ax.set_xlabel("bad debt over the run (M USD)")
+        ax.set_ylabel("runs")
+        ax.set_title(title or "Bad debt across runs, with Value at Risk and expected shortfall")
+        ax.legend(loc="upper right")
+    return fig
+
+
 def save_figure(fig: Figure, stem: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
     """Save ``fig`` as ``stem.<fmt>`` for each format; return the paths."""
     paths = []

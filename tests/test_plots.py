@@ -35,3 +35,44 @@ def test_two_protocols_get_one_series_each():
     ax_b = fig.axes[2]
     assert [line.get_label() for line in ax_b.get_lines()] == ["aave", "loop_lender"]
     assert ax_b.get_lines()[1].get_ydata()[-1] > 0  # loop_lender's bad debt
+
+
+def _batch():
+    import xarray as xr
+    runs = [sim.run(ROOT / "eth_crash.toml", steps=12, seed=s).expand_dims(run=[s])
+            for s in range(5)]
+    return xr.concat(runs, dim="run", data_vars="minimal", coords="minimal",
+                     compat="override", join="outer")
+
+
+def test_fan_chart_draws_the_median_and_bands_of_the_runs():
+    from sim.plots import fan_figure
+    ds = _batch()
+    price = ds.external_price.sel(asset="WETH")
+    fig = fan_figure(price)
+    ax = fig.axes[0]
+    median = ax.get_lines()[0].get_ydata()
+    np.testing.assert_allclose(median, np.median(price.values, axis=0))
+    assert [c.get_label() for c in ax.collections] == ["5%-95% of 5 runs", "25%-75% of 5 runs"]
+    # The outer band spans the 5th-95th percentiles at every step (numpy's linear quantile).
+    path = ax.collections[0].get_paths()[0].vertices
+    lo = np.quantile(price.values, 0.05, axis=0)
+    assert np.isclose(np.min(path[:, 1]), np.min(lo))
+    assert ax.get_ylabel().startswith("external market price")
+
+
+def test_bad_debt_chart_marks_var_and_es():
+    from sim.batch.summary import expected_shortfall, value_at_risk
+    from sim.plots import bad_debt_figure
+    losses = np.arange(1.0, 21.0) * 1e6  # 1M..20M
+    var = {0.95: value_at_risk(losses, 0.95)}
+    es = {0.95: expected_shortfall(losses, 0.95)}
+    # Hand values: VaR 95% of 20 losses = L_(ceil(19)) = 19M; ES = mean of the worst 5% =
+    # the worst run, 20M (n (1 - a) = 1 run).
+    assert var[0.95] == 19e6 and abs(es[0.95] - 20e6) < 1e-3
+    fig = bad_debt_figure(losses, var, es)
+    ax = fig.axes[0]
+    marks = {line.get_label(): line.get_xdata()[0] for line in ax.get_lines()}
+    assert sorted(marks) == ["ES 95%: 20.00M", "VaR 95%: 19.00M"]
+    assert marks["VaR 95%: 19.00M"] == 19.0 and abs(marks["ES 95%: 20.00M"] - 20.0) < 1e-9
+    assert sum(p.get_height() for p in ax.patches) == 20  # every run in the histogram
