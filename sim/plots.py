@@ -180,6 +180,49 @@ def bad_debt_figure(losses: np.ndarray, var: dict[float, float], es: dict[float,
     return fig
 
 
+def sobol_figure(indices: xr.Dataset) -> Figure:
+    """Sobol indices (first order and total, with confidence intervals) per parameter.
+
+    ``indices`` is ``sim.batch.sensitivity.sensitivity``'s Sobol result (``S1``, ``S1_conf``,
+    ``ST``, ``ST_conf`` on a ``parameter`` dim).
+    """
+    names = [str(p) for p in indices.parameter.values]
+    y = np.arange(len(names))
+    with plt.style.context(STYLE):
+        fig, ax = plt.subplots(figsize=(8.0, 1.2 + 0.5 * max(len(names), 1)),
+                               layout="constrained")
+        ax.barh(y + 0.2, indices.ST.values, height=0.38, xerr=indices.ST_conf.values,
+                color="C1", label="total (ST)")
+        ax.barh(y - 0.2, indices.S1.values, height=0.38, xerr=indices.S1_conf.values,
+                color="C0", label="first order (S1)")
+        ax.set_yticks(y, names)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"Sobol index of {indices.attrs.get('output', 'the output')}")
+        ax.set_title("Sensitivity: share of the output's variance due to each parameter")
+        ax.legend(loc="lower right")
+    return fig
+
+
+def heatmap_figure(values: xr.DataArray, *, title: str = "", label: str = "") -> Figure:
+    """A measure over two swept parameters (e.g. probability of insolvency by threshold and
+    shock size): ``values`` has exactly two dims, the parameters, in (y, x) order.
+    """
+    y_dim, x_dim = values.dims
+    with plt.style.context(STYLE):
+        fig, ax = plt.subplots(figsize=(7.0, 5.0), layout="constrained")
+        mesh = ax.imshow(values.values, origin="lower", aspect="auto", cmap="viridis")
+        ax.set_xticks(range(values.sizes[x_dim]), [f"{v:g}" for v in values[x_dim].values])
+        ax.set_yticks(range(values.sizes[y_dim]), [f"{v:g}" for v in values[y_dim].values])
+        ax.set_xlabel(x_dim)
+        ax.set_ylabel(y_dim)
+        ax.grid(False)
+        for (i, j), v in np.ndenumerate(values.values):
+            ax.text(j, i, f"{v:.2g}", ha="center", va="center", color="w", fontsize=8)
+        fig.colorbar(mesh, ax=ax, label=label or str(values.name))
+        ax.set_title(title or f"{values.name} by {y_dim} and {x_dim}")
+    return fig
+
+
 def save_figure(fig: Figure, stem: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
     """Save ``fig`` as ``stem.<fmt>`` for each format; return the paths."""
     paths = []

@@ -76,3 +76,31 @@ def test_bad_debt_chart_marks_var_and_es():
     assert sorted(marks) == ["ES 95%: 20.00M", "VaR 95%: 19.00M"]
     assert marks["VaR 95%: 19.00M"] == 19.0 and abs(marks["ES 95%: 20.00M"] - 20.0) < 1e-9
     assert sum(p.get_height() for p in ax.patches) == 20  # every run in the histogram
+
+
+def test_sobol_chart_draws_both_indices_with_their_intervals():
+    import xarray as xr
+
+    from sim.plots import sobol_figure
+    sens = xr.Dataset({"S1": ("parameter", [0.31, 0.44]), "S1_conf": ("parameter", [0.02, 0.03]),
+                       "ST": ("parameter", [0.56, 0.44]), "ST_conf": ("parameter", [0.04, 0.03])},
+                      coords={"parameter": ["a.b", "c.d"]}, attrs={"output": "total_bad_debt"})
+    ax = sobol_figure(sens).axes[0]
+    widths = [p.get_width() for p in ax.patches]
+    assert widths == [0.56, 0.44, 0.31, 0.44]  # ST bars first, then S1
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a.b", "c.d"]
+    assert "total_bad_debt" in ax.get_xlabel()
+
+
+def test_heatmap_puts_each_value_in_its_cell():
+    import xarray as xr
+
+    from sim.plots import heatmap_figure
+    p = xr.DataArray([[0.0, 0.25], [0.5, 1.0]], dims=("lt", "shock"),
+                     coords={"lt": [0.8, 0.85], "shock": [-0.3, -0.5]},
+                     name="insolvency_probability")
+    ax = heatmap_figure(p).axes[0]
+    np.testing.assert_array_equal(ax.images[0].get_array(), p.values)
+    texts = {(t.get_position(), t.get_text()) for t in ax.texts}
+    assert ((1, 0), "0.25") in texts and ((0, 1), "0.5") in texts  # (x = shock, y = lt)
+    assert ax.get_xlabel() == "shock" and ax.get_ylabel() == "lt"
