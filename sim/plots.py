@@ -204,8 +204,9 @@ def sobol_figure(indices: xr.Dataset) -> Figure:
 
 
 def heatmap_figure(values: xr.DataArray, *, title: str = "", label: str = "") -> Figure:
-    """A measure over two swept parameters (e.g. probability of insolvency by threshold and
-    shock size): ``values`` has exactly two dims, the parameters, in (y, x) order.
+    """A measure over two swept parameters, e.g. probability of insolvency by LT and shock.
+
+    ``values`` has exactly two dims, the parameters, in (y, x) order.
     """
     y_dim, x_dim = values.dims
     with plt.style.context(STYLE):
