@@ -11,13 +11,12 @@ book, checks that they agree, and returns the figures as a dict (printed as JSON
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from timing import timed
 
 from sim.engine.greeks import CALL, PUT, black_scholes
 
@@ -31,17 +30,6 @@ N_INPUTS = 7  # kind (int64), spot, strike, t, vol, rate, dividend (float64)
 N_OUTPUTS = 5  # price, delta, gamma, vega, theta (float64)
 BYTES_PER_OPTION = 8 * (N_INPUTS + N_OUTPUTS)
 AGREEMENT = 1e-10  # relative to each output's scale: kernel and twin compute the same thing
-
-
-def timed(fn, *args) -> float:
-    """Seconds taken by ``fn(*args)``, with the garbage collector off."""
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        fn(*args)
-        return time.perf_counter() - start
-    finally:
-        gc.enable()
 
 
 def make_options(n: int, seed: int = 0) -> dict[str, np.ndarray]:

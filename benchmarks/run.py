@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import gc
 import json
 import os
 import platform
@@ -30,6 +29,7 @@ import mesa_reference
 import numba
 import numpy as np
 import synthetic
+from timing import timed
 
 from sim.api import __version__ as sim_version
 from sim.engine import cascade as ck
@@ -79,20 +79,6 @@ def kernel_repeats(n: int) -> int:
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def timed(fn, *args) -> float:
-    """Seconds taken by ``fn(*args)``, with the garbage collector off.
-
-    No ``gc.collect()`` first: walking every Python object would evict the inputs from cache.
-    """
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        fn(*args)
-        return time.perf_counter() - start
-    finally:
-        gc.enable()
 
 
 def rel_diff(a, b) -> float:

@@ -183,14 +183,7 @@ def black76(kind, forward, strike, t, vol, rate, price, delta, gamma, vega, thet
         vega: float64[n], out: d price / d vol, per 1.00 of vol.
         theta: float64[n], out: d price / d calendar time at a fixed forward, per year.
     """
-    for i in range(kind.shape[0]):
-        p, d, g, v, th = _option(kind[i], forward[i], strike[i], t[i], vol[i], rate[i],
-                                 rate[i])
-        price[i] = p
-        delta[i] = d
-        gamma[i] = g
-        vega[i] = v
-        theta[i] = th
+    black_scholes(kind, forward, strike, t, vol, rate, rate, price, delta, gamma, vega, theta)
 
 
 @kernel
