@@ -257,6 +257,11 @@ def test_option_collateral_falls_much_more_than_eth_and_only_its_loans_are_liqui
     assert worth[at[9.0]] == pytest.approx(4.23, abs=0.005)
     assert float(ds.supply.sel(protocol="lyra", asset="ETH_C2400")[0]) == pytest.approx(
         33_351.5, abs=0.1)
+    # The vault's value locked: the 2M USDC of the file (issuing the series moved no
+    # premium) at USDC's external price, and it holds the same until nobody trades.
+    lyra = ds.tvl.sel(protocol="lyra").values
+    usdc = ds.external_price.sel(asset="USDC").values
+    assert lyra[0] == pytest.approx(2_000_000.0 * usdc[0], rel=1e-12)
 
 
 def test_history_steth_june_2022_seed_figures_of_its_header():

@@ -238,6 +238,10 @@ class Accounting:
         tvl += cdp["tvl"]
         perp = self._perp_record(ext)
         tvl += perp["tvl"]
+        o = self.options
+        if len(o):
+            idx = [self.protocol_names.index(n) for n in self.option_names]
+            tvl[idx] += o.held_by_protocol() * ext[o.settlement_asset]
         self.recorder.record(self.t, {
             "external_price": self.prices[self.t],
             "oracle_price": price,

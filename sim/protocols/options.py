@@ -421,6 +421,14 @@ class OptionsProtocols:
         b.collateral[rows] = 0.0
         return rows[~series], paid[~series]
 
+    def held_by_protocol(self) -> np.ndarray:
+        """Settlement tokens each protocol holds: its vault, its writers' collateral and its
+        series' redemption reserves (``held`` per protocol rather than per asset)."""
+        n, b = len(self.names), self.book
+        return (self.vault
+                + np.bincount(b.protocol, weights=b.collateral, minlength=n)
+                + np.bincount(b.protocol[self.series_row], weights=self.reserve, minlength=n))
+
     def held(self, n_assets: int) -> np.ndarray:
         """Settlement tokens the protocols hold per asset.
 
