@@ -14,7 +14,7 @@ from sim.metrics import protocol_debt_rank
 from sim.model import StressModel
 from sim.network import edge_table
 from sim.results import open_results as open_run
-from sim.results import write_results
+from sim.results import protocol_losses, write_results
 from sim.scenario import Scenario, load_scenario
 from sim.store import is_batch, open_batch
 
@@ -77,15 +77,6 @@ def open_results(path: str | Path, *, lazy: bool | None = None) -> xr.Dataset:
     if is_batch(path):
         return open_batch(path, lazy=lazy)
     return open_run(path)
-
-
-def protocol_losses(ds: xr.Dataset) -> xr.DataArray:
-    """Each protocol's loss over the run (USD).
-
-    Bad debt booked, value stolen, and debt still insolvent at the end.
-    """
-    loss = ds.bad_debt.sum("time") + ds.exploit_loss.sum("time") + ds.insolvent_debt[-1]
-    return loss.drop_vars("time", errors="ignore").rename("loss")
 
 
 def attribute_losses(scenario: Scenario | str | Path, *, seed: int | None = None,

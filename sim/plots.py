@@ -12,14 +12,26 @@ import matplotlib
 
 matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from sim.results import protocols_of_kind  # noqa: E402
+from sim.network import EDGE_KINDS, graph_from_dataset  # noqa: E402
+from sim.results import protocol_losses, protocols_of_kind  # noqa: E402
 
 STYLE = Path(__file__).with_name("sim.mplstyle")
 FLOOR = 1e-3  # history chart: ratios below this are drawn at it
+# Contagion network: how each edge kind is drawn (colour, line style), in EDGE_KINDS order.
+EDGE_STYLE = {"collateral": ("0.15", "-"), "oracle": ("#1f3b73", ":"),
+              "liquidation_venue": ("#00798c", "--"), "deposits": ("#edae49", "-."),
+              "backing": ("#66a182", (0, (5, 1, 1, 1)))}
+EDGE_LABEL = {"collateral": "takes B's token as collateral", "oracle": "reads a price from B",
+              "liquidation_venue": "sells seized collateral on B",
+              "deposits": "keeps funds in B", "backing": "is backed by assets held in B"}
+NODE_AREA = (120.0, 2400.0)  # marker area (pt^2) of the smallest and the largest TVL
+LOSS_CMAP = "Reds"
 
 
 def venue_asset(ds: xr.Dataset) -> tuple[str, str | None]:
@@ -221,6 +233,213 @@ def heatmap_figure(values: xr.DataArray, *, title: str = "", label: str = "") ->
             ax.text(j, i, f"{v:.2g}", ha="center", va="center", color="w", fontsize=8)
         fig.colorbar(mesh, ax=ax, label=label or str(values.name))
         ax.set_title(title or f"{values.name} by {y_dim} and {x_dim}")
+    return fig
+
+
+def network_layout(ds: xr.Dataset) -> dict[str, np.ndarray]:
+    """Node positions of the dependency graph: Kamada-Kawai, deterministic for a dataset."""
+    g = graph_from_dataset(ds).to_undirected()
+    if g.number_of_nodes() < 3:
+        return {n: np.array([float(i), 0.0]) for i, n in enumerate(g.nodes)}
+    return {n: np.asarray(xy) for n, xy in nx.kamada_kawai_layout(g).items()}
+
+
+def draw_network(ax, ds: xr.Dataset, *, step: int | None = None,
+                 pos: dict[str, np.ndarray] | None = None, vmax: float | None = None):
+    """Draw the protocol dependency graph at time index ``step`` (default: the last) on ``ax``.
+
+    Node area grows with the protocol's TVL at the start (so the picture keeps its scale
+    over time), colour is its loss so far (``sim.results.protocol_losses``) as a share of
+    that TVL, up to ``vmax`` (default: the largest share in ``ds``); protocols that lock no
+    value are small grey squares. Edges are drawn per kind (``EDGE_STYLE``), curved apart
+    where two kinds join the same pair. Returns the node collection (for a colour bar).
+    """
+    g = graph_from_dataset(ds)
+    pos = pos or network_layout(ds)
+    names = [str(n) for n in ds.protocol.values]
+    step = ds.sizes["time"] - 1 if step is None else int(step)
+    tvl0 = ds.tvl.isel(time=0).fillna(0.0).values
+    share = _loss_share(ds.isel(time=slice(0, step + 1)), tvl0)
+    if vmax is None:
+        vmax = max(float(np.nanmax(_loss_share(ds, tvl0), initial=0.0)), 1e-3)
+    top = max(float(tvl0.max()), 1.0)
+    area = NODE_AREA[0] + (NODE_AREA[1] - NODE_AREA[0]) * np.sqrt(tvl0 / top)
+    locked = tvl0 > 0
+    area = np.where(locked, area, NODE_AREA[0] * 0.6)
+    radius = {n: 0.5 * np.sqrt(a) for n, a in zip(names, area, strict=True)}  # points
+    xy = np.array([pos[n] for n in names])
+    for (u, v, kinds) in g.edges(data="kinds"):
+        for k, kind in enumerate(sorted(kinds, key=EDGE_KINDS.index)):
+            color, style = EDGE_STYLE[kind]
+            rad = 0.12 * (k - (len(kinds) - 1) / 2) + (0.08 if g.has_edge(v, u) else 0.0)
+            ax.annotate("", xy=pos[v], xytext=pos[u], zorder=1, arrowprops={
+                "arrowstyle": "-|>", "color": color, "linestyle": style, "lw": 1.4,
+                "shrinkA": radius[u] + 2, "shrinkB": radius[v] + 3, "mutation_scale": 12,
+                "connectionstyle": f"arc3,rad={rad:.2f}"})
+    nodes = ax.scatter(xy[locked, 0], xy[locked, 1], s=area[locked], c=share[locked],
+                       cmap=LOSS_CMAP, vmin=0.0, vmax=vmax, edgecolors="0.25",
+                       linewidths=0.8, zorder=2)
+    ax.scatter(xy[~locked, 0], xy[~locked, 1], s=area[~locked], marker="s",
+               color="0.85", edgecolors="0.4", linewidths=0.8, zorder=2)
+    kinds = dict(zip(names, ds.protocol_kind.values, strict=True))
+    for i, name in enumerate(names):
+        text = f"{name}\n{kinds[name]}"
+        if locked[i]:
+            text += f"\nTVL {tvl0[i] / 1e6:,.1f}M, loss {share[i]:.1%}"
+        ax.annotate(text, xy[i], xytext=(0, -4 - radius[name]),
+                    textcoords="offset points", ha="center", va="top", fontsize=7.5,
+                    zorder=3)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.margins(0.18)
+    ax.set_axis_off()
+    return nodes
+
+
+def _loss_share(ds: xr.Dataset, tvl0: np.ndarray) -> np.ndarray:
+    loss = protocol_losses(ds).fillna(0.0).values
+    return np.divide(loss, tvl0, out=np.zeros_like(loss), where=tvl0 > 0)
+
+
+def contagion_figure(ds: xr.Dataset, *, step: int | None = None) -> Figure:
+    """Contagion network: protocols sized by TVL, coloured by loss, edges styled by kind.
+
+    ``step`` is the time index the losses are counted to (default: the end of the run).
+    """
+    from matplotlib.lines import Line2D
+
+    step = ds.sizes["time"] - 1 if step is None else int(step)
+    with plt.style.context(STYLE):
+        fig, ax = plt.subplots(figsize=(8.0, 6.5), layout="constrained")
+        nodes = draw_network(ax, ds, step=step)
+        fig.colorbar(nodes, ax=ax, shrink=0.6, format=matplotlib.ticker.PercentFormatter(1.0),
+                     label="loss / TVL at the start")
+        used = sorted({str(k) for k in ds.edge_kind.values}, key=EDGE_KINDS.index)
+        handles = [Line2D([], [], color=EDGE_STYLE[k][0], linestyle=EDGE_STYLE[k][1],
+                          label=EDGE_LABEL[k]) for k in used]
+        handles.append(Line2D([], [], marker="s", color="0.85", markeredgecolor="0.4",
+                              linestyle="", label="locks no value"))
+        ax.legend(handles=handles, loc="upper left", title="edge A -> B: A ...",
+                  alignment="left")
+        ax.set_title(f"{ds.attrs.get('scenario_name', '')}: protocol dependency graph at hour "
+                     f"{float(ds.time[step]):g} (node area: TVL at the start)")
+    return fig
+
+
+def _scale(values: np.ndarray) -> tuple[float, str]:
+    """A divisor and its prefix that bring ``values``' largest magnitude under 1,000."""
+    top = float(np.nanmax(np.abs(values), initial=0.0))
+    for div, prefix in ((1e9, "bn "), (1e6, "M "), (1e3, "k ")):
+        if top >= div:
+            return div, prefix
+    return 1.0, ""
+
+
+def exposure_figure(ds: xr.Dataset, *, asset: str | None = None) -> Figure:
+    """Exposure over time: net delta, gamma and vega in one asset, by agent kind.
+
+    Delta in USD (tokens x external price), gamma as the change of that delta for a 1% move
+    (``gamma S^2 / 100``, the cash gamma the options vaults' limits use), vega per
+    volatility point (``vega / 100``). Agent kinds with no exposure are left out; the
+    protocols' own books (``protocol_net_*``: an options vault, a perp vault, the LPs of a
+    pool) are dashed. ``asset`` defaults to the one whose price fell furthest
+    (``venue_asset``). Each holder keeps its colour across the three panels.
+    """
+    asset = asset or venue_asset(ds)[0]
+    price = ds.external_price.sel(asset=asset)
+    hours = ds.time.values
+    measures = (("delta", price, "net delta"), ("gamma", price ** 2 / 100.0,
+                                                "cash gamma\n({}USD per 1% move)"),
+                ("vega", 0.01, "vega\n({}USD per vol point)"))
+    with plt.style.context(STYLE):
+        palette = plt.rcParams["axes.prop_cycle"].by_key()["color"] + [
+            "#6a4c93", "#8f2d56", "#3d5a80", "#b56576", "#4f772d", "#9c6644"]
+        colors: dict[str, str] = {}
+        fig, axes = plt.subplots(3, 1, sharex=True, layout="constrained", figsize=(8.0, 7.5))
+        for ax, (name, scale, label) in zip(axes, measures, strict=True):
+            series = {}
+            for dim, var, own in (("agent_kind", f"net_{name}", False),
+                                  ("protocol", f"protocol_net_{name}", True)):
+                values = (ds[var].sel(asset=asset) * scale).fillna(0.0)
+                for who in values[dim].values:
+                    series[(str(who), own)] = values.sel({dim: who}).values
+            top = max((float(np.abs(v).max()) for v in series.values()), default=0.0)
+            div, prefix = _scale(np.array([top]))
+            for (who, own), v in series.items():
+                if top == 0 or np.abs(v).max() <= 1e-9 * top:
+                    continue
+                color = colors.setdefault(who, palette[len(colors) % len(palette)])
+                ax.plot(hours, v / div, linestyle="--" if own else "-", color=color,
+                        label=f"{who} (own book)" if own else who)
+            ax.axhline(0.0, color="0.5", linewidth=0.8)
+            ax.set_ylabel(label.format(prefix) if "{}" in label else f"{label} ({prefix}USD)")
+            if ax.get_lines()[:-1]:
+                ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+        axes[0].set_title(f"{ds.attrs.get('scenario_name', '')}: exposure to {asset} by agent "
+                          "kind (dashed: protocols' own books)")
+        axes[-1].set_xlabel("time (hours)")
+    return fig
+
+
+WATERFALL_PARTS = (("repaid", "C0", "debt repaid by liquidations"),
+                   ("bad debt", "C1", "bad debt (booked, and insolvent at the end)"),
+                   ("stolen", "C2", "value stolen (exploits)"))
+
+
+def waterfall_rows(ds: xr.Dataset) -> list[tuple[float, str, float, float, float, int]]:
+    """Per protocol hit: (hour first hit, name, repaid, bad debt, stolen, liquidations), USD.
+
+    Bad debt counts what was booked and what was still insolvent at the end; a protocol is
+    hit at its first step with a liquidation, bad debt or theft. Ordered by that hour.
+    """
+    hours = ds.time.values
+    rows = []
+    for name in (str(p) for p in ds.protocol.values):
+        p = ds.sel(protocol=name).fillna(0.0)
+        liq, bad, stolen = (p[v].values for v in ("liquidated_value", "bad_debt",
+                                                  "exploit_loss"))
+        unbooked = float(p.insolvent_debt[-1])
+        hit = np.flatnonzero((liq > 0) | (bad > 0) | (stolen > 0) | (p.insolvent_debt > 0))
+        if len(hit):
+            rows.append((float(hours[hit[0]]), name, float(liq.sum()),
+                         float(bad.sum()) + unbooked, float(stolen.sum()),
+                         int(p.liquidation_count.sum())))
+    return sorted(rows)
+
+
+def waterfall_figure(ds: xr.Dataset) -> Figure:
+    """Liquidation waterfall: what each protocol cleared and lost, in the order they were hit.
+
+    For each protocol hit (``waterfall_rows``), floating bars of the debt its liquidations
+    repaid, the bad debt it booked (or left insolvent) and value stolen from it, each
+    starting where the last ended; the last bar is the total.
+    """
+    rows = waterfall_rows(ds)
+    with plt.style.context(STYLE):
+        fig, ax = plt.subplots(figsize=(8.0, 4.8), layout="constrained")
+        total, x, ticks = 0.0, 0, []
+        div, prefix = _scale(np.array([sum(sum(r[2:5]) for r in rows)]))
+        for first, name, *values, count in rows:
+            for value, (part, color, label) in zip(values, WATERFALL_PARTS, strict=True):
+                if value <= 0:
+                    continue
+                ax.bar(x, value / div, bottom=total / div, color=color, width=0.7,
+                       label=label)
+                ax.plot([x + 0.35, x + 0.65], [(total + value) / div] * 2, color="0.5",
+                        linewidth=0.8)
+                detail = f"\n{count:,} from hour {first:g}" if part == "repaid" else ""
+                ticks.append(f"{name}\n{part}{detail}")
+                total += value
+                x += 1
+        ax.bar(x, total / div, color="0.45", width=0.7, label="total")
+        ticks.append("total")
+        ax.set_xticks(range(len(ticks)), ticks, fontsize=7.5)
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles, strict=True))
+        ax.legend(unique.values(), unique.keys(), loc="upper left", ncols=2)
+        ax.set_ylim(0.0, max(total / div, 1e-9) * 1.22)
+        ax.set_ylabel(f"{prefix}USD")
+        ax.set_title(f"{ds.attrs.get('scenario_name', '')}: liquidation waterfall by protocol "
+                     "(in the order they were hit)")
     return fig
 
 

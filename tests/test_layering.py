@@ -19,7 +19,7 @@ ALLOWED = {
     "scenario": {"errors"},
     "errors": set(),
     "results": {"errors"},
-    "plots": {"results"},
+    "plots": {"results", "network"},
     "contagion": set(),
     "market": {"errors", "scenario"},
     "network": {"scenario", "errors"},

@@ -422,8 +422,10 @@ class OptionsProtocols:
         return rows[~series], paid[~series]
 
     def held_by_protocol(self) -> np.ndarray:
-        """Settlement tokens each protocol holds: its vault, its writers' collateral and its
-        series' redemption reserves (``held`` per protocol rather than per asset)."""
+        """Settlement tokens each protocol holds (``held`` per protocol, not per asset).
+
+        Its vault, its writers' collateral and its series' redemption reserves.
+        """
         n, b = len(self.names), self.book
         return (self.vault
                 + np.bincount(b.protocol, weights=b.collateral, minlength=n)
