@@ -67,12 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sim``."""
     parser = _Parser(prog="sim", description="Agent-based systemic stress simulator for DeFi")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    run = sub.add_parser("run", help="run a scenario, write results and the cascade chart")
+    run = sub.add_parser("run", help="run a scenario, write results and its charts")
     run.add_argument("scenario", type=Path)
     run.add_argument("--seed", type=_non_negative, help="override simulation.seed")
     run.add_argument("--steps", type=_positive, help="override simulation.steps")
     run.add_argument("--out", type=Path, help="output folder (default results/<scenario>)")
-    run.add_argument("--no-plot", action="store_true", help="skip the chart")
+    run.add_argument("--no-plot", action="store_true", help="skip the charts")
     batch = sub.add_parser("batch", help="run scenario files' [batch] designs (replications x "
                            "sweeps) into one results store")
     batch.add_argument("scenarios", type=Path, nargs="+")
@@ -94,10 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--out", type=Path, default=Path("results") / "history")
     val = sub.add_parser("validate", help="check a scenario file (and build its model)")
     val.add_argument("scenario", type=Path)
-    plot = sub.add_parser("plot", help="draw the cascade chart of a result")
-    plot.add_argument("results", type=Path)
+    plot = sub.add_parser("plot", help="draw the charts a result supports (a run, a batch, "
+                          "a sensitivity or history file)")
+    plot.add_argument("results", type=Path, help="run folder or .nc, batch folder, "
+                      "sensitivity.nc, validation.nc or its folder")
+    plot.add_argument("--kind", nargs="+", metavar="CHART",
+                      help="charts to draw (default: every one the results support; "
+                      "--list shows them)")
     plot.add_argument("--format", nargs="+", default=["png", "pdf"],
                       choices=["png", "pdf", "svg"])
+    plot.add_argument("--out", type=Path, help="folder for the charts (default: beside the "
+                      "results)")
+    plot.add_argument("--list", action="store_true",
+                      help="list the charts and whether these results support them")
     summ = sub.add_parser("summary", help="risk measures of a batch (or of one run): print a "
                           "table, write a dataset")
     summ.add_argument("results", type=Path, help="batch store, run folder or .nc file")
@@ -185,15 +194,18 @@ def _publish(out: Path, ds, *, plot: bool) -> list[Path]:
 
     Only the files this run writes are replaced; anything else in ``out`` is left alone.
     """
-    from sim.plots import cascade_figure, save_figure
+    from sim.charts import Material, draw, supported
+    from sim.plots import save_figure
     from sim.results import write_results
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         names = [write_results(ds, staging).name]
-        if plot:
-            names += [p.name for p in save_figure(cascade_figure(ds), staging / "cascade")]
+        if plot:  # every chart a single run supports (cascade, waterfall, contagion, ...)
+            material = Material(out, run=ds)
+            for name in supported(material):
+                names += [p.name for p in save_figure(draw(material, name), staging / name)]
         staging.chmod(0o755)
         for path in staging.iterdir():
             path.chmod(0o644)
@@ -319,13 +331,34 @@ def _cmd_validate_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from sim.plots import cascade_figure, save_figure
-    from sim.results import open_results
+    from sim.charts import CHARTS, draw, open_material, reasons
+    from sim.plots import save_figure
 
-    ds = open_results(args.results)
-    folder = args.results if args.results.is_dir() else args.results.parent
-    paths = save_figure(cascade_figure(ds), folder / "cascade", tuple(args.format))
-    print("written " + ", ".join(str(p) for p in paths))
+    material = open_material(args.results)
+    why = reasons(material)
+    if args.list:
+        for name, chart in CHARTS.items():
+            state = "yes" if why[name] is None else f"no: {why[name]}"
+            print(f"{name:10s} {chart.shows}\n{'':10s} -> {state}")
+        return 0
+    kinds = list(dict.fromkeys(args.kind)) if args.kind else \
+        [name for name, reason in why.items() if reason is None]
+    for name in kinds:  # every one checked before anything is written
+        if name not in CHARTS:
+            raise SimError(f"--kind: unknown chart {name!r} (there are: {', '.join(CHARTS)})")
+        if why[name] is not None:
+            raise SimError(f"--kind {name}: {args.results} {why[name]}")
+    if not kinds:
+        raise SimError(f"{args.results}: supports no chart (`sim plot --list` says why)")
+    out = args.out or material.folder
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in kinds:
+        written += save_figure(draw(material, name), out / name, tuple(args.format))
+    print("written " + ", ".join(str(p) for p in written))
+    skipped = [f"{n} ({r})" for n, r in why.items() if r is not None and not args.kind]
+    if skipped and material.run is not None:
+        print("not drawn: " + "; ".join(skipped[:4]) + ("; ..." if len(skipped) > 4 else ""))
     return 0
 
 

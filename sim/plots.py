@@ -374,6 +374,10 @@ def exposure_figure(ds: xr.Dataset, *, asset: str | None = None) -> Figure:
             ax.set_ylabel(label.format(prefix) if "{}" in label else f"{label} ({prefix}USD)")
             if ax.get_lines()[:-1]:
                 ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+            else:
+                ax.text(0.5, 0.5, f"no {name} in {asset}", transform=ax.transAxes,
+                        ha="center", va="center", color="0.4")
+                ax.set_yticks([])
         axes[0].set_title(f"{ds.attrs.get('scenario_name', '')}: exposure to {asset} by agent "
                           "kind (dashed: protocols' own books)")
         axes[-1].set_xlabel("time (hours)")
@@ -389,7 +393,8 @@ def waterfall_rows(ds: xr.Dataset) -> list[tuple[float, str, float, float, float
     """Per protocol hit: (hour first hit, name, repaid, bad debt, stolen, liquidations), USD.
 
     Bad debt counts what was booked and what was still insolvent at the end; a protocol is
-    hit at its first step with a liquidation, bad debt or theft. Ordered by that hour.
+    hit at its first step with a liquidation, bad debt or theft. Ordered by that hour, then
+    as the scenario lists the protocols.
     """
     hours = ds.time.values
     rows = []
@@ -403,7 +408,7 @@ def waterfall_rows(ds: xr.Dataset) -> list[tuple[float, str, float, float, float
             rows.append((float(hours[hit[0]]), name, float(liq.sum()),
                          float(bad.sum()) + unbooked, float(stolen.sum()),
                          int(p.liquidation_count.sum())))
-    return sorted(rows)
+    return sorted(rows, key=lambda row: row[0])  # stable: ties keep the scenario's order
 
 
 def waterfall_figure(ds: xr.Dataset) -> Figure:

@@ -30,7 +30,9 @@ ALLOWED = {
     "store": {"errors", "results"},
     "api": {"model", "network", "metrics", "results", "scenario", "errors", "store"},
     "batch": {"api", "scenario", "errors", "store", "results", "plots"},
-    "cli": {"api", "batch", "errors", "scenario", "results", "plots", "store", "__init__"},
+    "charts": {"batch", "errors", "plots", "results", "store"},
+    "cli": {"api", "batch", "charts", "errors", "scenario", "results", "plots", "store",
+            "__init__"},
 }
 
 
