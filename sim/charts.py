@@ -88,8 +88,8 @@ def open_material(path: str | Path) -> Material:
             return Material(path, history=_open_nc(path / VALIDATION_FILE))
         if (path / RESULTS_FILE).is_file():
             return Material(path, run=open_run(path))
-        raise ResultsError(f"{path}: holds no results ({RESULTS_FILE}, a batch's batch.json "
-                           f"or {VALIDATION_FILE})")
+        raise ResultsError(f"{path}: no {RESULTS_FILE} here, nor a batch's batch.json or a "
+                           f"{VALIDATION_FILE} (run `sim run SCENARIO` first)")
     ds = _open_nc(path)
     if "S1" in ds or "mu_star" in ds:
         return Material(path, sensitivity=ds)

@@ -62,7 +62,12 @@ def e2e(scenario: Path, tmp_path_factory) -> tuple[subprocess.CompletedProcess, 
 def test_run_exits_0_and_writes_results_and_charts(e2e):
     proc, out = e2e
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["cascade.pdf", "cascade.png", "results.nc"]
+    # Every chart the run supports (`sim plot --list`): tiny liquidates, so the waterfall.
+    from sim.charts import open_material, supported
+    charts = supported(open_material(out))
+    assert charts[:3] == ["cascade", "waterfall", "contagion"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["results.nc"] + [f"{c}.{fmt}" for c in charts for fmt in ("png", "pdf")])
     assert (out / "cascade.png").read_bytes().startswith(b"\x89PNG")
     assert (out / "cascade.pdf").read_bytes().startswith(b"%PDF")
     assert [p.name for p in out.parent.iterdir()] == [out.name]  # no staging folder left
@@ -157,11 +162,14 @@ def test_plot_svg(e2e, tmp_path: Path, capsys):
     folder = tmp_path / "copy"
     folder.mkdir()
     shutil.copy(out / "results.nc", folder)
-    assert main(["plot", str(folder), "--format", "svg"]) == 0
+    assert main(["plot", str(folder), "--kind", "cascade", "--format", "svg"]) == 0
     svg = folder / "cascade.svg"
     assert capsys.readouterr().out == f"written {svg}\n"
     assert "<svg" in svg.read_text(encoding="utf-8")[:500]
     assert sorted(p.name for p in folder.iterdir()) == ["cascade.svg", "results.nc"]
+    assert main(["plot", str(folder), "--format", "svg"]) == 0  # every supported chart
+    assert {"cascade.svg", "waterfall.svg", "contagion.svg"} <= {p.name for p in
+                                                                 folder.iterdir()}
 
 
 def test_plot_a_results_file(e2e, tmp_path: Path):
