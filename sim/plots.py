@@ -22,6 +22,10 @@ from sim.network import EDGE_KINDS, graph_from_dataset  # noqa: E402
 from sim.results import protocol_losses, protocols_of_kind  # noqa: E402
 
 STYLE = Path(__file__).with_name("sim.mplstyle")
+# The style's colours as hex: a "C0" string on a line is resolved when the figure is drawn,
+# after the style context has closed, so the charts name their colours from this list.
+PALETTE: list[str] = matplotlib.rc_params_from_file(
+    STYLE, use_default_template=False)["axes.prop_cycle"].by_key()["color"]
 FLOOR = 1e-3  # history chart: ratios below this are drawn at it
 # Contagion network: how each edge kind is drawn (colour, line style), in EDGE_KINDS order.
 EDGE_STYLE = {"collateral": ("0.15", "-"), "oracle": ("#1f3b73", ":"),
@@ -32,6 +36,7 @@ EDGE_LABEL = {"collateral": "takes B's token as collateral", "oracle": "reads a 
               "deposits": "keeps funds in B", "backing": "is backed by assets held in B"}
 NODE_AREA = (120.0, 2400.0)  # marker area (pt^2) of the smallest and the largest TVL
 LOSS_CMAP = "Reds"
+LOSS_SCALE_FLOOR = 0.1  # the loss colour scale reaches at least 10% of TVL: small is pale
 
 
 def venue_asset(ds: xr.Dataset) -> tuple[str, str | None]:
@@ -56,15 +61,15 @@ def cascade_figure(ds: xr.Dataset) -> Figure:
     lending = protocols_of_kind(ds, "lending")
     hours = ds.time.values
     with plt.style.context(STYLE):
-        palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-        color = {name: palette[(k + 1) % len(palette)] for k, name in enumerate(lending)}
+        color = {name: PALETTE[(k + 1) % len(PALETTE)] for k, name in enumerate(lending)}
         fig, (ax_p, ax_l, ax_b) = plt.subplots(3, 1, sharex=True, layout="constrained",
                                                height_ratios=[2.2, 1.3, 1.0])
-        ax_p.plot(hours, ds.external_price.sel(asset=asset), label="external market", color="C0")
+        ax_p.plot(hours, ds.external_price.sel(asset=asset), label="external market",
+                  color=PALETTE[0])
         if pool is not None:
             ax_p.plot(hours, ds.amm_price.sel(protocol=pool), label=f"pool ({pool})",
-                      color="C2", linestyle="--")
-        ax_p.plot(hours, ds.oracle_price.sel(asset=asset), label="oracle", color="C1",
+                      color=PALETTE[3], linestyle="--")
+        ax_p.plot(hours, ds.oracle_price.sel(asset=asset), label="oracle", color=PALETTE[2],
                   linewidth=1.0)
         ax_p.set_ylabel(f"{asset} price (USD)")
         ax_p.set_title(f"{ds.attrs.get('scenario_name', '')}: {asset} price, liquidations "
@@ -85,9 +90,9 @@ def cascade_figure(ds: xr.Dataset) -> Figure:
         ax_r = ax_l.twinx()
         rounds = ds.cascade_rounds.values
         many = rounds > 1
-        ax_r.plot(hours[many], rounds[many], "o", color="C3", markersize=3.5,
+        ax_r.plot(hours[many], rounds[many], "o", color="0.15", markersize=3.5,
                   label="cascade rounds (> 1)")
-        ax_r.set_ylabel("cascade rounds", color="C3")
+        ax_r.set_ylabel("cascade rounds (dots)", color="0.15")
         ax_r.set_ylim(bottom=0)
         ax_r.spines["right"].set_visible(True)
         ax_r.grid(False)
@@ -122,7 +127,7 @@ def history_figure(table: xr.Dataset) -> Figure:
             y = n - 1 - i
             q05, med, q95 = (float(table[k][i]) / mid for k in ("q05", "median", "q95"))
             ok = bool(table.reproduced[i])
-            color = "C2" if ok else "C3"
+            color = PALETTE[4] if ok else PALETTE[1]
             ax.fill_betweenx([y - 0.3, y + 0.3], low / mid, high / mid, color="0.8",
                              linewidth=0)
             ax.plot([max(q05, FLOOR), max(q95, FLOOR)], [y, y], color=color, linewidth=2.5)
@@ -154,9 +159,9 @@ def fan_figure(ds: xr.DataArray, *, title: str = "", ylabel: str = "",
         fig, ax = plt.subplots(figsize=(8.0, 4.5), layout="constrained")
         for k, (low, high) in enumerate(sorted(bands, key=lambda b: b[0])):
             lo, hi = np.nanquantile(values, [low, high], axis=0)
-            ax.fill_between(hours, lo, hi, color="C0", alpha=0.18 + 0.17 * k, linewidth=0,
+            ax.fill_between(hours, lo, hi, color=PALETTE[0], alpha=0.18 + 0.17 * k, linewidth=0,
                             label=f"{low:.0%}-{high:.0%} of {values.shape[0]} runs")
-        ax.plot(hours, np.nanmedian(values, axis=0), color="C0", label="median")
+        ax.plot(hours, np.nanmedian(values, axis=0), color=PALETTE[0], label="median")
         ax.set_xlabel("time (hours)")
         units = ds.attrs.get("units", "")
         ax.set_ylabel(ylabel or f"{ds.attrs.get('long_name', ds.name)}"
@@ -178,12 +183,12 @@ def bad_debt_figure(losses: np.ndarray, var: dict[float, float], es: dict[float,
     losses = np.asarray(losses, dtype=np.float64) / 1e6
     with plt.style.context(STYLE):
         fig, ax = plt.subplots(figsize=(8.0, 4.5), layout="constrained")
-        ax.hist(losses, bins=min(40, max(5, len(losses) // 5)), color="C0", alpha=0.7,
+        ax.hist(losses, bins=min(40, max(5, len(losses) // 5)), color=PALETTE[0], alpha=0.7,
                 label=f"{len(losses)} runs")
         for k, level in enumerate(sorted(var)):
-            ax.axvline(var[level] / 1e6, color=f"C{1 + k}", linestyle="-",
+            ax.axvline(var[level] / 1e6, color=PALETTE[1 + k], linestyle="-",
                        label=f"VaR {level:.0%}: {var[level] / 1e6:,.2f}M")
-            ax.axvline(es[level] / 1e6, color=f"C{1 + k}", linestyle="--",
+            ax.axvline(es[level] / 1e6, color=PALETTE[1 + k], linestyle="--",
                        label=f"ES {level:.0%}: {es[level] / 1e6:,.2f}M")
         ax.set_xlabel("bad debt over the run (M USD)")
         ax.set_ylabel("runs")
@@ -204,9 +209,9 @@ def sobol_figure(indices: xr.Dataset) -> Figure:
         fig, ax = plt.subplots(figsize=(8.0, 1.2 + 0.5 * max(len(names), 1)),
                                layout="constrained")
         ax.barh(y + 0.2, indices.ST.values, height=0.38, xerr=indices.ST_conf.values,
-                color="C1", label="total (ST)")
+                color=PALETTE[1], label="total (ST)")
         ax.barh(y - 0.2, indices.S1.values, height=0.38, xerr=indices.S1_conf.values,
-                color="C0", label="first order (S1)")
+                color=PALETTE[0], label="first order (S1)")
         ax.set_yticks(y, names)
         ax.invert_yaxis()
         ax.set_xlabel(f"Sobol index of {indices.attrs.get('output', 'the output')}")
@@ -250,7 +255,8 @@ def draw_network(ax, ds: xr.Dataset, *, step: int | None = None,
 
     Node area grows with the protocol's TVL at the start (so the picture keeps its scale
     over time), colour is its loss so far (``sim.results.protocol_losses``) as a share of
-    that TVL, up to ``vmax`` (default: the largest share in ``ds``); protocols that lock no
+    that TVL, up to ``vmax`` (default: the largest share in ``ds``, at least
+    ``LOSS_SCALE_FLOOR``, so that a small loss stays pale); protocols that lock no
     value are small grey squares. Edges are drawn per kind (``EDGE_STYLE``), curved apart
     where two kinds join the same pair. Returns the node collection (for a colour bar).
     """
@@ -261,7 +267,7 @@ def draw_network(ax, ds: xr.Dataset, *, step: int | None = None,
     tvl0 = ds.tvl.isel(time=0).fillna(0.0).values
     share = _loss_share(ds.isel(time=slice(0, step + 1)), tvl0)
     if vmax is None:
-        vmax = max(float(np.nanmax(_loss_share(ds, tvl0), initial=0.0)), 1e-3)
+        vmax = max(float(np.nanmax(_loss_share(ds, tvl0), initial=0.0)), LOSS_SCALE_FLOOR)
     top = max(float(tvl0.max()), 1.0)
     area = NODE_AREA[0] + (NODE_AREA[1] - NODE_AREA[0]) * np.sqrt(tvl0 / top)
     locked = tvl0 > 0
@@ -318,8 +324,8 @@ def contagion_figure(ds: xr.Dataset, *, step: int | None = None) -> Figure:
                           label=EDGE_LABEL[k]) for k in used]
         handles.append(Line2D([], [], marker="s", color="0.85", markeredgecolor="0.4",
                               linestyle="", label="locks no value"))
-        ax.legend(handles=handles, loc="upper left", title="edge A -> B: A ...",
-                  alignment="left")
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 0.0), ncols=2,
+                  title="edge A -> B: A ...", alignment="left")
         ax.set_title(f"{ds.attrs.get('scenario_name', '')}: protocol dependency graph at hour "
                      f"{float(ds.time[step]):g} (node area: TVL at the start)")
     return fig
@@ -351,7 +357,7 @@ def exposure_figure(ds: xr.Dataset, *, asset: str | None = None) -> Figure:
                                                 "cash gamma\n({}USD per 1% move)"),
                 ("vega", 0.01, "vega\n({}USD per vol point)"))
     with plt.style.context(STYLE):
-        palette = plt.rcParams["axes.prop_cycle"].by_key()["color"] + [
+        palette = PALETTE + [
             "#6a4c93", "#8f2d56", "#3d5a80", "#b56576", "#4f772d", "#9c6644"]
         colors: dict[str, str] = {}
         fig, axes = plt.subplots(3, 1, sharex=True, layout="constrained", figsize=(8.0, 7.5))
@@ -384,9 +390,9 @@ def exposure_figure(ds: xr.Dataset, *, asset: str | None = None) -> Figure:
     return fig
 
 
-WATERFALL_PARTS = (("repaid", "C0", "debt repaid by liquidations"),
-                   ("bad debt", "C1", "bad debt (booked, and insolvent at the end)"),
-                   ("stolen", "C2", "value stolen (exploits)"))
+WATERFALL_PARTS = (("repaid", PALETTE[0], "debt repaid by liquidations"),
+                   ("bad debt", PALETTE[1], "bad debt (booked, and insolvent at the end)"),
+                   ("stolen", PALETTE[2], "value stolen (exploits)"))
 
 
 def waterfall_rows(ds: xr.Dataset) -> list[tuple[float, str, float, float, float, int]]:
