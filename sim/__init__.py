@@ -6,6 +6,7 @@
 """
 
 from sim.api import (
+    Simulation,
     __version__,
     attribute_losses,
     check,
@@ -18,6 +19,6 @@ from sim.api import (
 from sim.batch import run_batch
 from sim.errors import ResultsError, ScenarioError, SimError
 
-__all__ = ["ResultsError", "ScenarioError", "SimError", "__version__", "attribute_losses",
-           "check", "load_scenario", "protocol_losses",
-           "open_results", "run", "run_batch", "write_results"]
+__all__ = ["ResultsError", "ScenarioError", "SimError", "Simulation", "__version__",
+           "attribute_losses", "check", "load_scenario", "open_results", "protocol_losses",
+           "run", "run_batch", "write_results"]

@@ -48,11 +48,16 @@ def venue_asset(ds: xr.Dataset) -> tuple[str, str | None]:
     price = ds.oracle_price
     fall = 1.0 - (price.min("time") / price.isel(time=0)).values
     asset = str(ds.asset.values[int(np.argmax(fall))])
+    return asset, asset_venue(ds, asset)
+
+
+def asset_venue(ds: xr.Dataset, asset: str) -> str | None:
+    """The first pool (constant product or StableSwap) whose base token is ``asset``."""
     for pool in [*protocols_of_kind(ds, "constant_product"),
                  *protocols_of_kind(ds, "stableswap")]:
         if str(ds.pool_base.sel(protocol=pool).item()) == asset:
-            return asset, pool
-    return asset, None
+            return pool
+    return None
 
 
 def cascade_figure(ds: xr.Dataset) -> Figure:
@@ -306,26 +311,34 @@ def _loss_share(ds: xr.Dataset, tvl0: np.ndarray) -> np.ndarray:
     return np.divide(loss, tvl0, out=np.zeros_like(loss), where=tvl0 > 0)
 
 
+def network_legend(ax, ds: xr.Dataset, **kwargs):
+    """The key of ``draw_network`` on ``ax``: the edge kinds present in ``ds``, grey squares.
+
+    ``kwargs`` go to ``ax.legend`` (default: upper left). Returns the legend.
+    """
+    from matplotlib.lines import Line2D
+
+    used = sorted({str(k) for k in ds.edge_kind.values}, key=EDGE_KINDS.index)
+    handles = [Line2D([], [], color=EDGE_STYLE[k][0], linestyle=EDGE_STYLE[k][1],
+                      label=EDGE_LABEL[k]) for k in used]
+    handles.append(Line2D([], [], marker="s", color="0.85", markeredgecolor="0.4",
+                          linestyle="", label="locks no value"))
+    return ax.legend(handles=handles, title="edge A -> B: A ...", alignment="left",
+                     **{"loc": "upper left", **kwargs})
+
+
 def contagion_figure(ds: xr.Dataset, *, step: int | None = None) -> Figure:
     """Contagion network: protocols sized by TVL, coloured by loss, edges styled by kind.
 
     ``step`` is the time index the losses are counted to (default: the end of the run).
     """
-    from matplotlib.lines import Line2D
-
     step = ds.sizes["time"] - 1 if step is None else int(step)
     with plt.style.context(STYLE):
         fig, ax = plt.subplots(figsize=(8.0, 6.5), layout="constrained")
         nodes = draw_network(ax, ds, step=step)
         fig.colorbar(nodes, ax=ax, shrink=0.6, format=matplotlib.ticker.PercentFormatter(1.0),
                      label="loss / TVL at the start")
-        used = sorted({str(k) for k in ds.edge_kind.values}, key=EDGE_KINDS.index)
-        handles = [Line2D([], [], color=EDGE_STYLE[k][0], linestyle=EDGE_STYLE[k][1],
-                          label=EDGE_LABEL[k]) for k in used]
-        handles.append(Line2D([], [], marker="s", color="0.85", markeredgecolor="0.4",
-                              linestyle="", label="locks no value"))
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 0.0), ncols=2,
-                  title="edge A -> B: A ...", alignment="left")
+        network_legend(ax, ds, loc="upper left", bbox_to_anchor=(0.0, 0.0), ncols=2)
         ax.set_title(f"{ds.attrs.get('scenario_name', '')}: protocol dependency graph at hour "
                      f"{float(ds.time[step]):g} (node area: TVL at the start)")
     return fig

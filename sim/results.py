@@ -166,11 +166,18 @@ class Recorder:
 
     def to_dataset(self, *, hours: np.ndarray, attrs: dict, extra_coords: dict | None = None,
                    ) -> xr.Dataset:
-        """The labelled dataset: dims ``time`` (hours) plus each variable's own."""
+        """The labelled dataset: dims ``time`` (hours) plus each variable's own.
+
+        The first ``len(hours)`` time rows (all of them at the end of a run; the steps so far
+        in the middle of one).
+        """
+        n_time = len(hours)
+        if not 0 < n_time <= self.n_time:
+            raise ValueError(f"Recorder.to_dataset: {n_time} hours for {self.n_time} rows")
         data_vars = {}
         for name, arr in self.data.items():
             dims, units, long_name = VARIABLES[name]
-            data_vars[name] = xr.Variable(("time", *dims), arr,
+            data_vars[name] = xr.Variable(("time", *dims), arr[:n_time],
                                           attrs={"units": units, "long_name": long_name})
         coords: dict = {"time": ("time", hours, {"units": "hours", "long_name": "time"})}
         for dim, values in self.coords.items():

@@ -1,4 +1,4 @@
-"""The import layering of DESIGN.md: engine <- protocols <- agents <- model <- api <- cli.
+"""The import layering of DESIGN.md: engine <- protocols <- agents <- model <- api <- cli, view.
 
 Each package may import only from the layers below it (and from the stand-alone modules
 ``scenario``, ``results``, ``errors``, ``market``, ``plots`` as listed). Checked on the source
@@ -33,6 +33,8 @@ ALLOWED = {
     "charts": {"batch", "errors", "plots", "results", "store"},
     "cli": {"api", "batch", "charts", "errors", "scenario", "results", "plots", "store",
             "__init__"},
+    # The notebook view (optional: ipywidgets) steps runs through the public API only.
+    "view": {"api", "plots", "results", "errors", "scenario"},
 }
 
 
