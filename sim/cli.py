@@ -141,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sim`` console script."""
     args = build_parser().parse_args(argv)
+    import matplotlib
+    matplotlib.use("Agg")  # the command only writes files: no window, no display needed
     try:
         return _COMMANDS[args.command](args)
     except SimError as exc:

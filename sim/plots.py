@@ -1,7 +1,8 @@
 """Research charts from a results Dataset (matplotlib, one style sheet: ``sim.mplstyle``).
 
 Each chart takes an ``xarray.Dataset`` and returns a ``matplotlib.figure.Figure``; saving is
-the caller's choice (``save_figure`` writes several formats at once).
+the caller's choice (``save_figure`` writes several formats at once). The module leaves the
+backend alone, so the charts show inline in Jupyter; the ``sim`` command selects Agg.
 """
 
 from __future__ import annotations
@@ -9,17 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import networkx as nx
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import networkx as nx  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from sim.network import EDGE_KINDS, graph_from_dataset  # noqa: E402
-from sim.results import protocol_losses, protocols_of_kind  # noqa: E402
+from sim.network import EDGE_KINDS, graph_from_dataset
+from sim.results import protocol_losses, protocols_of_kind
 
 STYLE = Path(__file__).with_name("sim.mplstyle")
 # The style's colours as hex: a "C0" string on a line is resolved when the figure is drawn,
@@ -141,6 +140,11 @@ def history_figure(table: xr.Dataset) -> Figure:
             labels.append(f"{table.event.values[i]}: {table.figure.values[i]}")
         ax.axvline(1.0, color="0.3", linewidth=1.0, linestyle="--")
         ax.set_xscale("log")
+        plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+        ax.xaxis.set_major_formatter(plain)
+        low, high = ax.get_xlim()
+        if high / low < 30:  # under ~1.5 decades: label the minor ticks too (0.5, 2, 3 ...)
+            ax.xaxis.set_minor_formatter(plain)
         ax.set_yticks(range(n - 1, -1, -1), labels)
         ax.set_xlabel("simulated / recorded: median (dot) and 5-95% interval; grey band: "
                       f"recorded range; < : below {FLOOR:g}")
@@ -454,7 +458,8 @@ def waterfall_figure(ds: xr.Dataset) -> Figure:
                 ticks.append(f"{name}\n{part}{detail}")
                 total += value
                 x += 1
-        ax.bar(x, total / div, color="0.45", width=0.7, label="total")
+        ax.bar(x, total / div, color="0.45", width=0.7,
+               label="total: repaid, lost and stolen")
         ticks.append("total")
         ax.set_xticks(range(len(ticks)), ticks, fontsize=7.5)
         handles, labels = ax.get_legend_handles_labels()
