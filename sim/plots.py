@@ -35,6 +35,7 @@ EDGE_LABEL = {"collateral": "takes B's token as collateral", "oracle": "reads a 
               "deposits": "keeps funds in B", "backing": "is backed by assets held in B"}
 NODE_AREA = (120.0, 2400.0)  # marker area (pt^2) of the smallest and the largest TVL
 LOSS_CMAP = "Reds"
+NEGLIGIBLE = 1e-3  # exposure chart: series under this share of the panel's largest are left out
 LOSS_SCALE_FLOOR = 0.1  # the loss colour scale reaches at least 10% of TVL: small is pale
 
 
@@ -97,7 +98,7 @@ def cascade_figure(ds: xr.Dataset) -> Figure:
         ax_r.plot(hours[many], rounds[many], "o", color="0.15", markersize=3.5,
                   label="cascade rounds (> 1)")
         ax_r.set_ylabel("cascade rounds (dots)", color="0.15")
-        ax_r.set_ylim(bottom=0)
+        ax_r.set_ylim(0, max(2.0, float(rounds.max())) * 1.05)
         ax_r.spines["right"].set_visible(True)
         ax_r.grid(False)
 
@@ -229,6 +230,13 @@ def sobol_figure(indices: xr.Dataset) -> Figure:
     return fig
 
 
+def _cell_text(v: float) -> str:
+    """A heatmap cell's number: two significant digits, whole numbers with separators."""
+    if not np.isfinite(v):
+        return "n/a"
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2g}"
+
+
 def heatmap_figure(values: xr.DataArray, *, title: str = "", label: str = "") -> Figure:
     """A measure over two swept parameters, e.g. probability of insolvency by LT and shock.
 
@@ -243,8 +251,10 @@ def heatmap_figure(values: xr.DataArray, *, title: str = "", label: str = "") ->
         ax.set_xlabel(x_dim)
         ax.set_ylabel(y_dim)
         ax.grid(False)
-        for (i, j), v in np.ndenumerate(values.values):
-            ax.text(j, i, f"{v:.2g}", ha="center", va="center", color="w", fontsize=8)
+        for (i, j), v in np.ndenumerate(values.values):  # dark text on the light cells
+            light = mesh.norm(v) > 0.6 if np.isfinite(v) else False
+            ax.text(j, i, _cell_text(v), ha="center", va="center", fontsize=8,
+                    color="0.1" if light else "w")
         fig.colorbar(mesh, ax=ax, label=label or str(values.name))
         ax.set_title(title or f"{values.name} by {y_dim} and {x_dim}")
     return fig
@@ -362,7 +372,8 @@ def exposure_figure(ds: xr.Dataset, *, asset: str | None = None) -> Figure:
 
     Delta in USD (tokens x external price), gamma as the change of that delta for a 1% move
     (``gamma S^2 / 100``, the cash gamma the options vaults' limits use), vega per
-    volatility point (``vega / 100``). Agent kinds with no exposure are left out; the
+    volatility point (``vega / 100``). Holders whose exposure never reaches ``NEGLIGIBLE``
+    of the panel's largest are left out; the
     protocols' own books (``protocol_net_*``: an options vault, a perp vault, the LPs of a
     pool) are dashed. ``asset`` defaults to the one whose price fell furthest
     (``venue_asset``). Each holder keeps its colour across the three panels.
@@ -375,8 +386,11 @@ def exposure_figure(ds: xr.Dataset, *, asset: str | None = None) -> Figure:
                 ("vega", 0.01, "vega\n({}USD per vol point)"))
     with plt.style.context(STYLE):
         palette = PALETTE + [
-            "#6a4c93", "#8f2d56", "#3d5a80", "#b56576", "#4f772d", "#9c6644"]
-        colors: dict[str, str] = {}
+            "#6a4c93", "#8f2d56", "#3d5a80", "#b56576", "#4f772d", "#9c6644", "#2a9d8f"]
+        # Fixed colours: a holder's place among agent kinds, then protocols (the same kind
+        # is the same colour in every exposure chart of a scenario).
+        order = {str(w): k for k, w in enumerate([*ds.agent_kind.values,
+                                                  *ds.protocol.values])}
         fig, axes = plt.subplots(3, 1, sharex=True, layout="constrained", figsize=(8.0, 7.5))
         for ax, (name, scale, label) in zip(axes, measures, strict=True):
             series = {}
@@ -388,9 +402,9 @@ def exposure_figure(ds: xr.Dataset, *, asset: str | None = None) -> Figure:
             top = max((float(np.abs(v).max()) for v in series.values()), default=0.0)
             div, prefix = _scale(np.array([top]))
             for (who, own), v in series.items():
-                if top == 0 or np.abs(v).max() <= 1e-9 * top:
+                if top == 0 or np.abs(v).max() < NEGLIGIBLE * top:
                     continue
-                color = colors.setdefault(who, palette[len(colors) % len(palette)])
+                color = palette[order[who] % len(palette)]
                 ax.plot(hours, v / div, linestyle="--" if own else "-", color=color,
                         label=f"{who} (own book)" if own else who)
             ax.axhline(0.0, color="0.5", linewidth=0.8)
