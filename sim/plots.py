@@ -315,7 +315,7 @@ def draw_network(ax, ds: xr.Dataset, *, step: int | None = None,
                     textcoords="offset points", ha="center", va="top", fontsize=7.5,
                     zorder=3)
     ax.set_aspect("equal", adjustable="datalim")
-    ax.margins(0.18)
+    ax.margins(0.2, 0.24)  # room for the largest node and the labels under the lowest
     ax.set_axis_off()
     return nodes
 
@@ -325,10 +325,11 @@ def _loss_share(ds: xr.Dataset, tvl0: np.ndarray) -> np.ndarray:
     return np.divide(loss, tvl0, out=np.zeros_like(loss), where=tvl0 > 0)
 
 
-def network_legend(ax, ds: xr.Dataset, **kwargs):
-    """The key of ``draw_network`` on ``ax``: the edge kinds present in ``ds``, grey squares.
+def network_legend(where, ds: xr.Dataset, **kwargs):
+    """The key of ``draw_network``: the edge kinds present in ``ds``, and the grey squares.
 
-    ``kwargs`` go to ``ax.legend`` (default: upper left). Returns the legend.
+    ``where`` is an Axes or a Figure (whose ``legend`` is called with ``kwargs``; default
+    upper left). Returns the legend.
     """
     from matplotlib.lines import Line2D
 
@@ -337,8 +338,8 @@ def network_legend(ax, ds: xr.Dataset, **kwargs):
                       label=EDGE_LABEL[k]) for k in used]
     handles.append(Line2D([], [], marker="s", color="0.85", markeredgecolor="0.4",
                           linestyle="", label="locks no value"))
-    return ax.legend(handles=handles, title="edge A -> B: A ...", alignment="left",
-                     **{"loc": "upper left", **kwargs})
+    return where.legend(handles=handles, title="edge A -> B: A ...", alignment="left",
+                        **{"loc": "upper left", **kwargs})
 
 
 def contagion_figure(ds: xr.Dataset, *, step: int | None = None) -> Figure:
@@ -352,7 +353,7 @@ def contagion_figure(ds: xr.Dataset, *, step: int | None = None) -> Figure:
         nodes = draw_network(ax, ds, step=step)
         fig.colorbar(nodes, ax=ax, shrink=0.6, format=matplotlib.ticker.PercentFormatter(1.0),
                      label="loss / TVL at the start")
-        network_legend(ax, ds, loc="upper left", bbox_to_anchor=(0.0, 0.0), ncols=2)
+        network_legend(fig, ds, loc="outside lower center", ncols=3)
         ax.set_title(f"{ds.attrs.get('scenario_name', '')}: protocol dependency graph at hour "
                      f"{float(ds.time[step]):g} (node area: TVL at the start)")
     return fig

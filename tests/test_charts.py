@@ -67,7 +67,7 @@ def test_contagion_nodes_are_sized_by_tvl_and_coloured_by_loss_share(exploit):
     arrows = [t for t in ax.texts if t.arrow_patch is not None]
     assert len(arrows) == exploit.sizes["edge"]
     kinds = {str(k) for k in exploit.edge_kind.values}
-    assert {t.get_text() for t in ax.get_legend().get_texts()} == \
+    assert {t.get_text() for t in fig.legends[0].get_texts()} == \
         {EDGE_LABEL[k] for k in kinds} | {"locks no value"}
     assert "hour 6" in ax.get_title(loc="left")  # 24 steps of 15 minutes
 
