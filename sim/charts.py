@@ -36,6 +36,7 @@ from sim.plots import (
     bad_debt_figure,
     cascade_figure,
     contagion_figure,
+    exposure_asset,
     exposure_figure,
     fan_figure,
     heatmap_figure,
@@ -105,6 +106,7 @@ class Chart:
     """A chart by name: what it shows, why a material cannot have it, how to draw it."""
 
     name: str
+    scope: str  # the Material field it is drawn from: run, batch, sensitivity or history
     shows: str
     reason: Callable[[Material], str | None]
     draw: Callable[[Material], Figure]
@@ -130,9 +132,8 @@ def _waterfall_reason(m: Material) -> str | None:
 def _exposure_reason(m: Material) -> str | None:
     if (why := _needs_run(m)) is not None:
         return why
-    greeks = abs(m.run.net_gamma).sum() + abs(m.run.net_vega).sum()
-    return None if float(greeks) > 0 else ("no agent holds gamma or vega (no options, no LP "
-                                           "shares held by agents)")
+    return None if exposure_asset(m.run) is not None else (
+        "no agent holds gamma or vega (no options, no LP shares held by agents)")
 
 
 def _contagion_reason(m: Material) -> str | None:
@@ -159,10 +160,17 @@ def worst_point(batch: xr.Dataset) -> tuple[xr.Dataset, str]:
     means = [np.nanmean(bad[np.array(keys) == k]) for k in unique]
     pick = np.array(keys) == unique[int(np.nanargmax(means))]
     first = int(np.flatnonzero(pick)[0])
-    values = ", ".join(f"{p} = {scalars[p].values[first]}" for p in swept_parameters(scalars))
+    values = ", ".join(f"{p} = {scalars[p].values[first]:g}" for p in swept_parameters(scalars)
+                       if np.isfinite(float(scalars[p].values[first])))
     return batch.isel(run=np.flatnonzero(pick)), (
         f"{int(pick.sum())} runs of the point with the largest mean bad debt"
-        + (f" ({values})" if values else ""))
+        + (f"\n({values})" if values else ""))
+
+
+def failed_note(batch: xr.Dataset) -> str:
+    """'' for a complete batch; else how many runs failed (their losses are not in the chart)."""
+    failed = int(batch.attrs.get("batch_failed", 0) or 0)
+    return "" if failed == 0 else f" ({failed} failed, not counted)"
 
 
 def _fan_reason(m: Material) -> str | None:
@@ -175,7 +183,8 @@ def _draw_fan(m: Material) -> Figure:
     runs, label = worst_point(m.batch)
     bad = runs.bad_debt.sum("protocol").cumsum("time") / 1e6
     bad.attrs = {"long_name": "cumulative bad debt, all protocols", "units": "M USD"}
-    return fan_figure(bad.rename("bad_debt"), title=f"Cumulative bad debt across runs: {label}")
+    return fan_figure(bad.rename("bad_debt"), title=f"Cumulative bad debt across runs: {label}"
+                      f"{failed_note(m.batch)}")
 
 
 def _draw_bad_debt(m: Material) -> Figure:
@@ -183,7 +192,8 @@ def _draw_bad_debt(m: Material) -> Figure:
     losses = run_scalars(runs).total_bad_debt.values
     var = {a: value_at_risk(losses, a) for a in LEVELS}
     es = {a: expected_shortfall(losses, a) for a in LEVELS}
-    return bad_debt_figure(losses, var, es, title=f"Bad debt across runs: {label}")
+    return bad_debt_figure(losses, var, es, title=f"Bad debt across runs: {label}"
+                           f"{failed_note(m.batch)}")
 
 
 def heatmap_grid(batch: xr.Dataset) -> xr.DataArray:
@@ -197,8 +207,13 @@ def heatmap_grid(batch: xr.Dataset) -> xr.DataArray:
     if len(params) != 2:
         raise ResultsError(f"the heatmap needs exactly two swept parameters, this batch has "
                            f"{len(params)}" + (f" ({', '.join(params)})" if params else ""))
-    measures = risk_measures(scalars, by=params)
     y, x = params
+    # A store may hold runs of a scenario that does not sweep them (NaN): leave those out.
+    swept = np.isfinite(scalars[y].values.astype(float)) & np.isfinite(
+        scalars[x].values.astype(float))
+    if not swept.any():
+        raise ResultsError(f"the heatmap needs runs with values of {y} and {x}")
+    measures = risk_measures(scalars.isel(run=np.flatnonzero(swept)), by=params)
     ys, xs = np.unique(measures[y].values), np.unique(measures[x].values)
     grid = np.full((len(ys), len(xs)), np.nan)
     for g in range(measures.sizes["group"]):
@@ -224,9 +239,10 @@ def _heatmap_reason(m: Material) -> str | None:
 
 def _draw_heatmap(m: Material) -> Figure:
     grid = heatmap_grid(m.batch)
+    runs = int(run_scalars(m.batch)[grid.dims[0]].notnull().sum())
     return heatmap_figure(grid, label="probability of insolvency (share of runs with bad "
-                          "debt)", title=f"Probability of insolvency by {grid.dims[0]} and "
-                          f"{grid.dims[1]}")
+                          "debt)", title=f"Probability of insolvency over the grid ({runs} "
+                          f"runs){failed_note(m.batch)}")
 
 
 def _sobol_reason(m: Material) -> str | None:
@@ -241,23 +257,23 @@ def _history_reason(m: Material) -> str | None:
 
 
 CHARTS: dict[str, Chart] = {c.name: c for c in (
-    Chart("cascade", "prices, liquidations per step and cascade rounds, bad debt",
+    Chart("cascade", "run", "prices, liquidations per step and cascade rounds, bad debt",
           _needs_run, lambda m: cascade_figure(m.run)),
-    Chart("waterfall", "debt each protocol repaid, lost or had stolen, in the order hit",
+    Chart("waterfall", "run", "debt each protocol repaid, lost or had stolen, in the order hit",
           _waterfall_reason, lambda m: waterfall_figure(m.run)),
-    Chart("contagion", "dependency graph: nodes by TVL and loss, edges by kind",
+    Chart("contagion", "run", "dependency graph: nodes by TVL and loss, edges by kind",
           _contagion_reason, lambda m: contagion_figure(m.run)),
-    Chart("exposure", "net delta, cash gamma and vega by agent kind over time",
-          _exposure_reason, lambda m: exposure_figure(m.run)),
-    Chart("fan", "median and percentile bands of cumulative bad debt across runs",
+    Chart("exposure", "run", "net delta, cash gamma and vega by agent kind over time",
+          _exposure_reason, lambda m: exposure_figure(m.run, asset=exposure_asset(m.run))),
+    Chart("fan", "batch", "median and percentile bands of cumulative bad debt across runs",
           _fan_reason, _draw_fan),
-    Chart("bad_debt", "bad debt across runs with VaR and expected shortfall marked",
+    Chart("bad_debt", "batch", "bad debt across runs with VaR and expected shortfall marked",
           _needs_batch, _draw_bad_debt),
-    Chart("heatmap", "probability of insolvency over two swept parameters",
+    Chart("heatmap", "batch", "probability of insolvency over two swept parameters",
           _heatmap_reason, _draw_heatmap),
-    Chart("sobol", "Sobol indices, first order and total", _sobol_reason,
+    Chart("sobol", "sensitivity", "Sobol indices, first order and total", _sobol_reason,
           lambda m: sobol_figure(m.sensitivity)),
-    Chart("history", "recorded figures against simulated intervals", _history_reason,
+    Chart("history", "history", "recorded figures against simulated intervals", _history_reason,
           lambda m: history_figure(m.history)),
 )}
 
@@ -265,6 +281,12 @@ CHARTS: dict[str, Chart] = {c.name: c for c in (
 def reasons(material: Material) -> dict[str, str | None]:
     """For every chart, why ``material`` cannot have it (None: it can)."""
     return {name: chart.reason(material) for name, chart in CHARTS.items()}
+
+
+def relevant(material: Material) -> list[str]:
+    """The charts of the kinds of results ``material`` holds (a run's, a batch's, ...)."""
+    return [name for name, chart in CHARTS.items()
+            if getattr(material, chart.scope) is not None]
 
 
 def supported(material: Material) -> list[str]:

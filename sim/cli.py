@@ -192,33 +192,58 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _publish(out: Path, ds, *, plot: bool) -> list[Path]:
-    """Write results (and charts) to a temporary folder, then move each file into place.
-
-    Only the files this run writes are replaced; anything else in ``out`` is left alone.
-    """
-    from sim.charts import Material, draw, supported
-    from sim.plots import save_figure
+    """Write results (and every chart a single run supports) into ``out``, all or nothing."""
+    from sim.charts import Material, supported
     from sim.results import write_results
 
+    def write(staging: Path) -> None:
+        write_results(ds, staging)
+        if plot:
+            material = Material(out, run=ds)
+            _draw_charts(material, supported(material), staging, ("png", "pdf"))
+
+    paths = _staged(out, write)
+    return sorted(paths, key=lambda p: (p.suffix != ".nc", p.name))  # the results first
+
+
+def _draw_charts(material, kinds: list[str], folder: Path, formats: tuple[str, ...]) -> None:
+    from sim.charts import draw
+    from sim.plots import save_figure
+
+    for name in kinds:
+        save_figure(draw(material, name), folder / name, formats)
+
+
+def _staged(out: Path, write) -> list[Path]:
+    """Call ``write(folder)`` on a temporary folder beside ``out``, then move its files in.
+
+    Nothing reaches ``out`` unless ``write`` finishes; only the files it wrote are replaced
+    there, anything else in ``out`` is left alone. Returns the files' paths in ``out``.
+    """
+    if out.exists() and not out.is_dir():
+        raise SimError(f"{out}: exists and is not a folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        names = [write_results(ds, staging).name]
-        if plot:  # every chart a single run supports (cascade, waterfall, contagion, ...)
-            material = Material(out, run=ds)
-            for name in supported(material):
-                names += [p.name for p in save_figure(draw(material, name), staging / name)]
+        write(staging)
+        names = sorted(p.name for p in staging.iterdir())
         staging.chmod(0o755)
         for path in staging.iterdir():
             path.chmod(0o644)
         out.mkdir(parents=True, exist_ok=True)
-        for path in staging.iterdir():  # replace only this run's own files
-            os.replace(path, out / path.name)
+        for name in names:  # replace only the files written now
+            os.replace(staging / name, out / name)
         staging.rmdir()
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return [out / n for n in names]
+
+
+def _price(value) -> str:
+    """A price for the summary: whole units from 100 up, else 4 significant digits."""
+    v = float(value)
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.4g}"
 
 
 def _summary(ds, files: list[Path]) -> str:
@@ -232,9 +257,8 @@ def _summary(ds, files: list[Path]) -> str:
     lines = [
         f"{ds.attrs['scenario_name']} (seed {ds.attrs['seed']}): {ds.sizes['time'] - 1} steps, "
         f"{float(ds.time[-1]):g} hours",
-        f"  {asset} external price  {float(ext[0]):,.0f} -> min {float(ext.min()):,.0f} -> "
-        f"{float(ext[-1]):,.0f} USD; oracle min "
-        f"{float(ds.oracle_price.sel(asset=asset).min()):,.0f}",
+        f"  {asset} external price  {_price(ext[0])} -> min {_price(ext.min())} -> "
+        f"{_price(ext[-1])} USD; oracle min {_price(ds.oracle_price.sel(asset=asset).min())}",
         f"  longest cascade       {int(rounds.max())} rounds at hour {float(ds.time[worst]):g}",
     ]
     for name in protocols_of_kind(ds, "lending"):
@@ -333,8 +357,7 @@ def _cmd_validate_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from sim.charts import CHARTS, draw, open_material, reasons
-    from sim.plots import save_figure
+    from sim.charts import CHARTS, open_material, reasons, relevant
 
     material = open_material(args.results)
     why = reasons(material)
@@ -353,14 +376,14 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     if not kinds:
         raise SimError(f"{args.results}: supports no chart (`sim plot --list` says why)")
     out = args.out or material.folder
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name in kinds:
-        written += save_figure(draw(material, name), out / name, tuple(args.format))
+    written = _staged(out, lambda staging: _draw_charts(material, kinds, staging,
+                                                        tuple(args.format)))
+    order = {name: k for k, name in enumerate(kinds)}  # as asked, not alphabetical
+    written.sort(key=lambda p: (order[p.stem], p.suffix))
     print("written " + ", ".join(str(p) for p in written))
-    skipped = [f"{n} ({r})" for n, r in why.items() if r is not None and not args.kind]
-    if skipped and material.run is not None:
-        print("not drawn: " + "; ".join(skipped[:4]) + ("; ..." if len(skipped) > 4 else ""))
+    skipped = [f"{n} ({why[n]})" for n in relevant(material) if why[n] is not None]
+    if skipped and not args.kind:
+        print("not drawn: " + "; ".join(skipped))
     return 0
 
 

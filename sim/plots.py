@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.colors
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import networkx as nx
@@ -33,7 +34,7 @@ EDGE_STYLE = {"collateral": ("0.15", "-"), "oracle": ("#1f3b73", ":"),
 EDGE_LABEL = {"collateral": "takes B's token as collateral", "oracle": "reads a price from B",
               "liquidation_venue": "sells seized collateral on B",
               "deposits": "keeps funds in B", "backing": "is backed by assets held in B"}
-NODE_AREA = (120.0, 2400.0)  # marker area (pt^2) of the smallest and the largest TVL
+NODE_AREA = (120.0, 2400.0)  # marker area (pt^2): the smallest drawn, the largest TVL
 LOSS_CMAP = "Reds"
 NEGLIGIBLE = 1e-3  # exposure chart: series under this share of the panel's largest are left out
 LOSS_SCALE_FLOOR = 0.1  # the loss colour scale reaches at least 10% of TVL: small is pale
@@ -202,6 +203,7 @@ def bad_debt_figure(losses: np.ndarray, var: dict[float, float], es: dict[float,
                        label=f"ES {level:.0%}: {es[level] / 1e6:,.2f}M")
         ax.set_xlabel("bad debt over the run (M USD)")
         ax.set_ylabel("runs")
+        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_title(title or "Bad debt across runs, with Value at Risk and expected shortfall")
         ax.legend(loc="upper right")
     return fig
@@ -272,7 +274,8 @@ def draw_network(ax, ds: xr.Dataset, *, step: int | None = None,
                  pos: dict[str, np.ndarray] | None = None, vmax: float | None = None):
     """Draw the protocol dependency graph at time index ``step`` (default: the last) on ``ax``.
 
-    Node area grows with the protocol's TVL at the start (so the picture keeps its scale
+    Node area is proportional to the protocol's TVL at the start, with a minimum size
+    (``NODE_AREA``; so the picture keeps its scale
     over time), colour is its loss so far (``sim.results.protocol_losses``) as a share of
     that TVL, up to ``vmax`` (default: the largest share in ``ds``, at least
     ``LOSS_SCALE_FLOOR``, so that a small loss stays pale); protocols that lock no
@@ -288,7 +291,7 @@ def draw_network(ax, ds: xr.Dataset, *, step: int | None = None,
     if vmax is None:
         vmax = max(float(np.nanmax(_loss_share(ds, tvl0), initial=0.0)), LOSS_SCALE_FLOOR)
     top = max(float(tvl0.max()), 1.0)
-    area = NODE_AREA[0] + (NODE_AREA[1] - NODE_AREA[0]) * np.sqrt(tvl0 / top)
+    area = np.maximum(NODE_AREA[0], NODE_AREA[1] * tvl0 / top)  # area proportional to TVL
     locked = tvl0 > 0
     area = np.where(locked, area, NODE_AREA[0] * 0.6)
     radius = {n: 0.5 * np.sqrt(a) for n, a in zip(names, area, strict=True)}  # points
@@ -355,7 +358,8 @@ def contagion_figure(ds: xr.Dataset, *, step: int | None = None) -> Figure:
                      label="loss / TVL at the start")
         network_legend(fig, ds, loc="outside lower center", ncols=3)
         ax.set_title(f"{ds.attrs.get('scenario_name', '')}: protocol dependency graph at hour "
-                     f"{float(ds.time[step]):g} (node area: TVL at the start)")
+                     f"{float(ds.time[step]):g}\n(node area proportional to TVL at the start, "
+                     f"small ones at a minimum)")
     return fig
 
 
@@ -368,6 +372,20 @@ def _scale(values: np.ndarray) -> tuple[float, str]:
     return 1.0, ""
 
 
+def exposure_asset(ds: xr.Dataset) -> str | None:
+    """The asset with the most optionality held by agents: largest peak cash gamma plus vega.
+
+    Cash gamma ``|gamma| S^2 / 100`` and vega ``|vega| / 100`` (USD), summed over agent
+    kinds, maximum over time. None when no agent holds gamma or vega in any asset.
+    """
+    price = ds.external_price
+    held = (abs(ds.net_gamma) * price ** 2 / 100.0 + abs(ds.net_vega) / 100.0).fillna(0.0)
+    peak = held.sum("agent_kind").max("time")
+    if float(peak.max()) <= 0:
+        return None
+    return str(peak.asset.values[int(np.argmax(peak.values))])
+
+
 def exposure_figure(ds: xr.Dataset, *, asset: str | None = None) -> Figure:
     """Exposure over time: net delta, gamma and vega in one asset, by agent kind.
 
@@ -376,10 +394,11 @@ def exposure_figure(ds: xr.Dataset, *, asset: str | None = None) -> Figure:
     volatility point (``vega / 100``). Holders whose exposure never reaches ``NEGLIGIBLE``
     of the panel's largest are left out; the
     protocols' own books (``protocol_net_*``: an options vault, a perp vault, the LPs of a
-    pool) are dashed. ``asset`` defaults to the one whose price fell furthest
-    (``venue_asset``). Each holder keeps its colour across the three panels.
+    pool) are dashed. ``asset`` defaults to the one where agents hold the most gamma and
+    vega (``exposure_asset``), else the one whose price fell furthest (``venue_asset``).
+    Each holder has one colour, the same in every panel and every exposure chart.
     """
-    asset = asset or venue_asset(ds)[0]
+    asset = asset or exposure_asset(ds) or venue_asset(ds)[0]
     price = ds.external_price.sel(asset=asset)
     hours = ds.time.values
     measures = (("delta", price, "net delta"), ("gamma", price ** 2 / 100.0,
@@ -387,7 +406,8 @@ def exposure_figure(ds: xr.Dataset, *, asset: str | None = None) -> Figure:
                 ("vega", 0.01, "vega\n({}USD per vol point)"))
     with plt.style.context(STYLE):
         palette = PALETTE + [
-            "#6a4c93", "#8f2d56", "#3d5a80", "#b56576", "#4f772d", "#9c6644", "#2a9d8f"]
+            "#6a4c93", "#8f2d56", "#3d5a80", "#b56576", "#4f772d", "#9c6644", "#2a9d8f",
+            *(matplotlib.colors.to_hex(c) for c in plt.get_cmap("tab20").colors)]
         # Fixed colours: a holder's place among agent kinds, then protocols (the same kind
         # is the same colour in every exposure chart of a scenario).
         order = {str(w): k for k, w in enumerate([*ds.agent_kind.values,
@@ -490,9 +510,11 @@ def waterfall_figure(ds: xr.Dataset) -> Figure:
 def save_figure(fig: Figure, stem: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
     """Save ``fig`` as ``stem.<fmt>`` for each format; return the paths."""
     paths = []
-    for fmt in formats:
-        path = stem.with_suffix(f".{fmt}")
-        fig.savefig(path, format=fmt)
-        paths.append(path)
-    plt.close(fig)
+    try:
+        for fmt in formats:
+            path = stem.with_suffix(f".{fmt}")
+            fig.savefig(path, format=fmt)
+            paths.append(path)
+    finally:
+        plt.close(fig)
     return paths

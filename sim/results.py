@@ -177,7 +177,7 @@ class Recorder:
         data_vars = {}
         for name, arr in self.data.items():
             dims, units, long_name = VARIABLES[name]
-            data_vars[name] = xr.Variable(("time", *dims), arr[:n_time],
+            data_vars[name] = xr.Variable(("time", *dims), arr[:n_time].copy(),
                                           attrs={"units": units, "long_name": long_name})
         coords: dict = {"time": ("time", hours, {"units": "hours", "long_name": "time"})}
         for dim, values in self.coords.items():

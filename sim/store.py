@@ -145,6 +145,8 @@ class BatchStore:
             with xr.open_dataset(f, engine="scipy") as ds:
                 datasets.append(ds.load())
         block = _combine(datasets)
+        for var in block.variables.values():  # each run's string widths: let the block size its own
+            var.encoding.pop("char_dim_name", None)
         target = self.path / BLOCKS / f"block-{runs[0]:06d}.nc"
         atomic_write(target, lambda tmp: block.to_netcdf(tmp, engine="scipy"))
         text = json.dumps({"runs": runs})

@@ -9,7 +9,7 @@ import pytest
 
 import sim
 from sim.batch import run_batch
-from sim.batch.summary import expected_shortfall, run_scalars, value_at_risk
+from sim.batch.summary import run_scalars
 from sim.charts import draw, open_material, reasons, supported, worst_point
 from sim.cli import main
 from sim.plots import (
@@ -58,11 +58,11 @@ def test_contagion_nodes_are_sized_by_tvl_and_coloured_by_loss_share(exploit):
     # aave lost the theft (and its bad debt) over its starting TVL: more than 10%.
     names = [str(p) for p in exploit.protocol.values]
     assert nodes.get_array()[names.index("aave")] > 0.1
-    # Area: the largest TVL gets the top of the scale; area grows with sqrt(TVL).
+    # Area is proportional to TVL at the start (none of these three is under the minimum):
+    # 2,400 pt^2 for aave's 542.8M, so 2,400 x 180 / 542.8 = 796 pt^2 for the 180M pool.
     sizes = nodes.get_sizes()
-    assert sizes.max() == pytest.approx(NODE_AREA[1])
-    order = np.argsort(tvl0[locked])
-    assert np.all(np.diff(sizes[order]) > 0)
+    np.testing.assert_allclose(sizes, NODE_AREA[1] * tvl0[locked] / tvl0.max(), rtol=1e-12)
+    assert sizes[names.index("uni_weth_usdc")] == pytest.approx(796, abs=1)
     # One arrow per edge of the stored table, legend labels for the kinds present.
     arrows = [t for t in ax.texts if t.arrow_patch is not None]
     assert len(arrows) == exploit.sizes["edge"]
@@ -139,11 +139,28 @@ def test_waterfall_bars_are_each_protocols_sums_in_the_order_they_were_hit(explo
 
 @pytest.fixture(scope="module")
 def batch_dir(tmp_path_factory):
-    """tests/data/batch.toml on a 2 x 2 grid (LT x crash size), 3 replications each."""
+    """One store: tests/data/batch.toml on a 2 x 2 grid (LT x crash size), 3 replications
+    each, beside the same file without a sweep (2 runs whose LT and crash are NaN)."""
     d = tomllib.loads(BATCH.read_text())
     d["batch"]["grid"] = {LT: [0.8, 0.85], JUMP: [-0.2, -0.45]}
+    plain = tomllib.loads(BATCH.read_text())
+    plain["batch"] = {"replications": 2, "seed": 11}
     out = tmp_path_factory.mktemp("charts") / "b"
-    run_batch([parse_scenario(d, source="batch.toml")], out, workers=1, progress=False)
+    run_batch([parse_scenario(d, source="grid.toml"), parse_scenario(plain, source="plain.toml")],
+              out, workers=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tail_dir(tmp_path_factory):
+    """40 replications of one point (LT 0.85, WETH -45% at hour 3): enough runs that VaR and
+    ES at 95% and 99% are different order statistics."""
+    d = tomllib.loads(BATCH.read_text())
+    d["batch"] = {"replications": 40, "seed": 5}
+    d["protocols"]["aave"]["markets"]["WETH"]["liquidation_threshold"] = 0.85
+    d["market"]["jumps"][0]["size"] = -0.45
+    out = tmp_path_factory.mktemp("tail") / "b"
+    run_batch([parse_scenario(d, source="tail.toml")], out, workers=2, progress=False)
     return out
 
 
@@ -162,30 +179,47 @@ def test_heatmap_of_a_grid_batch_is_the_share_of_insolvent_runs_per_cell(batch_d
     assert "cascade" not in supported(material)
     ax = draw(material, "heatmap").axes[0]
     scalars = run_scalars(material.batch)
+    assert np.isnan(scalars[LT].values[scalars.scenario.values == "plain"]).all()
     lt, jump = scalars[LT].values, scalars[JUMP].values
     hand = np.array([[np.mean(scalars.insolvent.values[(lt == y) & (jump == x)])
                       for x in (-0.45, -0.2)] for y in (0.8, 0.85)])  # k / 3 runs per cell
-    np.testing.assert_allclose(ax.images[0].get_array(), hand)
+    np.testing.assert_allclose(ax.images[0].get_array(), hand)  # the unswept runs left out
     assert ax.get_xlabel() == JUMP and ax.get_ylabel() == LT
     assert hand[:, 0].sum() > 0  # the bigger crash makes some runs insolvent
 
 
-def test_bad_debt_and_fan_are_drawn_for_the_worst_point(batch_dir):
+def test_the_worst_point_is_the_one_with_the_largest_mean_bad_debt(batch_dir):
     material = open_material(batch_dir)
     runs, label = worst_point(material.batch)
-    losses = run_scalars(runs).total_bad_debt.values
     scalars = run_scalars(material.batch)
-    means = [scalars.total_bad_debt.values[scalars.point.values == p].mean()
-             for p in np.unique(scalars.point.values)]
-    assert losses.mean() == pytest.approx(max(means)) and len(losses) == 3
-    ax = draw(material, "bad_debt").axes[0]
-    marks = {ln.get_label().split(":")[0]: ln.get_xdata()[0] for ln in ax.get_lines()}
-    assert marks["VaR 95%"] == pytest.approx(value_at_risk(losses, 0.95) / 1e6)
-    assert marks["ES 99%"] == pytest.approx(expected_shortfall(losses, 0.99) / 1e6)
-    assert label in ax.get_title(loc="left")
+    key = [f"{a}/{b}" for a, b in zip(scalars.scenario.values, scalars.point.values,
+                                      strict=True)]
+    means = {k: scalars.total_bad_debt.values[np.array(key) == k].mean() for k in set(key)}
+    losses = run_scalars(runs).total_bad_debt.values
+    assert losses.mean() == pytest.approx(max(means.values())) and len(losses) == 3
+    assert label.startswith("3 runs of the point with the largest mean bad debt")
     fan = draw(material, "fan").axes[0]
+    assert label in fan.get_title(loc="left")
     path = runs.bad_debt.sum("protocol").cumsum("time").values / 1e6
     np.testing.assert_allclose(fan.get_lines()[0].get_ydata(), np.median(path, axis=0))
+
+
+def test_bad_debt_chart_marks_var_and_es_as_order_statistics_of_40_runs(tail_dir):
+    material = open_material(tail_dir)
+    losses = run_scalars(material.batch).total_bad_debt.values
+    ordered = np.sort(losses)  # L_(1) <= ... <= L_(40)
+    assert len(np.unique(ordered[-3:])) == 3  # the top three differ: the marks are distinct
+    # By hand (sim.batch.summary's docstring): VaR_a = L_(ceil(40 a)); ES_a is the mean of
+    # the worst 40 (1 - a) runs. 95%: VaR = L_(38), ES = (L_(39) + L_(40)) / 2. 99%: 0.4 of
+    # a run: VaR = L_(40), and the weighted atom makes ES = L_(40).
+    hand = {"VaR 95%": ordered[37], "ES 95%": (ordered[38] + ordered[39]) / 2,
+            "VaR 99%": ordered[39], "ES 99%": ordered[39]}
+    ax = draw(material, "bad_debt").axes[0]
+    marks = {ln.get_label().split(":")[0]: ln.get_xdata()[0] for ln in ax.get_lines()}
+    assert marks == pytest.approx({k: v / 1e6 for k, v in hand.items()}, rel=1e-12)
+    assert sum(p.get_height() for p in ax.patches) == 40  # every run in the histogram
+    assert ax.get_xlabel() == "bad debt over the run (M USD)"
+    assert "40 runs" in ax.get_title(loc="left")
 
 
 def test_cli_plot_writes_the_asked_charts_and_refuses_unsupported_ones(batch_dir, tmp_path,
@@ -204,6 +238,27 @@ def test_cli_plot_writes_the_asked_charts_and_refuses_unsupported_ones(batch_dir
     assert main(["plot", str(batch_dir), "--list"]) == 0
     listed = capsys.readouterr().out
     assert "heatmap" in listed and "no: needs a single run's results" in listed
+    (tmp_path / "afile").write_text("")
+    assert main(["plot", str(batch_dir), "--out", str(tmp_path / "afile")]) == 2
+    assert "afile: exists and is not a folder" in capsys.readouterr().err
+
+
+def test_cli_plot_writes_nothing_when_a_chart_fails(batch_dir, tmp_path, monkeypatch):
+    import dataclasses
+
+    from sim.charts import CHARTS
+
+    def broken(material):
+        raise RuntimeError("chart failed")
+
+    monkeypatch.setitem(CHARTS, "heatmap", dataclasses.replace(CHARTS["heatmap"], draw=broken))
+    out = tmp_path / "charts"
+    out.mkdir()
+    (out / "old.png").write_text("kept")
+    with pytest.raises(RuntimeError, match="chart failed"):
+        main(["plot", str(batch_dir), "--kind", "fan", "heatmap", "--out", str(out)])
+    assert sorted(p.name for p in out.iterdir()) == ["old.png"]  # no fan.png, no leftovers
+    assert [p.name for p in tmp_path.iterdir()] == ["charts"]  # no staging folder left
 
 
 def test_a_history_validation_folder_gets_the_history_chart(tmp_path, capsys):

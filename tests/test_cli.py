@@ -63,9 +63,9 @@ def test_run_exits_0_and_writes_results_and_charts(e2e):
     proc, out = e2e
     assert proc.returncode == 0, proc.stderr
     # Every chart the run supports (`sim plot --list`): tiny liquidates, so the waterfall.
-    from sim.charts import open_material, supported
-    charts = supported(open_material(out))
-    assert charts[:3] == ["cascade", "waterfall", "contagion"]
+    # tiny liquidates (a waterfall); nobody in it holds options or LP shares (no exposure
+    # chart: `sim plot --list` says why).
+    charts = ["cascade", "waterfall", "contagion"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["results.nc"] + [f"{c}.{fmt}" for c in charts for fmt in ("png", "pdf")])
     assert (out / "cascade.png").read_bytes().startswith(b"\x89PNG")

@@ -242,6 +242,18 @@ def test_sim_sensitivity_on_a_real_batch_ranks_the_jump_above_what_cannot_matter
     # With the other parameter inert, the jump explains all the variance: ST_jump is 1 up to
     # the noise of 8 base rows.
     assert float(jump.ST) > 0.5 and float(jump.S1) > 0.5
+    # `sim plot` finds the indices beside the batch and draws them: bar lengths are S1 / ST.
+    from sim.charts import draw, open_material, supported
+    material = open_material(out)
+    assert "sobol" in supported(material)
+    ax = draw(material, "sobol").axes[0]
+    bars = {c.get_label(): [b.get_width() for b in c] for c in ax.containers
+            if hasattr(c, "patches")}
+    np.testing.assert_allclose(bars["total (ST)"], s.ST.values)
+    np.testing.assert_allclose(bars["first order (S1)"], s.S1.values)
+    assert [t.get_text() for t in ax.get_yticklabels()] == [JUMP, MIN_PROFIT]
+    assert main(["plot", str(out), "--kind", "sobol", "--format", "png"]) == 0
+    assert (out / "sobol.png").is_file()
 
 
 def test_sim_sensitivity_of_a_grid_batch_or_a_run_folder_is_one_line_exit_2(tmp_path, capsys):
