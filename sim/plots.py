@@ -62,9 +62,13 @@ def asset_venue(ds: xr.Dataset, asset: str) -> str | None:
 
 
 def cascade_figure(ds: xr.Dataset) -> Figure:
-    """Cascade anatomy: prices (external, pool, oracle), liquidations per step, bad debt."""
+    """Cascade anatomy: prices (external, pool, oracle), liquidations per step, bad debt.
+
+    Liquidations and bad debt are drawn for the lending protocols and the CDPs (whose
+    ``liquidated_value`` is the stable their auctions raised).
+    """
     asset, pool = venue_asset(ds)
-    lending = protocols_of_kind(ds, "lending")
+    lending = protocols_of_kind(ds, "lending") + protocols_of_kind(ds, "cdp")
     hours = ds.time.values
     with plt.style.context(STYLE):
         color = {name: PALETTE[(k + 1) % len(PALETTE)] for k, name in enumerate(lending)}

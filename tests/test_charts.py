@@ -72,6 +72,22 @@ def test_contagion_nodes_are_sized_by_tvl_and_coloured_by_loss_share(exploit):
     assert "hour 6" in ax.get_title(loc="left")  # 24 steps of 15 minutes
 
 
+def test_the_readme_caption_figures(exploit):
+    # README, "Charts and notebooks": aave lost 17.8% of its TVL to the theft, loop_lender
+    # 1.9% through the aUSDC it took as collateral (all by hour 4; this run stops at 6).
+    loss, tvl0 = _hand_loss_share(exploit, exploit.sizes["time"] - 1)
+    share = dict(zip([str(p) for p in exploit.protocol.values], loss / np.where(
+        tvl0 > 0, tvl0, np.inf), strict=True))
+    assert round(share["aave"], 3) == 0.178 and round(share["loop_lender"], 3) == 0.019
+
+
+def test_cascade_chart_draws_cdps_beside_lending_protocols():
+    from sim.plots import cascade_figure
+    ds = sim.run(ROOT / "contagion_lst_depeg.toml", steps=8)
+    ax_b = cascade_figure(ds).axes[2]
+    assert [line.get_label() for line in ax_b.get_lines()] == ["aave", "maker"]
+
+
 def test_contagion_before_the_theft_shows_no_loss(exploit):
     before = int(4.0 / exploit.attrs["dt_hours"]) - 1
     nodes = contagion_figure(exploit, step=before).axes[0].collections[0]
