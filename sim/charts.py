@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,11 @@ class Material:
     batch: xr.Dataset | None = None
     sensitivity: xr.Dataset | None = None
     history: xr.Dataset | None = None
+
+    @cached_property
+    def scalars(self) -> xr.Dataset:
+        """The batch's per-run scalars (``run_scalars``), computed once for every chart."""
+        return run_scalars(self.batch)
 
     @property
     def folder(self) -> Path:
@@ -142,12 +148,14 @@ def _contagion_reason(m: Material) -> str | None:
     return None if m.run.sizes.get("edge", 0) > 0 else "the dependency graph has no edges"
 
 
-def worst_point(batch: xr.Dataset) -> tuple[xr.Dataset, str]:
+def worst_point(batch: xr.Dataset, scalars: xr.Dataset | None = None
+                ) -> tuple[xr.Dataset, str]:
     """The runs of the design point with the largest mean bad debt, and a label for it.
 
-    A batch of one point is returned whole, labelled by its run count.
+    A batch of one point is returned whole, labelled by its run count. ``scalars`` is the
+    batch's ``run_scalars`` if already computed.
     """
-    scalars = run_scalars(batch)
+    scalars = run_scalars(batch) if scalars is None else scalars
     points = np.asarray(scalars.point.values) if "point" in scalars.coords else \
         np.zeros(batch.sizes["run"], dtype=np.int64)
     keys = [str(s) + "/" + str(p) for s, p in zip(
@@ -180,7 +188,7 @@ def _fan_reason(m: Material) -> str | None:
 
 
 def _draw_fan(m: Material) -> Figure:
-    runs, label = worst_point(m.batch)
+    runs, label = worst_point(m.batch, m.scalars)
     bad = runs.bad_debt.sum("protocol").cumsum("time") / 1e6
     bad.attrs = {"long_name": "cumulative bad debt, all protocols", "units": "M USD"}
     return fan_figure(bad.rename("bad_debt"), title=f"Cumulative bad debt across runs: {label}"
@@ -188,7 +196,7 @@ def _draw_fan(m: Material) -> Figure:
 
 
 def _draw_bad_debt(m: Material) -> Figure:
-    runs, label = worst_point(m.batch)
+    runs, label = worst_point(m.batch, m.scalars)
     losses = run_scalars(runs).total_bad_debt.values
     var = {a: value_at_risk(losses, a) for a in LEVELS}
     es = {a: expected_shortfall(losses, a) for a in LEVELS}
@@ -196,13 +204,15 @@ def _draw_bad_debt(m: Material) -> Figure:
                            f"{failed_note(m.batch)}")
 
 
-def heatmap_grid(batch: xr.Dataset) -> xr.DataArray:
+def heatmap_grid(batch: xr.Dataset, scalars: xr.Dataset | None = None) -> xr.DataArray:
     """Probability of insolvency over the batch's two swept parameters (y, x).
+
+    ``scalars`` is the batch's ``run_scalars`` if already computed.
 
     Raises:
         ResultsError: the batch does not sweep exactly two parameters on a full grid.
     """
-    scalars = run_scalars(batch)
+    scalars = run_scalars(batch) if scalars is None else scalars
     params = swept_parameters(scalars)
     if len(params) != 2:
         raise ResultsError(f"the heatmap needs exactly two swept parameters, this batch has "
@@ -231,15 +241,15 @@ def _heatmap_reason(m: Material) -> str | None:
     if (why := _needs_batch(m)) is not None:
         return why
     try:
-        heatmap_grid(m.batch)
+        heatmap_grid(m.batch, m.scalars)
     except ResultsError as exc:
         return str(exc).removeprefix("the heatmap ")
     return None
 
 
 def _draw_heatmap(m: Material) -> Figure:
-    grid = heatmap_grid(m.batch)
-    runs = int(run_scalars(m.batch)[grid.dims[0]].notnull().sum())
+    grid = heatmap_grid(m.batch, m.scalars)
+    runs = int(m.scalars[grid.dims[0]].notnull().sum())
     return heatmap_figure(grid, label="probability of insolvency (share of runs with bad "
                           "debt)", title=f"Probability of insolvency over the grid ({runs} "
                           f"runs){failed_note(m.batch)}")
