@@ -61,6 +61,38 @@ def asset_venue(ds: xr.Dataset, asset: str) -> str | None:
     return None
 
 
+def draw_prices(ax, ds: xr.Dataset, asset: str, pool: str | None, **line) -> None:
+    """An asset's external, pool (if ``pool``) and oracle prices over time on ``ax``.
+
+    ``line`` goes to every line (e.g. a marker on the last point).
+    """
+    hours = ds.time.values
+    ax.plot(hours, ds.external_price.sel(asset=asset).values, label="external market",
+            color=PALETTE[0], **line)
+    if pool is not None:
+        ax.plot(hours, ds.amm_price.sel(protocol=pool).values, label=f"pool ({pool})",
+                color=PALETTE[3], linestyle="--", **line)
+    ax.plot(hours, ds.oracle_price.sel(asset=asset).values, label="oracle",
+            color=PALETTE[2], linewidth=1.0, **line)
+    ax.set_ylabel(f"{asset} price (USD)")
+
+
+def stack_liquidations(ax, ds: xr.Dataset, names: list[str], color: dict[str, str],
+                       width: float) -> np.ndarray:
+    """Debt liquidated per step (M USD), one stacked bar series per protocol in ``names``.
+
+    Returns the stack's top per step.
+    """
+    hours = ds.time.values
+    bottom = np.zeros(len(hours))
+    for name in names:
+        values = ds.liquidated_value.sel(protocol=name).fillna(0.0).values / 1e6
+        ax.bar(hours, values, width=width, bottom=bottom, color=color[name], align="center",
+               label=name)
+        bottom += values
+    return bottom
+
+
 def cascade_figure(ds: xr.Dataset) -> Figure:
     """Cascade anatomy: prices (external, pool, oracle), liquidations per step, bad debt.
 
@@ -74,26 +106,14 @@ def cascade_figure(ds: xr.Dataset) -> Figure:
         color = {name: PALETTE[(k + 1) % len(PALETTE)] for k, name in enumerate(lending)}
         fig, (ax_p, ax_l, ax_b) = plt.subplots(3, 1, sharex=True, layout="constrained",
                                                height_ratios=[2.2, 1.3, 1.0])
-        ax_p.plot(hours, ds.external_price.sel(asset=asset), label="external market",
-                  color=PALETTE[0])
-        if pool is not None:
-            ax_p.plot(hours, ds.amm_price.sel(protocol=pool), label=f"pool ({pool})",
-                      color=PALETTE[3], linestyle="--")
-        ax_p.plot(hours, ds.oracle_price.sel(asset=asset), label="oracle", color=PALETTE[2],
-                  linewidth=1.0)
-        ax_p.set_ylabel(f"{asset} price (USD)")
+        draw_prices(ax_p, ds, asset, pool)
         ax_p.set_title(f"{ds.attrs.get('scenario_name', '')}: {asset} price, liquidations "
                        f"and bad debt in {', '.join(lending)} "
                        f"(seed {ds.attrs.get('seed', '?')})")
         ax_p.legend(loc="upper right")
 
         width = float(ds.attrs.get("dt_hours", np.diff(hours[:2])[0] if len(hours) > 1 else 1))
-        bottom = np.zeros(len(hours))
-        for name in lending:
-            liq = ds.liquidated_value.sel(protocol=name).values / 1e6
-            ax_l.bar(hours, liq, width=width, bottom=bottom, color=color[name],
-                     align="center", label=name)
-            bottom += liq
+        stack_liquidations(ax_l, ds, lending, color, width)
         ax_l.set_ylabel("debt liquidated\n(M USD per step)")
         if len(lending) > 1:
             ax_l.legend(loc="upper left")

@@ -40,11 +40,14 @@ from matplotlib.figure import Figure
 
 from sim.api import Simulation
 from sim.plots import (
+    PALETTE,
     STYLE,
     asset_venue,
     draw_network,
+    draw_prices,
     network_layout,
     network_legend,
+    stack_liquidations,
     venue_asset,
 )
 from sim.scenario import Scenario, load_scenario
@@ -218,30 +221,18 @@ class Explorer:
 
             asset, pool = self.followed()
             hours = ds.time.values
-            now = {"marker": "o", "markevery": [len(hours) - 1], "markersize": 3.5}  # a dot
-            ax_p.plot(hours, ds.external_price.sel(asset=asset).values,
-                      label="external market", color="C0", **now)
-            if pool is not None:
-                ax_p.plot(hours, ds.amm_price.sel(protocol=pool).values, label=f"pool ({pool})",
-                          color="C2", linestyle="--", **now)
-            ax_p.plot(hours, ds.oracle_price.sel(asset=asset).values, label="oracle",
-                      color="C1", linewidth=1.0, **now)
-            ax_p.set_ylabel(f"{asset} price (USD)")
+            draw_prices(ax_p, ds, asset, pool,  # with a dot at "now"
+                        marker="o", markevery=[len(hours) - 1], markersize=3.5)
             how = "fell most so far" if self.asset.value == AUTO else "chosen"
             ax_p.set_title(f"{asset} prices ({how})")
             ax_p.legend(loc="lower left")
             ax_p.set_xlim(-dt, end + dt)  # the whole run: the picture fills in from the left
             ax_p.tick_params(labelbottom=False)
 
-            palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-            liquidated = ds.liquidated_value.fillna(0.0)
-            bottom = np.zeros(len(hours))
-            for k, name in enumerate(str(p) for p in ds.protocol.values):
-                values = liquidated.sel(protocol=name).values / 1e6
-                if values.any():
-                    ax_l.bar(hours, values, width=dt, bottom=bottom, label=name,
-                             color=palette[(k + 1) % len(palette)])
-                    bottom += values
+            names = [str(p) for p in ds.protocol.values]
+            color = {n: PALETTE[(k + 1) % len(PALETTE)] for k, n in enumerate(names)}
+            hit = [n for n in names if ds.liquidated_value.sel(protocol=n).fillna(0.0).any()]
+            bottom = stack_liquidations(ax_l, ds, hit, color, dt)
             if bottom.any():
                 ax_l.legend(loc="upper right")
             else:
