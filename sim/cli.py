@@ -13,9 +13,10 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
-from sim.errors import SimError
+from sim.errors import SimError, SimWarning
 
 EXIT_BAD_INPUT = 2
 
@@ -144,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib
     matplotlib.use("Agg")  # the command only writes files: no window, no display needed
     try:
-        return _COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", SimWarning)
+            warnings.showwarning = _show_warning
+            return _COMMANDS[args.command](args)
     except SimError as exc:
         print(f"sim: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -154,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sim: interrupted; nothing was written", file=sys.stderr)
         return 130
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """One line on stderr per warning (``sim: warning: ...``), no source line."""
+    print(f"sim: warning: {message}", file=sys.stderr)
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:

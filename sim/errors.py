@@ -18,3 +18,11 @@ class ScenarioError(SimError):
 
 class ResultsError(SimError):
     """A results path that holds no readable result."""
+
+
+class SimWarning(UserWarning):
+    """A result to look at twice: an input that does nothing, a limit reached, few samples.
+
+    Library code warns with ``warnings.warn(..., SimWarning)``; the CLI prints each as one
+    line, ``sim: warning: ...``, and goes on. Jupyter shows them as usual.
+    """
