@@ -173,13 +173,23 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    """Everything ``sim run`` and ``sim batch`` check: every design point, each model built."""
     from sim.api import check
+    from sim.batch.design import expand_file, point_error
+    from sim.scenario import load_scenario
 
-    s = check(args.scenario)
+    s = load_scenario(args.scenario)
+    design = expand_file(s)
+    for values, point in zip(design.points, design.scenarios, strict=True):
+        try:
+            check(point)
+        except SimError as exc:
+            raise point_error(exc, values, design) from None
     agents = {kind: sum(p.count for _, p in s.agents.populations(kind))
               for kind in type(s.agents).model_fields if s.agents.populations(kind)}
+    points = f", {len(design.points)} design points" if design.parameters else ""
     print(f"{args.scenario}: ok ({len(s.assets)} assets, {len(s.protocols)} protocols, "
-          f"agents: {', '.join(f'{k} {n}' for k, n in agents.items()) or 'none'})")
+          f"agents: {', '.join(f'{k} {n}' for k, n in agents.items()) or 'none'}{points})")
     return 0
 
 
@@ -187,9 +197,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     import sim
+    from sim.batch.design import expand_file
     from sim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
+    expand_file(scenario)  # a file is valid only with every point of its [batch] design
     out = args.out or Path("results") / scenario.name
     steps = args.steps or scenario.simulation.steps
     with tqdm(total=steps, desc=scenario.name, unit="step", delay=1.0, leave=False,

@@ -18,6 +18,8 @@ import numpy as np
 from sim.errors import ScenarioError
 from sim.scenario import (
     GBM,
+    LARGEST,
+    SMALLEST,
     BridgeFailure,
     ConstantProcess,
     Depeg,
@@ -73,15 +75,21 @@ def replay_prices(s: Scenario, asset: str, proc: Replay, hours: np.ndarray) -> n
     path = replay_path(s, proc)
     field = f"market.processes.{asset}.file"
     column = proc.column or asset
+    if path.stat().st_size == 0:
+        raise ScenarioError(s.source, field, f"{path} is empty (it needs an 'hours' column and "
+                            f"a '{column}' column)")
     try:
         table = np.genfromtxt(path, delimiter=",", names=True, dtype=float, encoding="utf-8")
-    except (OSError, ValueError) as exc:
-        raise ScenarioError(s.source, field, f"cannot read CSV {path}: {exc}") from None
+    except (OSError, ValueError, IndexError, UnicodeDecodeError) as exc:
+        # genfromtxt's messages span lines; an empty file raises IndexError
+        why = "; ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()) or "empty"
+        raise ScenarioError(s.source, field, f"cannot read CSV {path}: {why[:200]}") from None
     names = table.dtype.names or ()
     for needed in ("hours", column):
         if needed not in names:
+            listed = ", ".join(names)
             raise ScenarioError(s.source, field, f"{path} has no column '{needed}' "
-                                f"(columns: {', '.join(names)})")
+                                f"(columns: {listed[:200] or 'none'})")
     t = np.atleast_1d(table["hours"])
     p = np.atleast_1d(table[column])
     if len(t) == 0 or not (np.all(np.isfinite(p)) and np.all(p > 0)
@@ -135,7 +143,29 @@ def price_paths(s: Scenario, rng: np.random.Generator, steps: int | None = None)
                 k = assets.index(shock.asset)
                 paths[first:, k] *= price_event_multiplier(shock, paths[first, k], steps - first,
                                                            dt_h)
+    check_paths(s, paths, hours)
     return paths
+
+
+def check_paths(s: Scenario, paths: np.ndarray, hours: np.ndarray) -> None:
+    """Refuse a path that leaves the prices a scenario may hold (``SMALLEST``..``LARGEST``).
+
+    A GBM with an absurd volatility or drift for its horizon, or a replayed series that
+    spans 300 orders of magnitude, would reach infinity or 0 and divide by it later.
+
+    Raises:
+        ScenarioError: naming the asset's process, the price reached and the hour.
+    """
+    with np.errstate(invalid="ignore"):
+        bad = ~((paths >= SMALLEST) & (paths <= LARGEST)) & ~np.isnan(paths[:1])
+    if not bad.any():
+        return
+    t, k = np.argwhere(bad)[0]
+    asset = list(s.assets)[k]
+    field = f"market.processes.{asset}" if asset in s.market.processes else f"assets.{asset}"
+    raise ScenarioError(s.source, field, f"the price path reaches {paths[t, k]:.3g} USD at "
+                        f"hour {hours[t]:g}, outside [{SMALLEST:g}, {LARGEST:g}]: its volatility "
+                        "or drift is too large for the run's length, or its jumps too deep")
 
 
 def first_step(at_hours: float, dt_hours: float) -> int:

@@ -365,7 +365,8 @@ def test_two_files_with_one_source_run_their_own_points(tmp_path):
         d["batch"] = {"replications": 1, "grid": {LT: [0.8, 0.82, 0.85]}}
     a, b = scenario(source="<scenario>"), scenario(other, source="<scenario>")
     design = expand([a, b])
-    assert [design.scenario_of(r).name for r in design.runs] == ["<scenario>"] * 6 + ["other"] * 3
+    # "<scenario>" names no file: its name is the slug of that text (names become folders)
+    assert [design.scenario_of(r).name for r in design.runs] == ["scenario"] * 6 + ["other"] * 3
     lts = [design.scenario_of(r).protocols["aave"].markets["WETH"].liquidation_threshold
            for r in design.runs[6:]]
     assert lts == [0.8, 0.82, 0.85]

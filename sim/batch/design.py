@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from sim.errors import ScenarioError
+from sim.model.size import check_size
 from sim.scenario import Batch, Scenario, parse_scenario
 
 
@@ -174,16 +175,33 @@ def expand_file(scenario: Scenario) -> FileDesign:
                 raise ScenarioError(scenario.source, f"batch.{where[path]}.{path}",
                                     exc.args[0]) from None
         try:
-            scenarios.append(parse_scenario(data, source=scenario.source, text=scenario.text))
+            point = parse_scenario(data, source=scenario.source, text=scenario.text)
+            check_size(point, point.simulation.steps)
+            scenarios.append(point)
         except ScenarioError as exc:
-            path = next((p for p in values if exc.field == p or exc.field.startswith(p + ".")),
-                        None)
-            field_ = f"batch.{where[path]}.{path}" if path else exc.field
-            point = ", ".join(f"{k} = {v!r}" for k, v in values.items())
-            raise ScenarioError(scenario.source, field_,
-                                f"{exc.message} (at the design point {point})") from None
+            raise _point_error(exc, values, where) from None
     return FileDesign(scenario, parameters, points, scenarios,
                       b.sample.method if b.sample else None, matrix)
+
+
+def _point_error(exc: ScenarioError, values: dict, where: dict[str, str]) -> ScenarioError:
+    """``exc`` of one design point, named by the swept path that made it and the point."""
+    if not values:
+        return exc
+    path = next((p for p in values if exc.field == p or exc.field.startswith(p + ".")), None)
+    field_ = f"batch.{where[path]}.{path}" if path else exc.field
+    point = ", ".join(f"{k} = {v!r}" for k, v in values.items())
+    return ScenarioError(exc.source, field_, f"{exc.message} (at the design point {point})")
+
+
+def point_error(exc: Exception, values: dict, design: FileDesign) -> Exception:
+    """An error building one design point's model, named as ``expand_file`` names its own."""
+    if not isinstance(exc, ScenarioError):
+        return exc
+    b = design.scenario.batch
+    where = {p: g for g, paths in (("grid", b.grid), ("zip", b.zip), (
+        "sample", b.sample.ranges if b.sample else {})) for p in paths}
+    return _point_error(exc, values, where)
 
 
 @dataclass

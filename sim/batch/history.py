@@ -31,6 +31,7 @@ from sim.errors import ScenarioError, SimError
 from sim.plots import history_figure, plt
 from sim.results import VARIABLES, atomic_write
 from sim.scenario import Figure, Scenario, parse_scenario
+from sim.store import is_batch
 
 QUANTILES = (0.05, 0.5, 0.95)
 
@@ -136,6 +137,8 @@ def _run_fresh(scenario: Scenario, store: Path, **kwargs) -> None:
     except SimError as exc:
         if "changed since" not in str(exc):
             raise
+        if not is_batch(store):  # only ever delete a batch store this command made
+            raise SimError(f"{store}: not a batch store; not removing it") from None
         print(f"sim: {store}: the scenario changed since these runs; running it again",
               file=sys.stderr)
         shutil.rmtree(store)

@@ -29,6 +29,7 @@ from sim.model.accounting import Accounting
 from sim.model.build import Construction
 from sim.model.kinds import AGENT_KINDS
 from sim.model.pnl import COMPONENTS, MarketMakerPnL
+from sim.model.size import check_oracle_delays, check_size
 from sim.results import Recorder
 from sim.scenario import Scenario
 
@@ -52,9 +53,12 @@ class StressModel(Construction, Accounting, mesa.Model):
                  contagion: bool = True):
         self.contagion = contagion
         self.seed_used = scenario.simulation.seed if seed is None else int(seed)
+        n_steps = scenario.simulation.steps if steps is None else int(steps)
+        check_size(scenario, n_steps)  # before anything is allocated
+        check_oracle_delays(scenario, n_steps)
         super().__init__(rng=self.seed_used)
         s = self.scenario = scenario
-        self.n_steps = s.simulation.steps if steps is None else int(steps)
+        self.n_steps = n_steps
         self.dt_hours = s.simulation.dt_hours
         self.assets = list(s.assets)
         self.protocol_names = list(s.protocols)

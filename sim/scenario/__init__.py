@@ -6,6 +6,7 @@ line: ``file: field.path: what was expected, got what``. ``schema`` holds the ty
 elsewhere in the file (a market's venue, an agent's protocol, an oracle's pool).
 """
 
+from sim.scenario.base import LARGEST, SMALLEST, slug
 from sim.scenario.load import load_scenario, parse_scenario
 from sim.scenario.protocols import (
     CDP,
@@ -88,5 +89,5 @@ __all__ = [
     "LendingMarket", "LeveragedTraders", "LiquidStaking", "Liquidators", "LogNormal", "Market",
     "MarketMakers", "Oracle", "Pool", "Redeemers", "Replay", "StableSwap", "Scenario",
     "ShockPath", "Simulation", "Uniform", "check_references",
-    "draw", "load_scenario", "parse_scenario", "replay_path",
+    "draw", "load_scenario", "parse_scenario", "replay_path", "LARGEST", "SMALLEST", "slug",
 ]

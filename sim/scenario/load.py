@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from sim.errors import ScenarioError
+from sim.scenario.base import short
 from sim.scenario.references import check_references
 from sim.scenario.schema import Scenario
 
@@ -62,7 +63,7 @@ def _message(err: dict, data: Any) -> tuple[str, str]:
                                  f"(expected one of: {err['ctx']['expected_tags']})")
     given = err.get("input")
     if kind not in ("model_type", "dict_type") and not isinstance(given, dict | list):
-        msg = f"{msg[0].lower()}{msg[1:]}, got {given!r}"
+        msg = f"{msg[0].lower()}{msg[1:]}, got {short(given)}"
     else:
         msg = f"{msg[0].lower()}{msg[1:]}"
     return path, msg
@@ -153,8 +154,28 @@ def _allowed_keys(parent_loc: tuple, data: Any) -> list[str]:
     return list(node.get("properties", {}))
 
 
+MAX_DEPTH = 16  # tables and arrays inside each other; the schema's deepest path has 7
+
+
+def _too_deep(value: Any, depth: int = 0) -> str | None:
+    """The dotted path where ``value`` nests deeper than ``MAX_DEPTH``, else None."""
+    if depth > MAX_DEPTH:
+        return ""
+    items = value.items() if isinstance(value, dict) else (
+        ((f"[{k}]", v) for k, v in enumerate(value)) if isinstance(value, list) else ())
+    for key, item in items:
+        below = _too_deep(item, depth + 1)
+        if below is not None:
+            return f"{key}.{below}".rstrip(".").replace(".[", "[")
+    return None
+
+
 def parse_scenario(data: dict, *, source: str = "<scenario>", text: str = "") -> Scenario:
     """Validate a scenario mapping; raise ``ScenarioError`` naming the first bad field."""
+    where = _too_deep(data)
+    if where is not None:
+        raise ScenarioError(source, where, f"tables and arrays nest more than {MAX_DEPTH} "
+                            "deep here; no scenario field does")
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
@@ -182,4 +203,7 @@ def load_scenario(path: str | Path) -> Scenario:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(source, "", f"invalid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise ScenarioError(source, "", f"invalid TOML: arrays or tables nest too deep "
+                            f"(no scenario field nests more than {MAX_DEPTH})") from None
     return parse_scenario(data, source=source, text=text)

@@ -23,6 +23,7 @@ from sim.scenario.protocols import (
     Pool,
 )
 from sim.scenario.schema import (
+    DATA_ROOT_VARIABLE,
     BridgeFailure,
     Constant,
     Depeg,
@@ -34,6 +35,7 @@ from sim.scenario.schema import (
     Scenario,
     StaleOracle,
     Uniform,
+    data_roots,
     replay_path,
 )
 
@@ -104,8 +106,14 @@ def check_references(s: Scenario) -> None:
     for asset in s.market.processes:
         need_asset(f"market.processes.{asset}", asset)
     for asset, proc in s.market.processes.items():
-        if isinstance(proc, Replay) and not replay_path(s, proc).is_file():
-            fail(f"market.processes.{asset}.file", f"no such file: {replay_path(s, proc)}")
+        if isinstance(proc, Replay):
+            path, roots = replay_path(s, proc), data_roots(s)
+            if not any(path.is_relative_to(root) for root in roots):
+                fail(f"market.processes.{asset}.file", f"'{proc.file}' is outside the "
+                     f"scenario's folder ({roots[0]}); data files must be inside it, or inside "
+                     f"a folder named in ${DATA_ROOT_VARIABLE}")
+            if not path.is_file():
+                fail(f"market.processes.{asset}.file", f"no such file: {path}")
     for k, shock in enumerate(s.shocks):
         here = f"shocks[{k}]"
         if isinstance(shock, LiquidityWithdrawal | OracleManipulation | Sale):

@@ -6,6 +6,7 @@ number or a boolean where a number is expected is an error, not a silent convers
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,7 +25,15 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from sim.scenario.base import Fraction, OpenFraction, Strict
+from sim.scenario.base import (
+    Fraction,
+    Name,
+    OpenFraction,
+    Strict,
+    check_name,
+    short,
+    slug,
+)
 from sim.scenario.protocols import Protocol
 
 # --- distributions -------------------------------------------------------------------------
@@ -77,7 +86,9 @@ def draw(dist: Constant | Uniform | LogNormal, rng: np.random.Generator, n: int)
 class Simulation(Strict):
     """Clock, seed and engine limits."""
 
-    name: str | None = Field(None, description="Result folder name; defaults to the file stem")
+    name: Name | None = Field(
+        None, description="Result folder name (letters, digits, '_', '.', '-'); defaults to "
+        "the file stem with other characters replaced by '-'")
     steps: PositiveInt = Field(96, description="Number of steps")
     dt_hours: PositiveFloat = Field(0.25, description="Step length in hours")
     seed: int = Field(0, ge=0, description="Seed of the model's random generator")
@@ -845,6 +856,16 @@ class Scenario(Strict):
 
     _source: str = PrivateAttr("<scenario>")
     _text: str = PrivateAttr("")
+
+    @field_validator("assets", "protocols")
+    @classmethod
+    def _names(cls, table: dict, info: ValidationInfo) -> dict:
+        for key in table:
+            try:
+                check_name(key)
+            except ValueError as exc:
+                raise ValueError(f"{info.field_name[:-1]} name {short(key)}: {exc}") from None
+        return table
     _data: dict = PrivateAttr(default_factory=dict)
 
     @property
@@ -865,13 +886,28 @@ class Scenario(Strict):
     @property
     def name(self) -> str:
         """Result folder name: ``simulation.name`` or the file stem."""
-        return self.simulation.name or Path(self._source).stem
+        return self.simulation.name or slug(Path(self._source).stem)
 
     def protocols_of(self, kind: type) -> dict[str, Any]:
         """Protocols of one schema class, in file order."""
         return {k: v for k, v in self.protocols.items() if isinstance(v, kind)}
 
 
+DATA_ROOT_VARIABLE = "SIM_DATA_ROOT"
+
+
+def data_roots(s: Scenario) -> list[Path]:
+    """Folders a scenario may read data files from: its own, and ``$SIM_DATA_ROOT``'s.
+
+    ``SIM_DATA_ROOT`` holds one or more folders (separated by ``os.pathsep``) that every
+    scenario may read from, for data kept outside the scenarios' folders.
+    """
+    roots = [Path(s.source).parent.resolve()]
+    extra = os.environ.get(DATA_ROOT_VARIABLE, "")
+    roots += [Path(p).resolve() for p in extra.split(os.pathsep) if p]
+    return roots
+
+
 def replay_path(s: Scenario, proc: Replay) -> Path:
-    """A replay file's path, relative to the scenario file's folder."""
+    """A replay file's path, relative to the scenario file's folder (symlinks resolved)."""
     return (Path(s.source).parent / proc.file).resolve()
