@@ -16,7 +16,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from sim.errors import SimError, SimWarning
+from sim.errors import SimError, SimWarning, one_line
 
 EXIT_BAD_INPUT = 2
 
@@ -26,13 +26,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
-def _integer(text: str, low: int) -> int:
+def _integer(text: str, low: int, high: int = 2**63 - 1) -> int:
     try:
         value = int(text)
     except ValueError:
         value = low - 1
     if value < low:
-        raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text[:40]!r}")
+    if value > high:
+        raise argparse.ArgumentTypeError(f"must be an integer <= {high:,}, got {text[:40]!r}")
     return value
 
 
@@ -149,11 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("always", SimWarning)
             warnings.showwarning = _show_warning
             return _COMMANDS[args.command](args)
-    except SimError as exc:
-        print(f"sim: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as exc:  # an output folder that cannot be written
-        print(f"sim: error: {exc}", file=sys.stderr)
+    except (SimError, OSError) as exc:  # OSError: an output folder that cannot be written
+        print(f"sim: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("sim: interrupted; nothing was written", file=sys.stderr)
@@ -162,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """One line on stderr per warning (``sim: warning: ...``), no source line."""
-    print(f"sim: warning: {message}", file=sys.stderr)
+    print(f"sim: warning: {one_line(str(message))}", file=sys.stderr)
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:

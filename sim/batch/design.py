@@ -22,6 +22,7 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +82,36 @@ def replication_seed(base: int, replication: int) -> int:
     """
     seq = np.random.SeedSequence(base, spawn_key=(replication,))
     return int(seq.generate_state(1, dtype=np.uint32)[0] >> 1)
+
+
+MAX_RUNS = 1_000_000  # runs in one batch: a manifest of a million runs is ~100 MB
+
+
+def design_points(batch: Batch) -> int:
+    """How many design points ``batch`` has, counted without making them."""
+    count = math.prod(len(v) for v in batch.grid.values())
+    count *= len(next(iter(batch.zip.values()))) if batch.zip else 1
+    if batch.sample is not None:
+        d = len(batch.sample.ranges)
+        count *= batch.sample.n * {"latin_hypercube": 1, "sobol": d + 2,
+                                   "morris": d + 1}[batch.sample.method]
+    return count
+
+
+def check_design_size(scenario: Scenario, replications: int | None = None) -> None:
+    """Refuse a design of more than ``MAX_RUNS`` runs before making its points.
+
+    Raises:
+        ScenarioError: naming ``batch`` and the count.
+    """
+    b = scenario.batch
+    points = design_points(b)
+    runs = points * (replications or b.replications)
+    if runs > MAX_RUNS:
+        plural = "s" * (points != 1)
+        raise ScenarioError(scenario.source, "batch", f"{points:,} design point{plural} x "
+                            f"{replications or b.replications:,} replications = {runs:,} runs; "
+                            f"a batch holds at most {MAX_RUNS:,} (split it into several)")
 
 
 def sample_points(batch: Batch) -> np.ndarray:
@@ -148,6 +179,7 @@ def expand_file(scenario: Scenario) -> FileDesign:
             value the schema refuses.
     """
     b = scenario.batch
+    check_design_size(scenario)
     groups: list[tuple[str, list[str], list[tuple]]] = []
     if b.grid:
         paths = list(b.grid)
@@ -236,6 +268,7 @@ def expand(scenarios: list[Scenario], *, replications: int | None = None,
                             "simulation.name")
     files, runs = [], []
     for scenario in scenarios:
+        check_design_size(scenario, replications)
         f = expand_file(scenario)
         files.append(f)
         b = scenario.batch

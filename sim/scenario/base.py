@@ -22,7 +22,7 @@ OpenFraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 LARGEST = 1e15
 SMALLEST = 1e-12
 LARGEST_INT = 2**63 - 1  # the results store integers (seeds) as int64
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
 
