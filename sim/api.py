@@ -104,6 +104,8 @@ class Simulation:
             "dt_hours": model.dt_hours,
             "sim_version": __version__,
             "contagion": int(self.contagion),
+            # Steps whose cascade stopped at simulation.max_cascade_rounds (a warning too).
+            "capped_cascade_steps": len(model.capped_cascades),
         }, extra_coords={
             "pool_base": ("protocol", _pool_token(model, "base")),
             "pool_quote": ("protocol", _pool_token(model, "quote")),

@@ -2,7 +2,9 @@
 
 ``open_material(path)`` reads what a path holds: one run (``results.nc`` or its folder), a
 batch (a store with ``batch.json``, or a ``.nc`` file with a ``run`` dim) with the
-``sensitivity.nc`` written beside it by ``sim sensitivity``, a sensitivity file, or a
+``sensitivity.nc`` written beside it by ``sim sensitivity`` (the default output's; the
+indices of other outputs are named ``sensitivity-<output>-<statistic>.nc``), a sensitivity
+file, or a
 history validation (``validation.nc`` or the folder ``sim validate-history`` wrote).
 ``CHARTS`` names every chart with what it shows; ``reasons(material)`` says for each why
 it cannot be drawn (``None``: it can); ``draw(material, name)`` returns the Figure.
@@ -14,6 +16,7 @@ title says which); the heatmap shows every point.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -32,7 +35,7 @@ from sim.batch.summary import (
     swept_parameters,
     value_at_risk,
 )
-from sim.errors import ResultsError
+from sim.errors import ResultsError, SimWarning
 from sim.plots import (
     bad_debt_figure,
     cascade_figure,
@@ -223,7 +226,9 @@ def heatmap_grid(batch: xr.Dataset, scalars: xr.Dataset | None = None) -> xr.Dat
         scalars[x].values.astype(float))
     if not swept.any():
         raise ResultsError(f"the heatmap needs runs with values of {y} and {x}")
-    measures = risk_measures(scalars.isel(run=np.flatnonzero(swept)), by=params)
+    with warnings.catch_warnings():  # only the insolvency share is read, not the tails
+        warnings.simplefilter("ignore", SimWarning)
+        measures = risk_measures(scalars.isel(run=np.flatnonzero(swept)), by=params)
     ys, xs = np.unique(measures[y].values), np.unique(measures[x].values)
     grid = np.full((len(ys), len(xs)), np.nan)
     for g in range(measures.sizes["group"]):
@@ -257,7 +262,11 @@ def _draw_heatmap(m: Material) -> Figure:
 
 def _sobol_reason(m: Material) -> str | None:
     if m.sensitivity is None:
-        return f"needs Sobol indices ({SENSITIVITY_FILE}: run `sim sensitivity` on a batch)"
+        others = sorted(p.name for p in m.path.glob("sensitivity-*.nc")) if m.path.is_dir() \
+            else []
+        named = f"; or plot {', '.join(others)} itself" if others else ""
+        return (f"needs Sobol indices ({SENSITIVITY_FILE}: run `sim sensitivity` on a "
+                f"batch{named})")
     return None if "S1" in m.sensitivity else "the sensitivity file holds Morris, not Sobol"
 
 

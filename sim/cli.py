@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     summ.add_argument("--out", type=Path, help="netCDF file to write (default "
                       "RESULTS/summary.nc, beside RESULTS when it is a file)")
     sens = sub.add_parser("sensitivity", help="Sobol or Morris indices of a sampled batch: "
-                          "print a table, write RESULTS/sensitivity.nc")
+                          "print a table, write RESULTS/sensitivity.nc (other outputs: "
+                          "sensitivity-OUTPUT-STATISTIC.nc)")
     sens.add_argument("results", type=Path, help="batch folder (a sobol or morris sample)")
     sens.add_argument("--output", default="total_bad_debt",
                       help="per-run scalar (default total_bad_debt)")
@@ -427,7 +428,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 def _cmd_sensitivity(args: argparse.Namespace) -> int:
     import sim
-    from sim.batch.sensitivity import SENSITIVITY_FILE, format_sensitivity, sensitivity
+    from sim.batch.sensitivity import format_sensitivity, sensitivity, sensitivity_file
     from sim.batch.summary import write_summary
     from sim.errors import ResultsError
     from sim.store import BatchStore, is_batch
@@ -438,7 +439,7 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
     manifest = BatchStore(args.results).manifest()
     indices = sensitivity(sim.open_results(args.results), manifest, output=args.output,
                           statistic=args.statistic)
-    path = write_summary(indices, args.results / SENSITIVITY_FILE)
+    path = write_summary(indices, args.results / sensitivity_file(args.output, args.statistic))
     print(format_sensitivity(indices))
     print(f"written {path}")
     return 0

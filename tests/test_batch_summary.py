@@ -33,6 +33,10 @@ from tests.conftest import tiny
 
 LT = "protocols.aave.markets.WETH.liquidation_threshold"
 Z = 1.959963984540054  # Phi^-1(0.975)
+# Hand-built groups of a few runs check the estimators' values; the warning that they are
+# few is tests/test_warnings.py's.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:tail measures from as few as:sim.errors.SimWarning")
 
 # 20 losses, 12 of them zero. Sorted: L_(13..20) = 1, 2, 3, 5, 8, 13, 21, 34.
 LOSSES_20 = np.array([0.0, 5, 0, 0, 34, 0, 1, 0, 13, 0, 0, 2, 0, 21, 0, 8, 0, 3, 0, 0])
@@ -303,6 +307,8 @@ def batch() -> tuple[xr.Dataset, list[xr.Dataset]]:
     return out, singles
 
 
+@pytest.mark.filterwarnings(  # tiny's cascade at the jump outlasts its 40 rounds
+    "ignore:cascade stopped at max_cascade_rounds:sim.errors.SimWarning")
 def test_scalars_of_an_outer_joined_store_equal_those_of_each_run_alone(batch):
     store, singles = batch
     assert store.sizes["time"] == 7 + 3  # 0..3 h by 0.5 h, and 4, 5, 6 h

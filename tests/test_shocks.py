@@ -27,6 +27,8 @@ def quiet(d):
     d["market"] = {"processes": {}}
 
 
+@pytest.mark.filterwarnings(  # tiny's cascade at the jump outlasts its 40 rounds
+    "ignore:cascade stopped at max_cascade_rounds:sim.errors.SimWarning")
 def test_gas_spike_prices_liquidators_out_for_its_window():
     base = run_with([])
     spiked = run_with([{"kind": "gas_spike", "at_hours": 1.5, "duration_hours": 2.0,

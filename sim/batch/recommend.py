@@ -14,13 +14,16 @@ less of it and keepers stop liquidating). The estimate of VaR at each value carr
 sampling noise, so it need not be monotone in the parameter; the run from the safe end
 never steps over a value that failed the limit to reach a larger one that passed by
 chance. ``monotone`` says whether any value beyond the recommendation passes again (False:
-the curve is not monotone at the limit; more replications will tell).
+the curve is not monotone at the limit; more replications will tell). ``at_edge`` says that
+every tested value passed: the recommendation is the end of the grid, not where the limit
+binds, and the grid needs extending (a warning says so).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import xarray as xr
@@ -33,8 +36,9 @@ from sim.batch.summary import (
     group_label,
     swept_parameters,
     value_at_risk,
+    warn_few_runs,
 )
-from sim.errors import ResultsError
+from sim.errors import ResultsError, SimWarning
 
 RECOMMENDATION_FILE = "recommendation.nc"
 
@@ -62,8 +66,10 @@ def recommend(ds: xr.Dataset, parameter: str, limit: float, *, level: float = 0.
         ascending; the dim and its coordinate are named by the dotted path):
         ``value_at_risk``, ``runs``, ``tested`` (the group's scenario has runs at the
         value) and ``qualifies`` (VaR <= limit) on (group, parameter),
-        ``recommended`` (group; NaN when no value qualifies), ``found`` and ``monotone``
-        (group). Coordinates on ``group``: ``scenario`` and the other swept parameters.
+        ``recommended`` (group; NaN when no value qualifies), ``found``, ``monotone`` and
+        ``at_edge`` (group: every value tested qualifies, so the answer may lie beyond the
+        grid; a ``SimWarning`` too). Coordinates on ``group``: ``scenario`` and the other
+        swept parameters.
 
     Raises:
         ResultsError: ``parameter`` is not swept, a level outside (0, 1), or a design with
@@ -119,10 +125,13 @@ def recommend(ds: xr.Dataset, parameter: str, limit: float, *, level: float = 0.
                                f"runs at more than half the values of {parameter}; a "
                                "recommendation needs a grid (or zip) over it, not a sample")
 
+    warn_few_runs(f"value of {parameter}", runs[runs > 0], [(level, "var")],
+                  "add replications (batch.replications)")
     with np.errstate(invalid="ignore"):
         qualifies = var <= limit  # NaN (no runs) never qualifies
     recommended = np.full(len(groups), np.nan)
     monotone = np.ones(len(groups), dtype=bool)
+    at_edge = np.zeros(len(groups), dtype=bool)
     for g in range(len(groups)):
         order = np.flatnonzero(candidate[g])
         if smallest:
@@ -132,10 +141,19 @@ def recommend(ds: xr.Dataset, parameter: str, limit: float, *, level: float = 0.
             block += 1
         if block:
             recommended[g] = grid[order[block - 1]]
+        at_edge[g] = block > 0 and block == order.size
         monotone[g] = not qualifies[g, order[block:]].any()
+    direction = "smallest" if smallest else "largest"
+    if at_edge.any():
+        g = int(np.flatnonzero(at_edge)[0])
+        k = int(np.flatnonzero(grid == recommended[g])[0])
+        warnings.warn(
+            f"recommend: {parameter} = {recommended[g]:g}, the {direction} value tested, is "
+            f"within the limit ({level:.0%} VaR {var[g, k]:g} <= {limit:g}) in "
+            f"{int(at_edge.sum())} of {len(groups)} groups: the answer may lie beyond the "
+            "grid; extend it", SimWarning, stacklevel=2)
 
     units = SCALARS.get(output, ("", ""))[0] or str(values.attrs.get("units", ""))
-    direction = "smallest" if smallest else "largest"
     by_value = ("group", parameter)
     data_vars = {
         "value_at_risk": (by_value, var, {
@@ -154,6 +172,9 @@ def recommend(ds: xr.Dataset, parameter: str, limit: float, *, level: float = 0.
             "units": "1", "long_name": "some value qualifies"}),
         "monotone": ("group", monotone, {
             "units": "1", "long_name": "no value beyond the recommendation qualifies again"}),
+        "at_edge": ("group", at_edge, {
+            "units": "1", "long_name": f"the recommendation is the {direction} value tested: "
+            "the answer may lie beyond the grid"}),
     }
     coords: dict = {parameter: (parameter, grid, dict(values[parameter].attrs))}
     first = [labels.index(label) for label in groups]
@@ -199,6 +220,9 @@ def format_recommendation(rec: xr.Dataset) -> str:
         prefix = f"  {where}: " if where else "  "
         value = float(rec.recommended.values[g])
         text = "no value qualifies" if math.isnan(value) else f"{parameter} = {value:g}"
+        if "at_edge" in rec and bool(rec.at_edge.values[g]):
+            text += (f" (the {a['direction']} value tested: the answer may lie beyond the "
+                     "grid; extend it)")
         if not bool(rec.monotone.values[g]):
             text += (" (a value beyond it qualifies again: VaR is not monotone here; more "
                      "replications will tell)")

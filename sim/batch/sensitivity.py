@@ -28,6 +28,16 @@ analysis of the same scheme:
 Both schemes need Y at every design point: a failed or missing run leaves a hole that no
 estimator can skip (Saltelli's estimators pair rows; Morris' pair neighbouring points), so
 the batch must be resumed until it is complete.
+
+Too small a sample warns (``SimWarning``), judged on the result itself: a Sobol index whose
+bootstrap half-width exceeds ``SOBOL_MAX_HALF_WIDTH`` = 0.5 has an interval longer than
+[0, 1], every value an index can take, so it rules nothing out. Morris' ``mu_star`` is a
+mean of absolute effects, positive even for pure noise, so its interval never reaches 0:
+the screening is judged by the largest ``mu_star``, which warns when its half-width exceeds
+``MORRIS_MAX_RELATIVE_HALF_WIDTH`` = 0.5 of it (the strongest effect known only to within a
+factor of three, mu_star / 2 to 3 mu_star / 2: too loose to rank the others against). A
+``varNN`` or ``esNN`` statistic over fewer replications than ``summary.tail_runs`` asks is
+the worst replication (or close to it), and warns too.
 """
 
 from __future__ import annotations
@@ -35,15 +45,24 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 import xarray as xr
 
-from sim.batch.summary import SCALARS, expected_shortfall, run_scalars, value_at_risk
-from sim.errors import ResultsError
+from sim.batch.summary import (
+    SCALARS,
+    expected_shortfall,
+    run_scalars,
+    value_at_risk,
+    warn_few_runs,
+)
+from sim.errors import ResultsError, SimWarning
 
-SENSITIVITY_FILE = "sensitivity.nc"
+SENSITIVITY_FILE = "sensitivity.nc"  # of the default output and statistic; others are named
+SOBOL_MAX_HALF_WIDTH = 0.5  # beyond it an index's 95% interval is longer than [0, 1]
+MORRIS_MAX_RELATIVE_HALF_WIDTH = 0.5  # of the largest mu_star (module docstring)
 METHODS = ("sobol", "morris")
 CONF_LEVEL = 0.95  # of the bootstrap confidence half-widths
 RESAMPLES = 100  # bootstrap resamples (SALib's default)
@@ -73,6 +92,18 @@ def parse_statistic(text: str) -> Callable[[np.ndarray], float]:
         return lambda values: measure(values, level)
     raise ResultsError(f"statistic: expected 'mean', 'varNN' or 'esNN' with 0 < NN < 100 "
                        f"(e.g. var95), got {text!r}")
+
+
+def sensitivity_file(output: str = "total_bad_debt", statistic: str = "mean") -> str:
+    """The file ``sim sensitivity`` writes the indices of ``output`` (``statistic``) to.
+
+    ``sensitivity.nc`` for the default total bad debt's mean (the file ``sim plot`` reads
+    beside a batch), ``sensitivity-<output>-<statistic>.nc`` for any other, so that the
+    indices of one output never overwrite another's.
+    """
+    if (output, statistic) == ("total_bad_debt", "mean"):
+        return SENSITIVITY_FILE
+    return f"sensitivity-{output}-{statistic}.nc"
 
 
 def per_run_output(ds: xr.Dataset, output: str) -> xr.DataArray:
@@ -191,6 +222,11 @@ def sensitivity(ds: xr.Dataset, manifest: dict, *, output: str = "total_bad_debt
     reduce = parse_statistic(statistic)
     values = per_run_output(ds, output)
     x, y = sample_outputs(values, manifest, reduce)
+    tail = _STATISTIC.fullmatch(statistic)
+    if tail:
+        replications = np.bincount(values.point.values.astype(np.int64), minlength=len(x))
+        warn_few_runs("design point", replications, [(float(tail[2]) / 100.0, tail[1])],
+                      "raise batch.replications")
     paths = list(f["parameters"])
     sample = f["batch"]["sample"]
     problem = {"num_vars": len(paths), "names": paths,
@@ -222,6 +258,15 @@ def sensitivity(ds: xr.Dataset, manifest: dict, *, output: str = "total_bad_debt
                 "half-width"})
         reference = ("Saltelli et al. (2010) first order, Jansen (1999) total order; SALib "
                      "analyze.sobol")
+        conf = np.stack([data_vars["S1_conf"][1], data_vars["ST_conf"][1]])
+        if np.nanmax(conf) > SOBOL_MAX_HALF_WIDTH:
+            which, j = np.unravel_index(np.nanargmax(conf), conf.shape)
+            key = ("S1", "ST")[which]
+            warnings.warn(
+                f"sensitivity: {key} of {paths[j]} = {data_vars[key][1][j]:.2f} +- "
+                f"{conf[which, j]:.2f} ({CONF_LEVEL:.0%}): an interval longer than [0, 1], "
+                f"from {y.size // (len(paths) + 2)} base samples; the indices are noise: "
+                "raise batch.sample.n", SimWarning, stacklevel=2)
     else:
         from SALib.analyze import morris
 
@@ -238,6 +283,15 @@ def sensitivity(ds: xr.Dataset, manifest: dict, *, output: str = "total_bad_debt
                      for key, long_name in names.items()}
         reference = ("Morris (1991) elementary effects, mu_star of Campolongo, Cariboni and "
                      f"Saltelli (2007); SALib analyze.morris, {levels} levels")
+        top = int(np.nanargmax(data_vars["mu_star"][1]))
+        mu_star, half = data_vars["mu_star"][1][top], data_vars["mu_star_conf"][1][top]
+        if half > MORRIS_MAX_RELATIVE_HALF_WIDTH * mu_star:
+            warnings.warn(
+                f"sensitivity: the largest mu_star, {paths[top]}'s, is {mu_star:.4g} +- "
+                f"{half:.4g} ({CONF_LEVEL:.0%}), a half-width over "
+                f"{MORRIS_MAX_RELATIVE_HALF_WIDTH:g} of it, from "
+                f"{y.size // (len(paths) + 1)} trajectories: too loose to rank the "
+                "parameters; raise batch.sample.n", SimWarning, stacklevel=2)
     return xr.Dataset(data_vars, coords={"parameter": ("parameter", np.array(paths,
                                                                             dtype=object))},
                       attrs={"method": method, "output": output, "output_units": units,

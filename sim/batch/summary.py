@@ -30,12 +30,18 @@ distribution F_n and order statistics L_(1) <= ... <= L_(n):
   (p + z^2 / 2n -+ z sqrt(p (1 - p) / n + z^2 / 4n^2)) / (1 + z^2 / n), z = Phi^-1(0.975).
   Unlike the normal (Wald) interval it stays inside [0, 1] and is not empty at k = 0, the
   common case of a parameter set that never fails (Newcombe 1998 compares the two).
+
+Too few runs for a tail (``tail_runs``): VaR_a = L_(ceil(n a)) is the worst run L_(n) until
+n (1 - a) >= 1, so it needs n >= 1 / (1 - a) runs (20 at 95%, 100 at 99%) for one run to
+lie beyond it; ES_a is then that one run, so it needs two in the tail, n >= 2 / (1 - a) (40
+at 95%, 200 at 99%). Below that the measures are computed and a ``SimWarning`` says so.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from statistics import NormalDist
@@ -43,7 +49,7 @@ from statistics import NormalDist
 import numpy as np
 import xarray as xr
 
-from sim.errors import ResultsError
+from sim.errors import ResultsError, SimWarning
 from sim.results import atomic_write
 
 LEVELS = (0.95, 0.99)
@@ -185,6 +191,50 @@ def expected_shortfall(losses: np.ndarray, level: float) -> float:
     return float((beyond + at_var) / (1.0 - level))
 
 
+def tail_runs(level: float, measure: str = "var") -> int:
+    """The fewest runs for a ``var`` or ``es`` at ``level`` not to be the worst run alone.
+
+    VaR_a = L_(ceil(n a)) is the largest loss until n (1 - a) >= 1: one run must lie beyond
+    it, n >= 1 / (1 - a). ES_a averages the worst n (1 - a) losses, the worst alone until
+    two fit in its tail: n >= 2 / (1 - a).
+    """
+    tail = 1.0 if measure == "var" else 2.0
+    return math.ceil(tail / (1.0 - level) - 1e-9)  # 1 / (1 - 0.95) is 19.999... in floats
+
+
+def warn_few_runs(what: str, runs: np.ndarray, levels: Sequence[tuple[float, str]],
+                  remedy: str) -> None:
+    """A ``SimWarning`` when some group has fewer runs than ``tail_runs`` asks.
+
+    Args:
+        what: what the runs are counted in ("group", "design point", ...).
+        runs: runs per group.
+        levels: the (level, ``var`` or ``es``) pairs estimated.
+        remedy: what to raise, for the message.
+    """
+    runs = np.asarray(runs)
+    if runs.size == 0:
+        return
+    fewest = int(runs.min())
+    unmet = [(level, measure, tail_runs(level, measure)) for level, measure in levels
+             if tail_runs(level, measure) > fewest]
+    if not unmet:
+        return
+    most = max(n for *_, n in unmet)
+    below = int(np.count_nonzero(runs < most))
+    label = {"var": "VaR", "es": "ES"}
+    needed = ", ".join(f"{level:.0%} {label[measure]} needs >= {n}"
+                       for level, measure, n in unmet)
+    why = [text for measure, text in (("var", "VaR is the worst run"),
+                                      ("es", "ES averages fewer than two"))
+           if any(m == measure for _, m, _ in unmet)]
+    warnings.warn(
+        f"tail measures from as few as {fewest} run{'s' if fewest != 1 else ''} per {what} "
+        f"({below} of {runs.size} below {most}): {needed}; with fewer, {' and '.join(why)}; "
+        f"{remedy}",
+        SimWarning, stacklevel=3)
+
+
 def wilson_interval(successes: int, trials: int, confidence: float = CONFIDENCE,
                     ) -> tuple[float, float]:
     """Wilson (1927) score interval of a binomial proportion (NaN, NaN when no trials)."""
@@ -250,6 +300,9 @@ def risk_measures(scalars: xr.Dataset, by: Sequence[str] | None = None) -> xr.Da
     es = np.full((n_groups, n_levels), np.nan)
     lar, prob, low, high = (np.full(n_groups, np.nan) for _ in range(4))
     runs = np.array([m.size for m in members], dtype=np.int64)
+    # Liquidations at Risk is a 95% VaR: its needs are the 95% VaR's.
+    warn_few_runs("group", runs, [(level, m) for level in LEVELS for m in ("var", "es")],
+                  "add replications (batch.replications)")
     for g, m in enumerate(members):
         for j, level in enumerate(LEVELS):
             var[g, j] = value_at_risk(bad_debt[m], level)

@@ -6,6 +6,8 @@ tables and agent populations. Setup errors name the scenario field (``ScenarioEr
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from sim.agents.arbitrageur import Arbitrageur, ArbitrageurTable
@@ -22,7 +24,7 @@ from sim.agents.redeemer import Redeemer, RedeemerTable
 from sim.agents.vault_owner import VaultOwner, VaultOwnerTable
 from sim.agents.vol_arbitrageur import VolArbitrageur, VolArbitrageurTable
 from sim.engine.greeks import CALL, PUT
-from sim.errors import ScenarioError
+from sim.errors import ScenarioError, SimWarning
 from sim.protocols.amm import Pools
 from sim.protocols.cdp import CDPs
 from sim.protocols.errors import ProtocolError
@@ -48,6 +50,7 @@ from sim.scenario import (
     StableSwap,
     draw,
 )
+from sim.scenario.references import model_priced
 
 
 class Construction:
@@ -108,7 +111,7 @@ class Construction:
                 if mk is None:
                     row.append(None)
                     continue
-                params = mk.model_dump(exclude={"interest_rate", "liquidation_venue"})
+                params = mk.model_dump(exclude={"interest_rate", "liquidation_venue", "oracle"})
                 params.update(mk.interest_rate.model_dump())
                 row.append(params)
                 if mk.liquidation_venue is not None:
@@ -122,6 +125,37 @@ class Construction:
         self._build_cdps()
         self._build_algorithmic()
         self._build_perps()
+
+    def _warn_unread_markets(self) -> None:
+        """Warn, per lending protocol, of markets that read a moving price with no oracle.
+
+        An asset with no oracle protocol is read as the model prices it every step (no
+        delay, heartbeat or deviation: ``sim.protocols.oracle``). That is harmless when the
+        price never moves (a stablecoin at 1) and may be meant otherwise: a market says so
+        with ``oracle = "exact"``. The external path is whole from the start; an asset the
+        model prices (``model_priced``) counts as moving.
+        """
+        s = self.scenario
+        read = {o.asset for o in s.protocols_of(Oracle).values()}
+        priced = model_priced(s)
+        for name, cfg in s.protocols_of(Lending).items():
+            unread = []
+            for asset, mk in cfg.markets.items():
+                if asset in read or mk.oracle == "exact":
+                    continue
+                if asset in priced:
+                    unread.append(f"{asset} (priced by the model: {priced[asset][0]})")
+                    continue
+                path = self.prices[:, self._index(asset)]
+                if np.ptp(path) > 0:
+                    unread.append(f"{asset} (external price {path.min():.6g} to "
+                                  f"{path.max():.6g} over the run)")
+            if unread:
+                warnings.warn(
+                    f"protocols.{name}: no oracle reads {', '.join(unread)}; its markets read "
+                    "the price every step with no delay, heartbeat or deviation: add an "
+                    "oracle protocol, or set oracle = \"exact\" in the market if that is meant",
+                    SimWarning, stacklevel=2)
 
     def _build_options(self) -> None:
         """Options protocols, one volatility surface per asset (their markets'), and series.

@@ -18,6 +18,8 @@ Every random draw goes through ``self.rng`` (seeded by Mesa from the scenario's 
 
 from __future__ import annotations
 
+import warnings
+
 import mesa
 import numpy as np
 
@@ -25,6 +27,7 @@ from sim import market, network, shocks
 from sim.engine import cascade as ck
 from sim.engine import cdp as cdp_kernel
 from sim.engine import perps as perps_kernel
+from sim.errors import SimWarning
 from sim.model.accounting import Accounting
 from sim.model.build import Construction
 from sim.model.kinds import AGENT_KINDS
@@ -71,6 +74,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.volume = dict.fromkeys(AGENT_KINDS, 0.0)
         self.graph = network.build_graph(s)
         self._build_protocols()  # prices the option tokens at t = 0
+        self._warn_unread_markets()
         self.running_max = self.prices[0].copy()
         self._build_agents()
         self._place_sale_tokens()
@@ -88,6 +92,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.algo_step = None  # flows of the algorithmic stablecoins in the last step
         self.perp_stats = np.zeros((len(self.perp_names), perps_kernel.N_STATS))
         self.liquidation_passes = 0
+        self.capped_cascades: list[int] = []  # steps whose cascade hit max_cascade_rounds
         self.withdrawn = np.zeros(len(self.protocol_names))  # lenders' withdrawals (USD)
         self.hedge_sold = np.zeros(len(self.assets))  # base tokens the delta hedgers sold
         self.hedge_cost = 0.0  # what their trades cost beyond value (fees and impact)
@@ -193,6 +198,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         linked = (len(self.cdps.names) > 0 or len(self.receipts) > 0 or len(self.staking) > 0
                   or len(self.algo) > 0 or len(self.perp_names) > 0 or len(self.accounts) > 0)
         ext = self.prices[t]
+        capped = 0  # liquidations in the last round of a pass that used every round
         for k in range(MAX_PASSES):
             s_, tot, r = self.lending.liquidate(
                 oracle_price=self.oracles.price, oracle_pool=self.oracles.live_pools(stale),
@@ -201,6 +207,7 @@ class StressModel(Construction, Accounting, mesa.Model):
                 gas_sink=self.gas_sink, max_rounds=n_rounds)
             stats += s_
             totals += tot
+            capped = int(r[-1]) if tot[ck.ROUNDS] >= n_rounds else 0
             if len(self.accounts):  # one pass over the multi-collateral accounts
                 s_a, done = self.accounts.liquidate(
                     oracle_price=self.oracles.price, value_price=ext,
@@ -221,7 +228,23 @@ class StressModel(Construction, Accounting, mesa.Model):
             self._price_issued(t)
             self.oracles.update(t, self.prices[: t + 1], self.amm.spot(), stale)
             self.options.forward = self._option_forwards()
+        if capped:  # no later pass took the cascade up again
+            self._cascade_capped(t, n_rounds, capped)
         return stats, totals, rounds
+
+    def _cascade_capped(self, t: int, n_rounds: int, last_round: int) -> None:
+        """Record a step whose cascade stopped at its round limit; warn at the first.
+
+        The kernel stops after ``max_rounds`` even when its last round still liquidated:
+        positions made liquidatable by that round's sales wait for the next step.
+        """
+        self.capped_cascades.append(t)
+        if len(self.capped_cascades) == 1:
+            warnings.warn(
+                f"cascade stopped at max_cascade_rounds = {n_rounds} at hour "
+                f"{t * self.dt_hours:g} (step {t}) while its last round still liquidated "
+                f"{last_round} position{'s' if last_round != 1 else ''}: later rounds wait for "
+                "the next step; raise simulation.max_cascade_rounds", SimWarning, stacklevel=2)
 
     def _perp_liquidations(self) -> float:
         """One liquidation pass of the perps at the oracle marks; vaults rehedge on pools."""

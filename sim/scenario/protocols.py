@@ -32,6 +32,10 @@ class LendingMarket(Strict):
     liquidation_venue: str | None = Field(
         None, description="Pool where liquidators sell this collateral; none: sold off-chain"
     )
+    oracle: Literal["exact"] | None = Field(
+        None, description="\"exact\": with no oracle protocol for the asset, the market "
+        "reads its price as the model sets it every step (no delay, heartbeat or deviation), "
+        "as intended; unset, that fallback makes a warning when the price moves")
 
     @model_validator(mode="after")
     def _aave_bounds(self) -> LendingMarket:

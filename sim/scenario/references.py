@@ -240,6 +240,21 @@ def check_references(s: Scenario) -> None:
                                  market.liquidation_venue, asset, "sells")
     if not s.protocols_of(Lending):
         fail("protocols", "a scenario needs a protocol of kind 'lending' (found none)")
+    priced = model_priced(s)
+    moves = [(f"market.jumps[{k}].asset", "a jump", jump.asset)
+             for k, jump in enumerate(s.market.jumps)]
+    moves += [(f"shocks[{k}].asset", f"a {shock.kind}", shock.asset)
+              for k, shock in enumerate(s.shocks) if isinstance(shock, Depeg | BridgeFailure)]
+    for field, what, asset in moves:
+        if asset in priced and asset not in option_tokens:  # option tokens: checked above
+            how, instead = priced[asset]
+            fail(field, f"'{asset}' is priced by the model ({how}), not from its external "
+                 f"price path: {what} there changes nothing; {instead}")
+    for name, proto in s.protocols_of(Lending).items():
+        for asset, market in proto.markets.items():
+            if market.oracle == "exact" and asset in oracle_of:
+                fail(f"protocols.{name}.markets.{asset}.oracle", f"'{asset}' has oracle "
+                     f"'{oracle_of[asset]}', which the market reads: remove oracle = \"exact\"")
 
     a = s.agents
 
@@ -346,6 +361,48 @@ def check_references(s: Scenario) -> None:
     if a.arbitrageurs is not None and a.arbitrageurs.pools is not None:
         for k, pool in enumerate(a.arbitrageurs.pools):
             need_protocol(f"agents.arbitrageurs.pools[{k}]", pool, Pool, "pool")
+
+
+def model_priced(s: Scenario) -> dict[str, tuple[str, str]]:
+    """Assets whose price the model sets every step, ignoring their external price path.
+
+    Staked and wrapped tokens (their pool's spot, or the exchange rate, times the
+    underlying's price), algorithmic stablecoins and their sisters and CDP stablecoins with
+    a ``stable_pool`` (their pool's spot), lending receipt tokens (the underlying's price
+    times the issuer's backing ratio) and option tokens (their volatility surface). A jump,
+    depeg or bridge failure of such an asset's external price changes nothing.
+
+    Returns:
+        asset -> (how it is priced, what moves it instead), as phrases for a message.
+    """
+    out: dict[str, tuple[str, str]] = {}
+    for name, proto in s.protocols.items():
+        if isinstance(proto, LiquidStaking):
+            if proto.pool is None:
+                out[proto.token] = (f"{proto.underlying}'s price times {name}'s exchange rate",
+                                    f"to move it, take {name}'s backing (an exploit shock)")
+            else:
+                out[proto.token] = (f"{proto.underlying}'s price times the spot of pool "
+                                    f"'{proto.pool}'", f"to move it, sell it into "
+                                    f"'{proto.pool}' (a sale shock) or take {name}'s backing "
+                                    "(an exploit shock)")
+        elif isinstance(proto, AlgorithmicStablecoin | CDP):
+            pools = ({proto.stable: proto.stable_pool, proto.sister: proto.sister_pool}
+                     if isinstance(proto, AlgorithmicStablecoin) else
+                     {proto.stable: proto.stable_pool} if proto.stable_pool else {})
+            for token, pool in pools.items():
+                out[token] = (f"the spot of pool '{pool}', where {name} prices it",
+                              f"to move it, sell it into '{pool}' (a sale shock) or pull "
+                              "that pool's liquidity (a liquidity_withdrawal shock)")
+    for asset, spec in s.assets.items():
+        if spec.underlying is not None:
+            out[asset] = (f"{spec.underlying}'s price times {spec.issuer}'s backing ratio",
+                          f"move {spec.underlying}, or take {spec.issuer}'s cash (an exploit "
+                          "shock)")
+        elif spec.option is not None:
+            out[asset] = (f"{spec.option.protocol}'s volatility surface",
+                          f"move its underlying {spec.option.underlying}")
+    return out
 
 
 def check_redeemers(s: Scenario) -> None:
