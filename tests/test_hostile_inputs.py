@@ -154,8 +154,8 @@ def test_any_field_set_to_a_hostile_value_is_refused_or_runs_clean(path, value, 
     assert result.kind in ("refused", "ran"), f"{case.name}: {result.kind}: {result.detail}"
 
 
-@settings(max_examples=max(EXAMPLES // 3, 1), suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                  HealthCheck.too_slow])
+@settings(max_examples=max(EXAMPLES // 3, 1),
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(renamed=st.sampled_from(["WETH", "WBTC", "USDC"]),
        name=st.text(min_size=0, max_size=70))
 def test_any_asset_name_is_refused_or_runs_clean(renamed, name, reference, tmp_path_factory):
