@@ -59,6 +59,7 @@ from sim.batch.summary import (
     warn_few_runs,
 )
 from sim.errors import ResultsError, SimWarning
+from sim.scenario import slug
 
 SENSITIVITY_FILE = "sensitivity.nc"  # of the default output and statistic; others are named
 SOBOL_MAX_HALF_WIDTH = 0.5  # beyond it an index's 95% interval is longer than [0, 1]
@@ -103,7 +104,7 @@ def sensitivity_file(output: str = "total_bad_debt", statistic: str = "mean") ->
     """
     if (output, statistic) == ("total_bad_debt", "mean"):
         return SENSITIVITY_FILE
-    return f"sensitivity-{output}-{statistic}.nc"
+    return f"sensitivity-{slug(output)}-{slug(statistic)}.nc"  # never a path elsewhere
 
 
 def per_run_output(ds: xr.Dataset, output: str) -> xr.DataArray:
