@@ -193,6 +193,8 @@ def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file (TOML)."""
     path = Path(path)
     source = str(path)
+    if path.exists() and not path.is_file():  # a folder, a device, a pipe: never read
+        raise ScenarioError(source, "", "not a regular file")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
