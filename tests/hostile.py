@@ -375,3 +375,22 @@ def reference_results(folder: Path) -> xr.Dataset:
     if code != 0:
         raise RuntimeError(f"the unedited scenario does not run: {err}")
     return xr.load_dataset(folder / "out" / "results.nc", engine="h5netcdf")
+
+
+def main() -> None:
+    """Run every case and print its outcome and the counts (``python -m tests.hostile``)."""
+    import collections
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="sim-hostile-"))
+    reference = reference_results(root / "unedited")
+    counts: collections.Counter = collections.Counter()
+    for k, case in enumerate(CASES):
+        result = outcome(case, root / f"case-{k}", reference)
+        counts[result.kind] += 1
+        print(f"{result.kind:12s} {case.name:32s} {result.detail[:160]}")
+    print(f"{len(CASES)} inputs: " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -164,3 +164,22 @@ def test_any_asset_name_is_refused_or_runs_clean(renamed, name, reference, tmp_p
     result = outcome(Case(f"rename {renamed}", edit), tmp_path_factory.mktemp("name"),
                      reference)
     assert result.kind in ("refused", "ran"), f"{name!r}: {result.kind}: {result.detail}"
+
+
+@pytest.mark.parametrize("argv", [
+    ["validate", "/dev/zero"],  # would be read forever
+    ["run", "/dev/null"],
+    ["run", "{tmp}"],  # a folder
+    ["batch", "{tmp}/none.toml"],
+    ["run", "{tmp}/x.toml", "--seed", str(2**64)],
+    ["run", "{tmp}/x.toml", "--steps", "-1"],
+    ["batch", "{tmp}/x.toml", "--replications", str(10**12)],
+])
+def test_hostile_command_line_is_refused_in_one_line(argv, tmp_path):
+    from tests.hostile import _main
+    (tmp_path / "x.toml").write_text((Path(__file__).parent / "data" / "tiny.toml").read_text())
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    code, out, err = _main(argv)
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "results").exists()
