@@ -184,16 +184,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     import sim
+    from sim.progress import progress_bar
     from sim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
     out = args.out or Path("results") / scenario.name
     steps = args.steps or scenario.simulation.steps
-    with tqdm(total=steps, desc=scenario.name, unit="step", delay=1.0, leave=False,
-              file=sys.stderr) as bar:
+    with progress_bar(steps, desc=scenario.name, unit="step", delay=1.0, leave=False) as bar:
         ds = sim.run(scenario, seed=args.seed, steps=args.steps, progress=bar.update)
     files = _publish(out, ds, plot=not args.no_plot)
     print(_summary(ds, files))
