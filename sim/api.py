@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -100,6 +101,7 @@ class Simulation:
             "scenario_name": scenario.name,
             "scenario_source": scenario.source,
             "scenario_text": scenario.text,
+            "scenario_sha256": text_sha256(scenario.text),
             "seed": model.seed_used,
             "dt_hours": model.dt_hours,
             "sim_version": __version__,
@@ -205,6 +207,15 @@ def check(scenario: Scenario | str | Path) -> Scenario:
     model = StressModel(scenario)  # built, not run: the same checks as `run`
     _release(model)
     return scenario
+
+
+def text_sha256(text: str) -> str:
+    """SHA-256 (hex) of a scenario's text as UTF-8: ``sha256sum`` of a file with LF lines.
+
+    Results keep it (``scenario_sha256``) beside the text, so a result can be matched to its
+    scenario file without comparing the texts.
+    """
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _release(model: StressModel) -> None:

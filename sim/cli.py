@@ -194,18 +194,16 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     import sim
     from sim.batch.design import expand_file
+    from sim.progress import progress_bar
     from sim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
     expand_file(scenario)  # a file is valid only with every point of its [batch] design
     out = args.out or Path("results") / scenario.name
     steps = args.steps or scenario.simulation.steps
-    with tqdm(total=steps, desc=scenario.name, unit="step", delay=1.0, leave=False,
-              file=sys.stderr) as bar:
+    with progress_bar(steps, desc=scenario.name, unit="step", delay=1.0, leave=False) as bar:
         ds = sim.run(scenario, seed=args.seed, steps=args.steps, progress=bar.update)
     files = _publish(out, ds, plot=not args.no_plot)
     print(_summary(ds, files))
@@ -236,27 +234,36 @@ def _draw_charts(material, kinds: list[str], folder: Path, formats: tuple[str, .
 
 
 def _staged(out: Path, write) -> list[Path]:
-    """Call ``write(folder)`` on a temporary folder beside ``out``, then move its files in.
+    """Call ``write(folder)`` on a hidden staging folder inside ``out``, then move its files up.
 
-    Nothing reaches ``out`` unless ``write`` finishes; only the files it wrote are replaced
-    there, anything else in ``out`` is left alone. Returns the files' paths in ``out``.
+    The staging folder (``out/.staging-*``) is on ``out``'s own filesystem, so each move is a
+    rename within one device even when ``out`` is a mount point (a staging folder beside
+    ``out`` would be on the parent's filesystem, and ``os.replace`` would fail with EXDEV).
+    Nothing appears in ``out`` under the written names unless ``write`` finishes; on failure
+    the staging folder is removed (and ``out`` too if this call created it and it is still
+    empty); only the files written are replaced, anything else in ``out`` is left alone.
+    Returns the files' paths in ``out``.
     """
     if out.exists() and not out.is_dir():
         raise SimError(f"{out}: exists and is not a folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     try:
         write(staging)
         names = sorted(p.name for p in staging.iterdir())
-        staging.chmod(0o755)
         for path in staging.iterdir():
             path.chmod(0o644)
-        out.mkdir(parents=True, exist_ok=True)
         for name in names:  # replace only the files written now
             os.replace(staging / name, out / name)
         staging.rmdir()
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            try:
+                out.rmdir()  # only if still empty
+            except OSError:
+                pass
         raise
     return [out / n for n in names]
 

@@ -29,7 +29,9 @@ def aave_liquidation(debt_to_cover, debt, coll, p_debt, p_coll, hf, bonus, fee, 
         seize = coll
         x = coll * p_coll / p_debt / (1 + bonus)
     if x < debt and seize < coll:
-        # Dust rule: ask for the largest amount that leaves >= `leftover` of both.
+        # Dust rule: ask for the largest amount that leaves >= `leftover` of both; the
+        # collateral left is after the whole seizure, protocol fee included (aave-v3-origin
+        # LiquidationLogic: balance - actualCollateralToLiquidate - liquidationProtocolFee).
         x_max = min(debt - leftover / p_debt,
                     (coll * p_coll - leftover) / (p_debt * (1 + bonus)))
         if x_max <= 0:

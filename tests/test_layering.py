@@ -21,6 +21,7 @@ ALLOWED = {
     "results": {"errors"},
     "plots": {"results", "network"},
     "contagion": set(),
+    "progress": set(),  # stderr progress (tqdm on a terminal, plain lines otherwise)
     "market": {"errors", "scenario"},
     "network": {"scenario", "errors"},
     "shocks": {"engine", "protocols", "market", "scenario"},
@@ -29,10 +30,10 @@ ALLOWED = {
     "metrics": {"contagion", "results"},
     "store": {"errors", "results"},
     "api": {"model", "network", "metrics", "results", "scenario", "errors", "store"},
-    "batch": {"api", "scenario", "errors", "store", "results", "plots"},
+    "batch": {"api", "scenario", "errors", "store", "results", "plots", "progress"},
     "charts": {"batch", "errors", "plots", "results", "store"},
     "cli": {"api", "batch", "charts", "errors", "scenario", "results", "plots", "store",
-            "__init__"},
+            "progress", "__init__"},
     # The notebook view (optional: ipywidgets) steps runs through the public API only.
     "view": {"api", "plots", "results", "errors", "scenario"},
 }

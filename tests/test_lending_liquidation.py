@@ -115,6 +115,60 @@ def test_dust_rule_with_nothing_possible_returns_zero():
                                1000.0) == (0.0, 0.0, 0.0, 0.0)
 
 
+def _contract_leaves_no_dust(cover, debt, coll, price):
+    """aave-v3-origin ``executeLiquidationCall``'s MustNotLeaveDust check, in floats.
+
+    ``_calculateAvailableCollateralToLiquidate`` returns ``actualCollateralToLiquidate`` net of
+    ``liquidationProtocolFeeAmount``; the check then subtracts both from the balance
+    (LiquidationLogic.sol, tags v3.3.0 to v3.6.0 and v3.7):
+    ``(borrowerCollateralBalance - actualCollateralToLiquidate - liquidationProtocolFeeAmount)
+    * collateralAssetPrice / collateralAssetUnit >= MIN_LEFTOVER_BASE``, and the debt side
+    ``(borrowerReserveDebt - actualDebtToLiquidate) * debtAssetPrice >= MIN_LEFTOVER_BASE``.
+    """
+    seized = cover * 1.0 / price * (1 + BONUS)  # maxCollateralToLiquidate (< balance here)
+    fee = (seized - seized / (1 + BONUS)) * FEE  # liquidationProtocolFeeAmount
+    to_liquidator = seized - fee  # actualCollateralToLiquidate
+    return ((coll - to_liquidator - fee) * price >= RULES[3]
+            and (debt - cover) * 1.0 >= RULES[3])
+
+
+def test_dust_rule_counts_the_protocol_fee_as_collateral_leaving():
+    # The reliability issue's case: 2 WETH at 1,000 USD (2,000 USD), 2,000 USDC debt, a
+    # liquidator asking 1,500. HF = 2 * 1000 * 0.86 / 2000 = 0.86 <= 0.95: the whole debt
+    # may be covered. Seized = 1500 / 1000 * 1.05 = 1.575 WETH (fee (1.575 - 1.5) * 0.10 =
+    # 0.0075 to the protocol); left 2 - 1.575 = 0.425 WETH = 425 USD < 1,000: the contract
+    # reverts. The largest passing amount: debt side 2000 - x >= 1000 -> x <= 1000;
+    # collateral side 2000 - 1.05 x >= 1000 -> x <= 1000 / 1.05 = 952.380952 (the fee is
+    # part of what leaves the account: LiquidationLogic.sol subtracts both
+    # actualCollateralToLiquidate and liquidationProtocolFeeAmount from the balance).
+    # The issue's 956.94 = 1000 / (1.05 - 0.05 * 0.10) counts only the liquidator's part, as
+    # a pre-release draft of v3.3 did (aave-v3-origin a223bed9, "finding: not considering
+    # fee when validating min_leftover", fixed that before v3.3.0): the contract refuses it,
+    # since 2 - 956.94 * 1.05 / 1000 = 0.995215 WETH = 995.22 USD would be left.
+    h = hf(2.0, 1000.0, 2000.0)
+    assert h == pytest.approx(0.86)
+    assert max_debt_to_cover(2000.0, 2.0, 1.0, 1000.0, h, *RULES[:3]) == 2000.0
+    assert not _contract_leaves_no_dust(1500.0, 2000.0, 2.0, 1000.0)
+    repaid, to_liq, to_fee, bad = liquidation_amounts(1500.0, 2000.0, 2.0, 1.0, 1000.0, BONUS,
+                                                      FEE, 1000.0)
+    assert repaid == pytest.approx(1000 / 1.05, rel=1e-12)
+    assert repaid == pytest.approx(952.380952, rel=1e-9)
+    # Seized 952.380952 * 1.05 / 1000 = 1 WETH: fee (1 - 1 / 1.05) * 0.10 = 0.00476190,
+    # the liquidator 0.99523810; 1 WETH = 1,000 USD left, exactly the minimum.
+    assert to_fee == pytest.approx(0.1 * (1 - 1 / 1.05), rel=1e-12)
+    assert to_liq == pytest.approx(1 - 0.1 * (1 - 1 / 1.05), rel=1e-12)
+    assert (2.0 - to_liq - to_fee) * 1000 == pytest.approx(1000.0, rel=1e-12)
+    assert bad == 0.0
+    assert _contract_leaves_no_dust(repaid * (1 - 1e-12), 2000.0, 2.0, 1000.0)
+    issue = 1000 / (1.05 - 0.05 * FEE)
+    assert issue == pytest.approx(956.937799, rel=1e-9)
+    assert not _contract_leaves_no_dust(issue, 2000.0, 2.0, 1000.0)
+    assert (2.0 - issue * 1.05 / 1000) * 1000 == pytest.approx(995.2153, rel=1e-7)
+    # The slow twin agrees.
+    twin = aave_liquidation(1500.0, 2000.0, 2.0, 1.0, 1000.0, h, BONUS, FEE, RULES)
+    assert twin == pytest.approx((repaid, to_liq, to_fee, bad), rel=1e-12)
+
+
 def test_deficit_when_collateral_runs_out():
     # Underwater: collateral worth 9,000, debt 10,000. All collateral is seized for
     # 9,000 / 1.05 = 8,571.43 of debt; the remaining 1,428.57 is burnt as deficit.

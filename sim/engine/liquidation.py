@@ -9,7 +9,11 @@ Follows aave-v3-origin ``LiquidationLogic.executeLiquidationCall`` and
   collateral, all collateral goes and the debt repaid shrinks to match;
 * the protocol fee is a share of the bonus part of the seized collateral only;
 * a partial liquidation must leave at least 1,000 USD of both collateral and debt (the
-  contract reverts otherwise); a liquidator then asks for the largest amount that passes;
+  contract reverts otherwise); a liquidator then asks for the largest amount that passes.
+  The collateral left is counted after *all* the seized collateral, the protocol fee
+  included: ``borrowerCollateralBalance - actualCollateralToLiquidate -
+  liquidationProtocolFeeAmount`` in ``executeLiquidationCall`` (``actualCollateralToLiquidate``
+  is already net of the fee), as in every release that has the rule (v3.3.0 to v3.7);
 * a position left with no collateral has its remaining debt burnt into the reserve
   deficit (bad debt).
 """

@@ -18,6 +18,11 @@ from sim.scenario.base import short
 from sim.scenario.references import check_references
 from sim.scenario.schema import Scenario
 
+# Largest scenario file read (bytes). Its text goes into every run's results, so a huge file
+# (of comments, say) would make every results file as large. The largest shipped scenario,
+# scenarios/history/black_thursday.toml, is about 15 kB: the cap leaves some 65 times that.
+MAX_SCENARIO_BYTES = 1_000_000
+
 
 def _field_path(loc: tuple, data: Any) -> str:
     """Dotted path of a pydantic error location, dropping union tags absent from the data."""
@@ -190,12 +195,20 @@ def parse_scenario(data: dict, *, source: str = "<scenario>", text: str = "") ->
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario file (TOML)."""
+    """Read and validate a scenario file (TOML) of at most ``MAX_SCENARIO_BYTES``.
+
+    Every run stores the file's text in its results (``scenario_text``), so a file is
+    refused, before it is read, when it is larger than the cap.
+    """
     path = Path(path)
     source = str(path)
     if path.exists() and not path.is_file():  # a folder, a device, a pipe: never read
         raise ScenarioError(source, "", "not a regular file")
     try:
+        size = path.stat().st_size
+        if size > MAX_SCENARIO_BYTES:
+            raise ScenarioError(source, "", f"file is {size / 1e6:,.1f} MB; scenario files are "
+                                f"limited to {MAX_SCENARIO_BYTES / 1e6:g} MB")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ScenarioError(source, "", "no such file") from None
