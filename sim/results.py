@@ -2,8 +2,8 @@
 
 The catalogue ``VARIABLES`` names every result variable once, with its dims, units and long
 name; the same name is used from the model's snapshot to the chart label. NaN marks a
-combination that does not exist (an AMM has no utilisation, a lending pool no pool price),
-never a missing value of a state that exists.
+combination that does not exist (an AMM has no utilisation, a lending pool no pool price,
+a ratio over holders no one is left in), never a missing value of a state that exists.
 
 Writes are atomic: a run is written to a temporary file in the target folder and renamed,
 so a crash never leaves a half-written ``results.nc``.
@@ -87,10 +87,12 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
                             "other protocols not paying in full"),
     "fire_sale_vulnerability": ((), "1", "Greenwood-Landier-Thesmar aggregate vulnerability: "
                                 "share of the leveraged holders' equity lost to fire sales "
-                                "after every asset falls 1% (negative: a loss)"),
+                                "after every asset falls 1% (negative: a loss; NaN when no "
+                                "leveraged holder has equity left)"),
     "fire_sale_systemicness": (("protocol",), "1", "GLT systemicness of the leveraged holders "
                                "on the protocol: the share of all their equity lost to its "
-                               "holders' fire sales after a 1% fall"),
+                               "holders' fire sales after a 1% fall (NaN when they have no "
+                               "equity left)"),
     "exploit_loss": (("protocol",), "USD", "value stolen from the protocol in the step"),
     "withdrawals": (("protocol",), "USD", "lending protocols: supply paid out to withdrawing "
                     "lenders in the step (external prices)"),

@@ -315,8 +315,15 @@ def _errors(stderr: str) -> list[str]:
     return [ln for ln in stderr.splitlines() if not ln.startswith("sim: warning: ")]
 
 
+# Ratios over the leveraged holders with equity left: NaN once none is (sim.results says so).
+UNDEFINED_WHEN_EMPTY = {"fire_sale_vulnerability", "fire_sale_systemicness"}
+
+
 def _finite(run_dir: Path, reference: xr.Dataset | None) -> str:
-    """'' when the run's results are finite (NaN only where the reference has NaN)."""
+    """'' when the run's results are finite (NaN only where the reference has NaN).
+
+    Variables that are NaN by definition once their population is empty are exempt.
+    """
     with xr.open_dataset(run_dir / "results.nc", engine="h5netcdf") as ds:
         for name, var in ds.data_vars.items():
             values = np.asarray(var.values)
@@ -325,6 +332,7 @@ def _finite(run_dir: Path, reference: xr.Dataset | None) -> str:
             if np.isinf(values).any():
                 return f"{name} has infinite values"
             if reference is not None and name in reference and \
+                    name not in UNDEFINED_WHEN_EMPTY and \
                     reference[name].shape == var.shape:
                 new_nan = np.isnan(values) & ~np.isnan(reference[name].values)
                 if new_nan.any():

@@ -141,7 +141,16 @@ HOSTILE_VALUES = st.one_of(
     st.text(max_size=20),
     st.sampled_from([[], {}, [[]], {"dist": "constant", "value": math.inf}]),
     st.booleans(),
+    st.integers(min_value=2, max_value=120).map(lambda depth: deep(depth)),  # deeper: CASES
 )
+
+
+def deep(depth: int) -> list:
+    """``[[[...[1.0]...]]]``, ``depth`` lists deep."""
+    value: list | float = 1.0
+    for _ in range(depth):
+        value = [value]
+    return value
 
 
 @settings(max_examples=EXAMPLES, suppress_health_check=[HealthCheck.function_scoped_fixture,
