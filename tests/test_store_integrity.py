@@ -284,3 +284,47 @@ def test_a_block_holding_other_runs_than_its_record_says_is_refused_and_repaired
         report = run_batch([BATCH], b, workers=1, progress=False, resume=True)
     assert (report.quarantined, report.skipped, report.finished) == (1, 0, RUNS)
     xr.testing.assert_identical(_strip(sim.open_results(b)), reference)
+
+
+class _Killed(BaseException):
+    """Stands for a kill -9: nothing in sim catches it."""
+
+
+def test_a_kill_before_any_write_lands_resumes_to_the_same_store_without_warnings(
+        threads, tmp_path):
+    # Every file of a batch appears by os.replace (records, runs, blocks, the manifest): a
+    # kill at any moment leaves the store as it was before one of them. Stop the batch
+    # before each in turn, resume, and get the uninterrupted store with nothing quarantined.
+    # One replication (2 runs) keeps it quick.
+    import os
+
+    run_batch([BATCH], tmp_path / "clean", workers=1, progress=False, replications=1)
+    reference = _strip(sim.open_results(tmp_path / "clean"))
+    real = os.replace
+    k = 0
+    while True:
+        k += 1
+        calls = 0
+
+        def replace(src, dst, stop=k):
+            nonlocal calls
+            calls += 1
+            if calls == stop:
+                raise _Killed
+            return real(src, dst)
+
+        b = tmp_path / f"killed-{k}"
+        with mock.patch("os.replace", replace):
+            try:
+                run_batch([BATCH], b, workers=1, progress=False, replications=1)
+                break  # the batch made fewer than k writes: every moment was covered
+            except _Killed:
+                pass
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", SimWarning)
+            report = run_batch([BATCH], b, workers=1, progress=False, resume=True,
+                               replications=1)
+            assert report.quarantined == 0, k
+            xr.testing.assert_identical(_strip(sim.open_results(b)), reference)
+        assert not list(b.rglob("*.part")) and not (b / "quarantine").exists(), k
+    assert k == 1 + 2 * 2 + 2 + 1  # manifest, (record, run) per run, block and its record
