@@ -355,7 +355,9 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     done = report.finished - report.skipped
     print(f"batch {report.out}: {report.finished} of {report.runs} runs finished "
           f"({done} now, {report.skipped} before), {report.failed} failed, "
-          f"{report.seconds:,.1f} s")
+          + (f"{report.quarantined} file{'s' * (report.quarantined > 1)} quarantined and "
+             "rerun, " if report.quarantined else "")
+          + f"{report.seconds:,.1f} s")
     if report.failed:
         print(f"  failures: {report.out / 'failed'} (their errors; --resume retries them)")
     print(f"  open with sim.open_results({str(report.out)!r})")

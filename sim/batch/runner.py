@@ -6,8 +6,10 @@ The driver keeps at most a few runs per worker in flight, writes each finished r
 store itself (one writer: ``sim.store``), and holds nothing of a run once it is written, so
 its memory does not grow with the number of runs. A run that raises is recorded as failed
 with its error and the batch goes on; Ctrl-C stops cleanly and keeps every finished run;
-``resume`` runs only what is not finished (after a crash, a kill or an interrupt). When
-the runs are done their files are combined into blocks (``BatchStore.compact``).
+``resume`` runs only what is not finished (after a crash, a kill or an interrupt), after
+moving any file that fails verification to the store's ``quarantine/`` (``BatchStore.repair``)
+so that its runs are rerun. When the runs are done their files are combined into blocks
+(``BatchStore.compact``).
 
 Every run is a pure function of (scenario, design point, seed): the results do not depend on
 the executor, the number of workers or the order in which runs finish.
@@ -53,6 +55,7 @@ class BatchReport:
     failed: int  # recorded as failed in this call
     skipped: int  # already finished before this call
     seconds: float
+    quarantined: int = 0  # files that failed verification, moved to quarantine/ and rerun
 
 
 def label(ds: xr.Dataset, spec: RunSpec, parameters: Sequence[str]) -> xr.Dataset:
@@ -179,7 +182,9 @@ def run_batch(scenarios: Sequence[Scenario | str | Path], out: str | Path, *,
         workers: worker processes (local, or of the LocalCluster).
         scheduler: address of a running Dask scheduler (``tcp://host:8786``).
         cluster: ``"local"`` to start a Dask LocalCluster of ``workers`` workers.
-        resume: continue the batch in ``out``: run only what is not finished.
+        resume: continue the batch in ``out``: run only what is not finished. Every file
+            is verified first: what fails is moved to ``quarantine/`` (a ``SimWarning`` each)
+            and its runs are rerun.
         replications, seed: override every file's ``batch.replications`` / ``batch.seed``.
         progress: show a progress bar (runs done, failures, ETA) on stderr.
 
@@ -191,8 +196,10 @@ def run_batch(scenarios: Sequence[Scenario | str | Path], out: str | Path, *,
     design = expand(loaded, replications=replications, seed=seed)
     store = BatchStore(out)
     wanted = manifest(design)
+    quarantined = 0
     if resume and is_batch(out):
         _check_same(store.manifest(), wanted, store)
+        quarantined = store.repair()
         done = store.finished()
     elif is_batch(out):
         store.create(wanted)  # refuses: the folder holds another batch
@@ -224,7 +231,7 @@ def run_batch(scenarios: Sequence[Scenario | str | Path], out: str | Path, *,
         raise BatchInterrupted(f"interrupted while combining runs into blocks: every run is "
                                f"kept in {store.path}; resuming finishes the blocks") from None
     return BatchReport(Path(out), len(design.runs), len(store.finished()), failed, len(done),
-                       time.perf_counter() - start)
+                       time.perf_counter() - start, quarantined)
 
 
 def _drive(ex: Executor, design: Design, todo: list[RunSpec], store: BatchStore, bar,
