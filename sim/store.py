@@ -373,8 +373,14 @@ class BatchStore:
         folder = self.path / FAILED
         if not folder.is_dir():
             return {}
-        return {int(p.stem.split("-")[1]): json.loads(p.read_text())
-                for p in folder.glob("run-*.json")}
+        out = {}
+        for p in folder.glob("run-*.json"):
+            try:
+                out[int(p.stem.split("-")[1])] = json.loads(p.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError):  # not a run number, or not JSON
+                raise ResultsError(f"{p}: not a failure record of this batch (a run's error "
+                                   "as JSON); move it out of the store") from None
+        return out
 
     def clean_partials(self) -> int:
         """Remove what a crash left behind; return how many files.
@@ -467,6 +473,9 @@ class BatchStore:
             loaded = ds.load()
             ds.close()
             ds = loaded
+        texts = {f["text"] for f in manifest.get("scenarios", [])}
+        if len(texts) == 1:  # runs leave the text out; the manifest holds it once
+            ds.attrs["scenario_text"] = texts.pop()
         ds.attrs["batch_parameters"] = json.dumps(manifest.get("parameters", []))
         ds.attrs["batch_runs"] = len(manifest.get("runs", []))
         ds.attrs["batch_failed"] = len(self.failures())

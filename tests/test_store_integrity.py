@@ -328,3 +328,15 @@ def test_a_kill_before_any_write_lands_resumes_to_the_same_store_without_warning
             xr.testing.assert_identical(_strip(sim.open_results(b)), reference)
         assert not list(b.rglob("*.part")) and not (b / "quarantine").exists(), k
     assert k == 1 + 2 * 2 + 2 + 1  # manifest, (record, run) per run, block and its record
+
+
+def test_a_corrupt_failure_record_is_refused_in_one_line(tmp_path):
+    from sim.errors import ResultsError
+    from sim.store import BatchStore
+
+    folder = tmp_path / "failed"
+    folder.mkdir()
+    (folder / "run-000001.json").write_text("garbage{")
+    with pytest.raises(ResultsError, match="not a failure record") as info:
+        BatchStore(tmp_path).failures()
+    assert "\n" not in str(info.value)

@@ -34,6 +34,7 @@ import xarray as xr
 from sim.api import __version__, load_scenario, run
 from sim.batch.design import Design, RunSpec, content_hash, expand
 from sim.errors import SimError
+from sim.progress import progress_bar
 from sim.scenario import Scenario
 from sim.store import BatchStore, encode_run, is_batch
 
@@ -63,12 +64,15 @@ def label(ds: xr.Dataset, spec: RunSpec, parameters: Sequence[str]) -> xr.Datase
 
     Coordinates on ``run``: ``scenario``, ``seed``, ``replication``, ``point`` and every
     swept parameter of the batch (NaN where this run's file does not sweep it). Edges get
-    labels (``from->to:kind``) so that runs of different scenarios join on them.
+    labels (``from->to:kind``) so that runs of different scenarios join on them. The
+    scenario's text is left out: the manifest keeps it once for the batch.
     """
     if "edge" in ds.dims and "edge" not in ds.indexes:  # label edges so stores can join
         ds = ds.assign_coords(edge=[f"{u}->{v}:{k}" for u, v, k in zip(
             ds.edge_from.values, ds.edge_to.values, ds.edge_kind.values, strict=True)])
     out = ds.expand_dims(run=[spec.run])
+    # The file's text is kept once, in the manifest (``scenario_sha256`` names it per run).
+    out.attrs.pop("scenario_text", None)
     coords = {"scenario": ("run", [spec.scenario]), "seed": ("run", [spec.seed]),
               "replication": ("run", [spec.replication]), "point": ("run", [spec.point])}
     for p in parameters:
@@ -212,15 +216,13 @@ def run_batch(scenarios: Sequence[Scenario | str | Path], out: str | Path, *,
             run(design.scenario_of(todo[0]), seed=todo[0].seed, steps=1)
         except Exception:  # noqa: BLE001 (a failing run is the workers' to record)
             pass
-    from tqdm import tqdm
-
     # The executor first: a scheduler that cannot be reached leaves no folder behind.
     with executor(workers, scheduler=scheduler, cluster=cluster) as (ex, slots):
         if not is_batch(out):
             store.create(wanted)
         store.clean_partials()
-        with tqdm(total=len(design.runs), initial=len(done), unit="run", desc="batch",
-                  disable=not progress, dynamic_ncols=True) as bar:
+        with progress_bar(len(design.runs), initial=len(done), unit="run", desc="batch",
+                          disable=not progress, dynamic_ncols=True) as bar:
             bar.set_postfix(failed=0)
             failed = _drive(ex, design, todo, store, bar, slots)
     if progress:
