@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from sim.errors import ScenarioError
-from sim.model.size import check_size
+from sim.model.size import check_limits
 from sim.scenario import Batch, Scenario, parse_scenario
 
 
@@ -208,7 +208,7 @@ def expand_file(scenario: Scenario) -> FileDesign:
                                     exc.args[0]) from None
         try:
             point = parse_scenario(data, source=scenario.source, text=scenario.text)
-            check_size(point, point.simulation.steps)
+            check_limits(point, point.simulation.steps)
             scenarios.append(point)
         except ScenarioError as exc:
             raise _point_error(exc, values, where) from None

@@ -32,7 +32,7 @@ from sim.model.accounting import Accounting
 from sim.model.build import Construction
 from sim.model.kinds import AGENT_KINDS
 from sim.model.pnl import COMPONENTS, MarketMakerPnL
-from sim.model.size import check_oracle_delays, check_size
+from sim.model.size import check_limits
 from sim.results import Recorder
 from sim.scenario import Scenario
 
@@ -57,8 +57,7 @@ class StressModel(Construction, Accounting, mesa.Model):
         self.contagion = contagion
         self.seed_used = scenario.simulation.seed if seed is None else int(seed)
         n_steps = scenario.simulation.steps if steps is None else int(steps)
-        check_size(scenario, n_steps)  # before anything is allocated
-        check_oracle_delays(scenario, n_steps)
+        check_limits(scenario, n_steps)  # before anything is allocated
         super().__init__(rng=self.seed_used)
         s = self.scenario = scenario
         self.n_steps = n_steps

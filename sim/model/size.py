@@ -110,3 +110,13 @@ def check_oracle_delays(s: Scenario, steps: int) -> None:
             raise ScenarioError(s.source, f"protocols.{name}.delay_steps",
                                 f"must be shorter than the run ({steps:,} steps), got "
                                 f"{delay:,}: the oracle would only ever read the starting price")
+
+
+def check_limits(s: Scenario, steps: int) -> None:
+    """Every check of a run's scale made before anything is built (size, oracle delays).
+
+    Raises:
+        ScenarioError: the first that fails.
+    """
+    check_size(s, steps)
+    check_oracle_delays(s, steps)
