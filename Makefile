@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 export MPLBACKEND ?= Agg
 
-.PHONY: run test lint bench bench-batch figures notebooks clean
+.PHONY: run test test-portable lint bench bench-batch figures notebooks clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,18 @@ run: $(STAMP)
 	$(BIN)/sim run scenarios/eth_crash.toml
 
 test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+# The suite as another x86-64 CPU computes it (README, "Reproducibility"): numba compiles for
+# a generic CPU (no AVX, no FMA), numpy's SIMD loops above its baseline are switched off (the
+# ones this CPU has, e.g. X86_V3 X86_V4 AVX512_ICL), OpenBLAS uses its Sandy Bridge kernels
+# and glibc's libm its non-FMA variants. Results then differ in the last bits; the tests'
+# tolerances must hold. Own numba cache: code compiled for the host must not be reused.
+NPY_SIMD := from numpy.core._multiarray_umath import __cpu_dispatch__ as d, __cpu_features__ as f
+test-portable: $(STAMP)
+	NUMBA_CACHE_DIR=$(CURDIR)/.numba_cache_portable NUMBA_CPU_NAME=generic \
+	NPY_DISABLE_CPU_FEATURES="$$($(BIN)/python -W ignore -c '$(NPY_SIMD); print(*[x for x in d if f.get(x)])')" \
+	OPENBLAS_CORETYPE=Sandybridge GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX2,-FMA \
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -43,4 +55,4 @@ notebooks: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 clean:
-	rm -rf .numba_cache results/*/ .pytest_cache
+	rm -rf .numba_cache .numba_cache_portable results/*/ .pytest_cache

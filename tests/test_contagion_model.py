@@ -11,6 +11,7 @@ from sim.model import StressModel
 from sim.protocols.lending import LendingPools
 from sim.scenario import load_scenario, parse_scenario
 from tests.conftest import tiny
+from tests.tolerance import zero_tol
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "contagion_exploit.toml"
 MARKET = dict(ltv=0.8, liquidation_threshold=0.85, liquidation_bonus=0.05,
@@ -49,10 +50,13 @@ def test_exploit_leaves_bad_debt_in_a_protocol_that_never_saw_it():
 def test_attribution_calls_the_second_protocols_loss_contagion():
     a = sim.attribute_losses(SCENARIO)
     loop, aave = a.sel(protocol="loop_lender"), a.sel(protocol="aave")
+    # The split compares two runs (as is, counterfactual) on different code paths: a share
+    # that is 0 is 0 to RTOL of the losses it is the difference of.
+    zero = zero_tol(float(a.loss.max()))
     assert float(loop.loss) > 0
-    assert float(loop.first_round_loss) == 0.0
+    assert float(loop.first_round_loss) <= zero
     assert float(loop.contagion_loss) == pytest.approx(float(loop.loss))
-    assert float(aave.contagion_loss) == 0.0
+    assert float(aave.contagion_loss) <= zero
     assert float(aave.first_round_loss) == pytest.approx(float(aave.loss))
     assert float(aave.loss) > 0
 
@@ -64,9 +68,11 @@ def test_clearing_puts_the_exploited_shortfall_at_aave_and_contagion_at_loop_len
     ds = sim.run(SCENARIO)
     attack = int(4.0 / ds.attrs["dt_hours"])
     short, cont = ds.clearing_shortfall, ds.contagion_shortfall
-    assert float(short[:attack].max()) == 0.0
+    assert float(short[:attack].max()) == 0.0  # exact: nobody defaults, so p* = pbar
     assert float(short.sel(protocol="aave")[attack]) > 0
-    assert float(cont.sel(protocol="aave").max()) == 0.0
+    # contagion_shortfall is a clipped difference of two shortfalls of ~1e8 USD: 0 here up
+    # to rounding of the amounts it is computed from (one machine gives 0, another 4e-9).
+    assert float(cont.sel(protocol="aave").max()) <= zero_tol(float(short.max()))
     assert float(cont.sel(protocol="loop_lender").max()) > 0
 
 
