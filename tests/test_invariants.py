@@ -9,10 +9,15 @@ from hypothesis import strategies as st
 
 import sim
 from sim.model import StressModel
-from sim.scenario import parse_scenario
+from sim.scenario import SMALLEST, parse_scenario
 from tests.conftest import tiny
 
 REL = 1e-9
+
+
+def from_zero(high: float):
+    """Floats in [0, high] a scenario may hold: 0, or at least 1e-12 (sim.scenario.base)."""
+    return st.floats(0.0, high).map(lambda x: 0.0 if x < SMALLEST else x)
 
 
 def scenario_strategy():
@@ -21,8 +26,8 @@ def scenario_strategy():
         "jump": st.floats(-0.6, -0.15),
         "lev_high": st.floats(3.0, 6.0),
         "liq_capital": st.floats(1e4, 5e6),
-        "atomic_share": st.floats(0.0, 1.0),
-        "arb_capital": st.floats(0.0, 5e6),
+        "atomic_share": from_zero(1.0),
+        "arb_capital": from_zero(5e6),
         "reserve_base": st.floats(100.0, 20_000.0),
         "oracle_source": st.sampled_from(["amm", "external"]),
         "fear_low": st.floats(0.05, 0.5),
@@ -36,8 +41,8 @@ def scenario_strategy():
         "cross": st.booleans(),
         "accounts": st.booleans(),
         "options": st.booleans(),
-        "long_share": st.floats(0.0, 1.0),
-        "insurance": st.floats(0.0, 2e5),
+        "long_share": from_zero(1.0),
+        "insurance": from_zero(2e5),
         "sale": st.floats(1e5, 3e6),
         "loss_limit": st.one_of(st.none(), st.floats(0.001, 0.1)),
     })
