@@ -30,7 +30,8 @@ ALLOWED = {
     "metrics": {"contagion", "results"},
     "store": {"errors", "results"},
     "api": {"model", "network", "metrics", "results", "scenario", "errors", "store"},
-    "batch": {"api", "scenario", "errors", "store", "results", "plots", "progress"},
+    # batch checks each design point's size (sim.model.size) before anything runs
+    "batch": {"api", "model", "scenario", "errors", "store", "results", "plots", "progress"},
     "charts": {"batch", "errors", "plots", "results", "store"},
     "cli": {"api", "batch", "charts", "errors", "scenario", "results", "plots", "store",
             "progress", "__init__"},

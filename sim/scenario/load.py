@@ -203,7 +203,7 @@ def load_scenario(path: str | Path) -> Scenario:
     path = Path(path)
     source = str(path)
     if path.exists() and not path.is_file():  # a folder, a device, a pipe: never read
-        raise ScenarioError(source, "", "not a regular file")
+        raise ScenarioError(source, "", "cannot read file (not a regular file)")
     try:
         size = path.stat().st_size
         if size > MAX_SCENARIO_BYTES:
