@@ -419,3 +419,28 @@ def test_a_second_sim_sensitivity_for_another_output_keeps_the_first(tmp_path, c
         assert a.attrs["output"] == "liquidated_value" and b.attrs["output"] == "total_bad_debt"
     assert open_material(out).sensitivity.attrs["output"] == "total_bad_debt"
     assert open_material(named).sensitivity.attrs["output"] == "liquidated_value"
+
+
+def test_a_batch_reports_its_runs_warnings_once_per_kind(tmp_path, monkeypatch):
+    """Warnings raised in worker processes reach the user once, with how many runs gave them."""
+    from concurrent.futures import ThreadPoolExecutor
+    from contextlib import contextmanager
+
+    from sim.batch import runner
+
+    @contextmanager
+    def threads(workers, *, scheduler=None, cluster=None):  # the runs in this process
+        with ThreadPoolExecutor(max_workers=1) as ex:
+            yield ex, 1
+
+    monkeypatch.setattr(runner, "executor", threads)
+    text = (ROOT / "tests" / "data" / "batch.toml").read_text().replace('oracle = "exact"\n', "")
+    path = tmp_path / "no_oracle.toml"
+    path.write_text(text)
+    with pytest.warns(SimWarning) as caught:
+        report = run_batch([sim.load_scenario(path)], tmp_path / "b", workers=1,
+                           progress=False)
+    said = [str(w.message) for w in caught if "no oracle reads WETH" in str(w.message)]
+    # 2 design points x 3 replications: every run reads a moving WETH price without an oracle
+    assert report.finished == 6
+    assert len(said) == 1 and said[0].endswith("(in 6 of 6 runs; the first one's figures)")

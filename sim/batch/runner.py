@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future, wait
 from contextlib import contextmanager
@@ -33,7 +35,7 @@ import xarray as xr
 
 from sim.api import __version__, load_scenario, run
 from sim.batch.design import Design, RunSpec, content_hash, expand
-from sim.errors import SimError
+from sim.errors import SimError, SimWarning
 from sim.progress import progress_bar
 from sim.scenario import Scenario
 from sim.store import BatchStore, encode_run, is_batch
@@ -81,18 +83,46 @@ def label(ds: xr.Dataset, spec: RunSpec, parameters: Sequence[str]) -> xr.Datase
 
 
 def execute(scenario: Scenario, spec: RunSpec, parameters: Sequence[str]
-            ) -> tuple[int, bytes | None, str, str]:
-    """Run one spec on a worker: (run, its encoded run file or None, error, traceback).
+            ) -> tuple[int, bytes | None, str, str, list[str]]:
+    """Run one spec on a worker: (run, encoded run file or None, error, traceback, warnings).
 
     The worker encodes the run file itself (``sim.store.encode_run``), so the driver only
     writes bytes. Never raises for a failing run: the error comes back as text, so one bad
-    run does not stop the batch.
+    run does not stop the batch. The run's ``SimWarning`` messages come back too (a worker's
+    stderr is not the user's), for the driver to report once per kind.
     """
-    try:
-        ds = label(run(scenario, seed=spec.seed), spec, parameters)
-        return spec.run, encode_run(ds), "", ""
-    except Exception as exc:  # noqa: BLE001 (any failure of a run is recorded, not raised)
-        return spec.run, None, f"{type(exc).__name__}: {exc}", traceback.format_exc()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SimWarning)
+        try:
+            ds = label(run(scenario, seed=spec.seed), spec, parameters)
+            data, error, trace = encode_run(ds), "", ""
+        except Exception as exc:  # noqa: BLE001 (any failure of a run is recorded, not raised)
+            data, error, trace = None, f"{type(exc).__name__}: {exc}", traceback.format_exc()
+    said = [str(w.message) for w in caught if issubclass(w.category, SimWarning)]
+    return spec.run, data, error, trace, said
+
+
+class RunWarnings:
+    """The warnings of a batch's runs, one report per kind (the message, numbers aside)."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, str] = {}  # kind -> its first message
+        self.runs: dict[str, set[int]] = {}  # kind -> the runs that gave it
+
+    def add(self, run_id: int, messages: Sequence[str]) -> None:
+        """Note the messages of run ``run_id``."""
+        for message in messages:
+            kind = re.sub(r"\d[\d.,e+-]*", "#", message)
+            self.first.setdefault(kind, message)
+            self.runs.setdefault(kind, set()).add(run_id)
+
+    def report(self, total: int) -> None:
+        """Warn once per kind, with its first message and how many runs gave it."""
+        for kind, message in self.first.items():
+            n = len(self.runs[kind])
+            warnings.warn(f"{message} (in {n} of {total} runs; the first one's figures)"
+                          if n > 1 else f"{message} (in run {min(self.runs[kind])})",
+                          SimWarning, stacklevel=3)
 
 
 def manifest(design: Design) -> dict:
@@ -213,7 +243,9 @@ def run_batch(scenarios: Sequence[Scenario | str | Path], out: str | Path, *,
     if todo and scheduler is None:
         # Compile (or load) the numba kernels once here, so the workers find them cached.
         try:
-            run(design.scenario_of(todo[0]), seed=todo[0].seed, steps=1)
+            with warnings.catch_warnings():  # the runs' own warnings are reported after
+                warnings.simplefilter("ignore", SimWarning)
+                run(design.scenario_of(todo[0]), seed=todo[0].seed, steps=1)
         except Exception:  # noqa: BLE001 (a failing run is the workers' to record)
             pass
     # The executor first: a scheduler that cannot be reached leaves no folder behind.
@@ -243,6 +275,7 @@ def _drive(ex: Executor, design: Design, todo: list[RunSpec], store: BatchStore,
     pending: dict[Future, RunSpec] = {}
     parameters = design.parameters
     failed = 0
+    told = RunWarnings()
 
     def submit_next() -> None:
         spec = next(queue, None)
@@ -263,10 +296,11 @@ def _drive(ex: Executor, design: Design, todo: list[RunSpec], store: BatchStore,
             for fut in finished:
                 spec = pending.pop(fut)
                 try:
-                    run_id, ds, error, trace = fut.result()
+                    run_id, ds, error, trace, said = fut.result()
                 except Exception as exc:  # noqa: BLE001 (a worker died or the task was lost)
-                    run_id, ds, error, trace = spec.run, None, f"{type(exc).__name__}: " \
-                        f"{exc}", ""
+                    run_id, ds, error, trace, said = spec.run, None, f"{type(exc).__name__}: " \
+                        f"{exc}", "", []
+                told.add(run_id, said)
                 if ds is None:  # ds: the encoded run file
                     store.write_failure(run_id, error, trace)
                     failed += 1
@@ -283,6 +317,7 @@ def _drive(ex: Executor, design: Design, todo: list[RunSpec], store: BatchStore,
             f"interrupted: {len(store.finished())} of {len(design.runs)} runs finished and "
             f"kept in {store.path}; `sim batch ... --resume --out {store.path}` runs the "
             "rest") from None
+    told.report(len(todo))
     return failed
 
 
