@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 export MPLBACKEND ?= Agg
 
-.PHONY: run test test-portable lint bench bench-batch figures notebooks clean
+.PHONY: run test test-portable lint bench bench-batch figures notebooks docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ figures: $(STAMP)
 	mkdir -p docs/images
 	$(BIN)/sim plot results/eth_crash --kind cascade --format png --out docs/images
 	$(BIN)/sim plot results/contagion_exploit --kind contagion --format png --out docs/images
+
+# The field reference of scenario files, written from the schema (a test checks it is current).
+docs: $(STAMP)
+	$(BIN)/sim schema --markdown > docs/scenario-fields.md
 
 # JupyterLab on the notebooks (installs the jupyter extra into .venv first).
 notebooks: $(STAMP)

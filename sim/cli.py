@@ -138,7 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--smallest", action="store_true",
                      help="recommend the smallest value (where smaller is riskier, e.g. a "
                      "liquidation bonus)")
-    sub.add_parser("schema", help="print the scenario JSON schema")
+    schema = sub.add_parser("schema", help="print the scenario JSON schema (or, with "
+                            "--markdown, the field reference of docs/scenario-fields.md)")
+    schema.add_argument("--markdown", action="store_true",
+                        help="every table and field as Markdown, from the schema")
     return parser
 
 
@@ -168,6 +171,11 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def _cmd_schema(args: argparse.Namespace) -> int:
     from sim.scenario import Scenario
 
+    if args.markdown:
+        from sim.scenario.fields import field_reference
+
+        print(field_reference(), end="")
+        return 0
     print(json.dumps(Scenario.model_json_schema(), indent=2))
     return 0
 

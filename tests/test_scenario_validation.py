@@ -196,3 +196,31 @@ def _walk(node):
     elif isinstance(node, list):
         for value in node:
             yield from _walk(value)
+
+
+def test_the_field_reference_in_docs_is_current():
+    """docs/scenario-fields.md is `sim schema --markdown` (regenerate: make docs)."""
+    from sim.scenario.fields import field_reference
+
+    committed = (ROOT / "docs" / "scenario-fields.md").read_text(encoding="utf-8")
+    assert committed == field_reference(), "docs/scenario-fields.md is stale: run make docs"
+
+
+def test_the_field_reference_names_every_field_of_every_table():
+    from sim.scenario import fields
+
+    text = fields.field_reference()
+    for cls in (Scenario, Lending, sim.scenario.LeveragedTraders, sim.scenario.Depeg):
+        assert f"## {cls.__name__}\n" in text
+        section = text.split(f"## {cls.__name__}\n", 1)[1].split("\n## ", 1)[0]
+        for name, info in cls.model_fields.items():
+            assert f"| `{info.alias or name}` |" in section, (cls.__name__, name)
+
+
+def test_a_number_where_a_distribution_goes_says_how_to_write_one():
+    data = tomllib.loads(TINY_FILE.read_text(encoding="utf-8"))
+    data["agents"]["leveraged_traders"]["leverage"] = 3.0
+    with pytest.raises(sim.ScenarioError) as info:
+        parse_scenario(data, source="<test>")
+    assert info.value.field == "agents.leveraged_traders.leverage"
+    assert '{ dist = "constant", value = 3.0 }' in str(info.value)

@@ -7,11 +7,13 @@ Every error names the file, the dotted field path and what was expected
 from __future__ import annotations
 
 import difflib
+import functools
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from sim.errors import ScenarioError
 from sim.scenario.base import short
@@ -67,11 +69,39 @@ def _message(err: dict, data: Any) -> tuple[str, str]:
         return f"{path}.{tag}", (f"unknown {tag} {err['ctx']['tag']!r} "
                                  f"(expected one of: {err['ctx']['expected_tags']})")
     given = err.get("input")
+    if (kind == "model_attributes_type" and isinstance(given, int | float)
+            and not isinstance(given, bool) and loc and loc[-1] in _distribution_fields()):
+        return path, (f"a distribution table, e.g. {{ dist = \"constant\", value = {given!r} }}"
+                      f" (or uniform / lognormal: each agent draws its own), got {given!r}")
     if kind not in ("model_type", "dict_type") and not isinstance(given, dict | list):
         msg = f"{msg[0].lower()}{msg[1:]}, got {short(given)}"
     else:
         msg = f"{msg[0].lower()}{msg[1:]}"
     return path, msg
+
+
+@functools.cache
+def _distribution_fields() -> frozenset[str]:
+    """Names of the fields, in any table, that take a distribution (``{ dist = ... }``)."""
+    names, seen, todo = set(), set(), [Scenario]
+    while todo:
+        cls = todo.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        for name, info in cls.model_fields.items():
+            refs = _tables(info.annotation)
+            if {"Constant", "Uniform", "LogNormal"} <= {r.__name__ for r in refs}:
+                names.add(name)
+            todo += refs
+    return frozenset(names)
+
+
+def _tables(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation refers to."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _tables(arg)]
 
 
 def _misspelt(loc: tuple, data: Any) -> tuple | None:
