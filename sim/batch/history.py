@@ -15,7 +15,6 @@ median. Stores are resumed, so a second call only reads. The report is written a
 from __future__ import annotations
 
 import copy
-import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from sim.batch.runner import run_batch
 from sim.errors import ScenarioError, SimError
 from sim.plots import history_figure, plt
 from sim.results import VARIABLES, atomic_write
-from sim.scenario import Figure, Scenario, parse_scenario
+from sim.scenario import Figure, Scenario, parse_scenario, slug
 from sim.store import is_batch
 
 QUANTILES = (0.05, 0.5, 0.95)
@@ -95,11 +94,6 @@ def counterfactual_scenario(scenario: Scenario, k: int) -> Scenario:
                             f"{exc.field}: {exc.message}") from None
 
 
-def slug(text: str) -> str:
-    """A folder name for a counterfactual."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "counterfactual"
-
-
 @dataclass
 class EventResult:
     """One event's figures: recorded, simulated quantiles, and counterfactual medians."""
@@ -123,9 +117,9 @@ def run_event(scenario: Scenario, out: Path, *, workers: int, replications: int 
     cfs = {}
     for k, cf in enumerate(scenario.history.counterfactuals):
         alt = counterfactual_scenario(scenario, k)
-        _run_fresh(alt, folder / slug(cf.name), workers=workers, replications=replications,
+        _run_fresh(alt, folder / slug(cf.name.lower()), workers=workers, replications=replications,
                    progress=progress)
-        alt_ds = open_results(folder / slug(cf.name))
+        alt_ds = open_results(folder / slug(cf.name.lower()))
         cfs[cf.name] = {f.name: figure_values(alt_ds, f) for f in figures}
     return EventResult(scenario, ds.sizes["run"], values, cfs)
 
