@@ -193,7 +193,7 @@ def expand_file(scenario: Scenario) -> FileDesign:
         matrix = sample_points(b)
         groups.append(("sample", paths, [tuple(_plain(v) for v in row) for row in matrix]))
     parameters = [p for _, paths, _ in groups for p in paths]
-    where = {p: g for g, paths, _ in groups for p in paths}
+    where = _groups(b)
     points = [dict(zip(parameters, (v for combo in combos for v in combo), strict=True))
               for combos in itertools.product(*(rows for _, _, rows in groups))]
     scenarios = []
@@ -230,10 +230,14 @@ def point_error(exc: Exception, values: dict, design: FileDesign) -> Exception:
     """An error building one design point's model, named as ``expand_file`` names its own."""
     if not isinstance(exc, ScenarioError):
         return exc
-    b = design.scenario.batch
-    where = {p: g for g, paths in (("grid", b.grid), ("zip", b.zip), (
-        "sample", b.sample.ranges if b.sample else {})) for p in paths}
-    return _point_error(exc, values, where)
+    return _point_error(exc, values, _groups(design.scenario.batch))
+
+
+def _groups(b: Batch) -> dict[str, str]:
+    """Each swept path -> the ``[batch]`` group that sweeps it (grid, zip or sample)."""
+    return {p: g for g, paths in (("grid", b.grid), ("zip", b.zip),
+                                  ("sample", b.sample.ranges if b.sample else {}))
+            for p in paths}
 
 
 @dataclass
