@@ -17,7 +17,7 @@ from sim.errors import ScenarioError
 from sim.model.kinds import AGENT_KINDS
 from sim.model.pnl import COMPONENTS
 from sim.results import VARIABLES
-from sim.scenario import Scenario
+from sim.scenario import Oracle, Scenario
 
 BYTES_PER_AGENT = 1024  # a mesa.Agent (~470 B) and its rows in the population's tables
 BYTES_PER_POSITION = 512  # the whole model's 129 B per position, four times over
@@ -104,12 +104,12 @@ def check_oracle_delays(s: Scenario, steps: int) -> None:
     Raises:
         ScenarioError: naming ``protocols.<oracle>.delay_steps``.
     """
-    for name, proto in s.protocols.items():
-        delay = getattr(proto, "delay_steps", None)
-        if proto.kind == "oracle" and delay is not None and delay >= steps:
+    for name, oracle in s.protocols_of(Oracle).items():
+        if oracle.delay_steps >= steps:
             raise ScenarioError(s.source, f"protocols.{name}.delay_steps",
                                 f"must be shorter than the run ({steps:,} steps), got "
-                                f"{delay:,}: the oracle would only ever read the starting price")
+                                f"{oracle.delay_steps:,}: the oracle would only ever read the "
+                                "starting price")
 
 
 def check_limits(s: Scenario, steps: int) -> None:
