@@ -6,8 +6,49 @@ line: ``file: field.path: what was expected, got what``. ``schema`` holds the ty
 elsewhere in the file (a market's venue, an agent's protocol, an oracle's pool).
 """
 
+from sim.scenario.agents import (
+    Agents,
+    Arbitrageurs,
+    DeltaHedgers,
+    HedgingDesk,
+    Holders,
+    Keepers,
+    Lenders,
+    LeveragedTraders,
+    Liquidators,
+    MarketMakers,
+    MultiCollateralTraders,
+    OptionTraders,
+    PerpTraders,
+    Redeemers,
+    VaultOwners,
+    VolArbitrageurs,
+)
 from sim.scenario.base import LARGEST, SMALLEST, slug
+from sim.scenario.distributions import (
+    Constant,
+    Distribution,
+    LogNormal,
+    Uniform,
+    draw,
+)
+from sim.scenario.experiments import (
+    Batch,
+    Counterfactual,
+    Figure,
+    History,
+    Sample,
+)
 from sim.scenario.load import load_scenario, parse_scenario
+from sim.scenario.market import (
+    GBM,
+    ConstantProcess,
+    Jump,
+    JumpDiffusion,
+    Market,
+    Replay,
+    ShockPath,
+)
 from sim.scenario.protocols import (
     CDP,
     AlgorithmicStablecoin,
@@ -28,53 +69,22 @@ from sim.scenario.protocols import (
 )
 from sim.scenario.references import check_references
 from sim.scenario.schema import (
-    GBM,
-    Agents,
-    Arbitrageurs,
     Asset,
     AssetOption,
-    Batch,
-    BridgeFailure,
-    Constant,
-    ConstantProcess,
-    Counterfactual,
-    DeltaHedgers,
-    Depeg,
-    Distribution,
     Edge,
-    Exploit,
-    Figure,
-    GasSpike,
-    HedgingDesk,
-    History,
-    Holders,
-    Jump,
-    JumpDiffusion,
-    Keepers,
-    Lenders,
-    LeveragedTraders,
-    Liquidators,
-    LiquidityWithdrawal,
-    LogNormal,
-    Market,
-    MarketMakers,
-    MultiCollateralTraders,
-    OptionTraders,
-    OracleManipulation,
-    PerpTraders,
-    Redeemers,
-    Replay,
-    Sale,
-    Sample,
     Scenario,
-    ShockPath,
     Simulation,
-    StaleOracle,
-    Uniform,
-    VaultOwners,
-    VolArbitrageurs,
-    draw,
     replay_path,
+)
+from sim.scenario.shocks import (
+    BridgeFailure,
+    Depeg,
+    Exploit,
+    GasSpike,
+    LiquidityWithdrawal,
+    OracleManipulation,
+    Sale,
+    StaleOracle,
 )
 
 __all__ = [

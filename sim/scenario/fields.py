@@ -18,7 +18,8 @@ from pydantic import BaseModel, BeforeValidator
 from pydantic_core import PydanticUndefined
 
 from sim.scenario.base import LARGEST, SMALLEST
-from sim.scenario.schema import Constant, LogNormal, Scenario, Uniform
+from sim.scenario.distributions import Constant, LogNormal, Uniform
+from sim.scenario.schema import Scenario
 
 DISTRIBUTIONS = {Constant, Uniform, LogNormal}
 _BOUNDS = ((at.Gt, "gt", ">"), (at.Ge, "ge", ">="), (at.Lt, "lt", "<"), (at.Le, "le", "<="))

@@ -12,6 +12,13 @@ from typing import Any
 import numpy as np
 
 from sim.errors import ScenarioError
+from sim.scenario.distributions import (
+    Constant,
+    Uniform,
+)
+from sim.scenario.market import (
+    Replay,
+)
 from sim.scenario.protocols import (
     CDP,
     AlgorithmicStablecoin,
@@ -24,19 +31,18 @@ from sim.scenario.protocols import (
 )
 from sim.scenario.schema import (
     DATA_ROOT_VARIABLE,
+    Scenario,
+    data_roots,
+    replay_path,
+)
+from sim.scenario.shocks import (
     BridgeFailure,
-    Constant,
     Depeg,
     Exploit,
     LiquidityWithdrawal,
     OracleManipulation,
-    Replay,
     Sale,
-    Scenario,
     StaleOracle,
-    Uniform,
-    data_roots,
-    replay_path,
 )
 
 
