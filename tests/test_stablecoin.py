@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.protocols.lending import ProtocolError
-from sim.protocols.stablecoin import AlgorithmicStablecoin, PegStabilityModule
+from sim.protocols.psm import PegStabilityModule
+from sim.protocols.stablecoin import AlgorithmicStablecoin
 
 B, MIN_SPREAD, PRP, BLOCKS, P = 1_000_000.0, 0.005, 36.0, 10.0, 50.0
 

@@ -35,7 +35,8 @@ import numpy as np
 from sim.agents.base import ProtocolAgent
 from sim.protocols.amm import Pools
 from sim.protocols.liquid_staking import HOURS_PER_YEAR, LiquidStaking
-from sim.protocols.stablecoin import AlgorithmicStablecoin, PegStabilityModule
+from sim.protocols.psm import PegStabilityModule
+from sim.protocols.stablecoin import AlgorithmicStablecoin
 
 GOLDEN = (5 ** 0.5 - 1) / 2
 SEARCH_STEPS = 60  # golden-section steps: the bracket shrinks to 0.618^60 ~ 3e-13 of itself

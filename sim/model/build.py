@@ -34,8 +34,8 @@ from sim.protocols.liquid_staking import LiquidStaking as StakingTable
 from sim.protocols.options import OptionsProtocols, VolSurface
 from sim.protocols.oracle import Oracles
 from sim.protocols.perps import PerpMarkets
+from sim.protocols.psm import PegStabilityModule
 from sim.protocols.stablecoin import AlgorithmicStablecoin as AlgorithmicTable
-from sim.protocols.stablecoin import PegStabilityModule
 from sim.scenario import (
     CDP,
     AlgorithmicStablecoin,

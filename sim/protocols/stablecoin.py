@@ -1,16 +1,12 @@
-"""Stablecoins: algorithmic mint/burn against a sister token, and peg stability modules.
+"""Algorithmic stablecoins: mint/burn against a sister token (a table over protocols).
 
-Two protocol kinds, each a table over protocols of one kind (arrays indexed by protocol):
-
-- ``AlgorithmicStablecoin``: Terra's market module as of columbus-5 (terra-money/classic-core
+``AlgorithmicStablecoin`` is Terra's market module as of columbus-5 (terra-money/classic-core
   v0.5, ``x/market``). A stable (target 1 numeraire) and its sister token (LUNA) swap into
   each other *through the protocol*: the offered token is burnt and the asked token minted at
   the sister's oracle price, minus a spread set by two virtual constant-product pools whose
   imbalance ``terra_pool_delta`` decays every block. The decay bounds how much stable can be
-  redeemed per day: the protocol's mint/burn capacity.
-- ``PegStabilityModule``: Maker's PSM (makerdao/dss-psm ``psm.sol``). A reserve stable (USDC)
-  swaps 1:1 for the CDP's stable (DAI), minus the toll ``tin`` when selling USDC and plus the
-  toll ``tout`` when buying it back, within the PSM's debt ceiling and USDC reserve.
+  redeemed per day: the protocol's mint/burn capacity. Maker's peg stability module, the
+  other way a stablecoin is swapped at its issuer, is ``sim.protocols.psm``.
 
 Protocols enforce the rules and record every mint and burn; the caller (an agent, through
 the model) debits and credits the trader's balances with the amounts returned. Whether a
@@ -27,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from sim.protocols.errors import ProtocolError
+from sim.protocols.inputs import check_amount, check_price, table_array
 
 MAX_OFFER_OVER_POOL = 1e12  # largest sister offer, as a multiple of the luna pool's value
 
@@ -45,20 +42,6 @@ class SwapQuote(NamedTuple):
     minted: float
     fee: float
     spread: float
-
-
-class PsmTrade(NamedTuple):
-    """One PSM swap.
-
-    Attributes:
-        gem: reserve-stable tokens moved (into the PSM on a sell, out of it on a buy).
-        dai: CDP-stable tokens paid to the trader (sell) or taken from the trader (buy).
-        fee: CDP-stable tokens of toll credited to the PSM's surplus.
-    """
-
-    gem: float
-    dai: float
-    fee: float
 
 
 class AlgorithmicStep(NamedTuple):
@@ -81,46 +64,6 @@ class AlgorithmicStep(NamedTuple):
     spread_paid: np.ndarray
     implied_backing: np.ndarray
     terra_pool_delta: np.ndarray
-
-
-class PsmStep(NamedTuple):
-    """One step of a PSM table; arrays indexed by PSM.
-
-    Attributes:
-        gem_in: reserve stable received (sellGem).
-        gem_out: reserve stable paid out (buyGem).
-        dai_minted: CDP stable minted (debt drawn), tolls included.
-        dai_burnt: CDP stable burnt (debt repaid).
-        fees: tolls credited to the surplus.
-    """
-
-    gem_in: np.ndarray
-    gem_out: np.ndarray
-    dai_minted: np.ndarray
-    dai_burnt: np.ndarray
-    fees: np.ndarray
-
-
-def _check_amount(amount: float) -> float:
-    amount = float(amount)
-    if not (math.isfinite(amount) and amount >= 0.0):
-        raise ProtocolError(f"swap amount must be finite and >= 0, got {amount}")
-    return amount
-
-
-def _check_price(price: float) -> float:
-    price = float(price)
-    if not (math.isfinite(price) and price > 0.0):
-        # Terra's ComputeInternalSwap fails with ErrNoEffectivePrice without a rate.
-        raise ProtocolError(f"sister price must be finite and > 0, got {price}")
-    return price
-
-
-def _array(values, n: int, name: str, *, allow_inf: bool = False) -> np.ndarray:
-    out = np.broadcast_to(np.asarray(values, dtype=np.float64), (n,)).copy()
-    if not np.all(np.isfinite(out) | (allow_inf & (out == np.inf))):
-        raise ValueError(f"{name}: must be finite, got {out}")
-    return out
 
 
 def virtual_pools(base_pool: float, terra_pool_delta: float) -> tuple[float, float]:
@@ -198,13 +141,13 @@ class AlgorithmicStablecoin:
                  blocks_per_step, stable_supply, sister_supply, terra_pool_delta=0.0):
         self.names = list(names)
         n = len(self.names)
-        self.base_pool = _array(base_pool, n, "base_pool")
-        self.min_spread = _array(min_spread, n, "min_spread")
-        self.pool_recovery_period = _array(pool_recovery_period, n, "pool_recovery_period")
-        self.blocks_per_step = _array(blocks_per_step, n, "blocks_per_step")
-        self.stable_supply = _array(stable_supply, n, "stable_supply")
-        self.sister_supply = _array(sister_supply, n, "sister_supply")
-        self.terra_pool_delta = _array(terra_pool_delta, n, "terra_pool_delta")
+        self.base_pool = table_array(base_pool, n, "base_pool")
+        self.min_spread = table_array(min_spread, n, "min_spread")
+        self.pool_recovery_period = table_array(pool_recovery_period, n, "pool_recovery_period")
+        self.blocks_per_step = table_array(blocks_per_step, n, "blocks_per_step")
+        self.stable_supply = table_array(stable_supply, n, "stable_supply")
+        self.sister_supply = table_array(sister_supply, n, "sister_supply")
+        self.terra_pool_delta = table_array(terra_pool_delta, n, "terra_pool_delta")
         if np.any(self.base_pool <= 0):
             raise ValueError(f"base_pool: must be > 0, got {self.base_pool}")
         if np.any((self.min_spread < 0) | (self.min_spread >= 1)):
@@ -246,8 +189,8 @@ class AlgorithmicStablecoin:
         Sister minted to the trader ``= amount / sister_price * (1 - spread)``, spread from
         ``market_swap(amount, terra_pool, luna_pool, min_spread)``.
         """
-        amount = _check_amount(amount)
-        price = _check_price(sister_price)
+        amount = check_amount(amount)
+        price = check_price(sister_price)
         if amount == 0.0:
             return SwapQuote(0.0, 0.0, 0.0, 0.0)
         terra_pool, luna_pool = self.pools(protocol)
@@ -277,8 +220,8 @@ class AlgorithmicStablecoin:
         Stable minted to the trader ``= amount * sister_price * (1 - spread)``, spread from
         ``market_swap(amount * sister_price, luna_pool, terra_pool, min_spread)``.
         """
-        amount = _check_amount(amount)
-        price = _check_price(sister_price)
+        amount = check_amount(amount)
+        price = check_price(sister_price)
         if amount == 0.0:
             return SwapQuote(0.0, 0.0, 0.0, 0.0)
         offer_value = amount * price
@@ -362,105 +305,5 @@ class AlgorithmicStablecoin:
             self.step_stable_minted, self.step_spread_paid, self.implied_backing(sister_price),
             self.terra_pool_delta.copy())
         self.replenish()
-        self._reset_flows()
-        return record
-
-
-class PegStabilityModule:
-    """Maker Peg Stability Modules, as a table over PSMs (makerdao/dss-psm ``psm.sol``).
-
-    ``sellGem(gem)``: the PSM takes ``gem`` reserve stable, locks it and draws ``gem`` DAI of
-    debt (``vat.frob(+gem, +gem)``), pays the trader ``gem * (1 - tin)`` and moves the toll
-    ``gem * tin`` to the vow (surplus). ``buyGem(gem)``: the trader pays ``gem * (1 + tout)``
-    DAI; ``gem`` repays debt (``vat.frob(-gem, -gem)``) and is burnt, the toll goes to the vow,
-    and ``gem`` reserve stable is paid out. The PSM's debt therefore always equals its reserve
-    (ink == art, rate 1), so the reserve is the net DAI it has minted. Limits: a sell may not
-    take debt above the ceiling ``line`` (Vat ``frob``: "ceiling-exceeded"), a buy may not
-    take more than the reserve. Maker reverts a swap past a limit; here the part that fits is
-    filled and returned, which is what a caller that first reads the quote would send.
-
-    DAI conservation: DAI held by accounts + ``surplus`` - (``dai_minted`` - ``dai_burnt``) is
-    constant; reserve stable held by accounts + ``reserve`` is constant (no USDC is minted).
-    The global ceiling (Vat ``Line``) and decimals (``to18ConversionFactor``) are left out.
-
-    Args:
-        names: PSM names.
-        tin: toll on sellGem (fraction), in [0, 1).
-        tout: toll on buyGem (fraction), >= 0.
-        line: debt ceiling (DAI), >= 0 (``inf``: none).
-        reserve: initial reserve stable locked (tokens), equal to the initial debt.
-    """
-
-    def __init__(self, names: list[str], *, tin, tout, line, reserve):
-        self.names = list(names)
-        n = len(self.names)
-        self.tin = _array(tin, n, "tin")
-        self.tout = _array(tout, n, "tout")
-        self.line = _array(line, n, "line", allow_inf=True)  # inf: no ceiling
-        self.reserve = _array(reserve, n, "reserve")
-        if np.any((self.tin < 0) | (self.tin >= 1)):
-            raise ValueError(f"tin: must be in [0, 1), got {self.tin}")
-        if np.any(self.tout < 0):
-            raise ValueError(f"tout: must be >= 0, got {self.tout}")
-        if np.any(self.line < 0) or np.any(self.reserve < 0):
-            raise ValueError("line, reserve: must be >= 0")
-        self.surplus = np.zeros(n)  # tolls moved to the vow: a claim of the protocol, in DAI
-        self.dai_minted = np.zeros(n)  # cumulative
-        self.dai_burnt = np.zeros(n)  # cumulative
-        self._reset_flows()
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def _reset_flows(self) -> None:
-        n = len(self.names)
-        self.step_gem_in = np.zeros(n)
-        self.step_gem_out = np.zeros(n)
-        self.step_dai_minted = np.zeros(n)
-        self.step_dai_burnt = np.zeros(n)
-        self.step_fees = np.zeros(n)
-
-    def debt(self) -> np.ndarray:
-        """DAI debt per PSM (its ``art``); equal to the reserve."""
-        return self.reserve.copy()
-
-    def quote_sell_gem(self, psm: int, gem: float) -> PsmTrade:
-        """What selling ``gem`` reserve stable would do now (filled up to the ceiling)."""
-        gem = min(_check_amount(gem), max(self.line[psm] - self.reserve[psm], 0.0))
-        fee = gem * self.tin[psm]
-        return PsmTrade(gem, gem - fee, fee)
-
-    def sell_gem(self, psm: int, gem: float) -> PsmTrade:
-        """Sell reserve stable for DAI (``sellGem``); return what was filled."""
-        t = self.quote_sell_gem(psm, gem)
-        self.reserve[psm] += t.gem
-        self.surplus[psm] += t.fee
-        self.dai_minted[psm] += t.gem
-        self.step_gem_in[psm] += t.gem
-        self.step_dai_minted[psm] += t.gem
-        self.step_fees[psm] += t.fee
-        return t
-
-    def quote_buy_gem(self, psm: int, gem: float) -> PsmTrade:
-        """What buying ``gem`` reserve stable would cost now (filled up to the reserve)."""
-        gem = min(_check_amount(gem), self.reserve[psm])
-        fee = gem * self.tout[psm]
-        return PsmTrade(gem, gem + fee, fee)
-
-    def buy_gem(self, psm: int, gem: float) -> PsmTrade:
-        """Buy reserve stable with DAI (``buyGem``); return what was filled."""
-        t = self.quote_buy_gem(psm, gem)
-        self.reserve[psm] -= t.gem
-        self.surplus[psm] += t.fee
-        self.dai_burnt[psm] += t.gem
-        self.step_gem_out[psm] += t.gem
-        self.step_dai_burnt[psm] += t.gem
-        self.step_fees[psm] += t.fee
-        return t
-
-    def end_step(self) -> PsmStep:
-        """Close the step: return its flows and start the next step's."""
-        record = PsmStep(self.step_gem_in, self.step_gem_out, self.step_dai_minted,
-                         self.step_dai_burnt, self.step_fees)
         self._reset_flows()
         return record
