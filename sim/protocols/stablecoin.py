@@ -1,12 +1,12 @@
 """Algorithmic stablecoins: mint/burn against a sister token (a table over protocols).
 
 ``AlgorithmicStablecoin`` is Terra's market module as of columbus-5 (terra-money/classic-core
-  v0.5, ``x/market``). A stable (target 1 numeraire) and its sister token (LUNA) swap into
-  each other *through the protocol*: the offered token is burnt and the asked token minted at
-  the sister's oracle price, minus a spread set by two virtual constant-product pools whose
-  imbalance ``terra_pool_delta`` decays every block. The decay bounds how much stable can be
-  redeemed per day: the protocol's mint/burn capacity. Maker's peg stability module, the
-  other way a stablecoin is swapped at its issuer, is ``sim.protocols.psm``.
+v0.5, ``x/market``). A stable (target 1 numeraire) and its sister token (LUNA) swap into each
+other *through the protocol*: the offered token is burnt and the asked token minted at the
+sister's oracle price, minus a spread set by two virtual constant-product pools whose
+imbalance ``terra_pool_delta`` decays every block. The decay bounds how much stable can be
+redeemed per day: the protocol's mint/burn capacity. Maker's peg stability module, the other
+way a stablecoin is swapped at its issuer, is ``sim.protocols.psm``.
 
 Protocols enforce the rules and record every mint and burn; the caller (an agent, through
 the model) debits and credits the trader's balances with the amounts returned. Whether a
