@@ -11,11 +11,12 @@ import mesa
 import numpy as np
 import xarray as xr
 
-from sim.metrics import protocol_debt_rank
+from sim.metrics.losses import protocol_losses
+from sim.metrics.network import protocol_debt_rank
 from sim.model import StressModel
 from sim.network import edge_table
 from sim.results import open_results as open_run
-from sim.results import protocol_losses, write_results
+from sim.results import write_results
 from sim.scenario import Scenario, load_scenario
 from sim.store import is_batch, open_batch
 

@@ -27,7 +27,8 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from sim.batch.sensitivity import SENSITIVITY_FILE
-from sim.batch.summary import (
+from sim.errors import ResultsError, SimWarning
+from sim.metrics.risk import (
     LEVELS,
     expected_shortfall,
     risk_measures,
@@ -35,7 +36,6 @@ from sim.batch.summary import (
     swept_parameters,
     value_at_risk,
 )
-from sim.errors import ResultsError, SimWarning
 from sim.plots import (
     bad_debt_figure,
     cascade_figure,

@@ -386,6 +386,12 @@ def _cmd_validate_history(args: argparse.Namespace) -> int:
         print(f"sim: interrupted; the finished runs are kept in {args.out}; run "
               "`sim validate-history` again to resume", file=sys.stderr)
         return 130
+    from sim.plots import history_figure, plt
+    from sim.results import atomic_write
+
+    fig = history_figure(table)  # the batch layer returns data; the chart is drawn here
+    atomic_write(args.out / "report.png", lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
     print(report, end="")
     done = int(table.reproduced.sum()) if "reproduced" in table else 0
     print(f"{done} of {table.sizes.get('row', 0)} recorded figures inside the simulated 90% "
@@ -427,13 +433,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 def _cmd_summary(args: argparse.Namespace) -> int:
     import sim
-    from sim.batch.summary import (
-        SUMMARY_FILE,
-        format_table,
-        risk_measures,
-        run_scalars,
-        write_summary,
-    )
+    from sim.batch.summary import SUMMARY_FILE, format_table, write_summary
+    from sim.metrics.risk import risk_measures, run_scalars
 
     measures = risk_measures(run_scalars(sim.open_results(args.results)), by=args.by)
     out = args.out or (args.results if args.results.is_dir() else args.results.parent)

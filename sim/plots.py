@@ -18,8 +18,9 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
+from sim.metrics.losses import protocol_losses
 from sim.network import EDGE_KINDS, graph_from_dataset
-from sim.results import protocol_losses, protocols_of_kind
+from sim.results import protocols_of_kind
 
 STYLE = Path(__file__).with_name("sim.mplstyle")
 # The style's colours as hex: a "C0" string on a line is resolved when the figure is drawn,
@@ -212,7 +213,7 @@ def bad_debt_figure(losses: np.ndarray, var: dict[float, float], es: dict[float,
 
     Args:
         losses: bad debt per run (USD).
-        var, es: level -> VaR and expected shortfall (``sim.batch.summary``), USD.
+        var, es: level -> VaR and expected shortfall (``sim.metrics.risk``), USD.
         title: the chart's title.
     """
     losses = np.asarray(losses, dtype=np.float64) / 1e6

@@ -194,17 +194,6 @@ def protocols_of_kind(ds: xr.Dataset, kind: str) -> list[str]:
             if k == kind]
 
 
-def protocol_losses(ds: xr.Dataset) -> xr.DataArray:
-    """Each protocol's loss over the run (USD); over the first steps for ``ds.isel(time=...)``.
-
-    Bad debt booked, value stolen, and debt still insolvent at the last step (0 for a
-    protocol that lends nothing: a pool, an oracle).
-    """
-    loss = (ds.bad_debt.sum("time") + ds.exploit_loss.sum("time")
-            + ds.insolvent_debt.isel(time=-1))
-    return loss.drop_vars("time", errors="ignore").rename("loss")
-
-
 def atomic_write(target: str | Path, write) -> Path:
     """Call ``write(tmp_path)``, then move the temporary file onto ``target``.
 

@@ -17,16 +17,16 @@ import pytest
 import xarray as xr
 
 import sim
-from sim.batch.summary import (
-    SUMMARY_FILE,
+from sim.batch.summary import SUMMARY_FILE
+from sim.cli import main
+from sim.errors import ResultsError
+from sim.metrics.risk import (
     expected_shortfall,
     risk_measures,
     run_scalars,
     value_at_risk,
     wilson_interval,
 )
-from sim.cli import main
-from sim.errors import ResultsError
 from sim.results import write_results
 from sim.scenario import parse_scenario
 from tests.conftest import tiny

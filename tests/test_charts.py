@@ -9,9 +9,9 @@ import pytest
 
 import sim
 from sim.batch import run_batch
-from sim.batch.summary import run_scalars
 from sim.charts import draw, open_material, reasons, supported, worst_point
 from sim.cli import main
+from sim.metrics.risk import run_scalars
 from sim.plots import (
     EDGE_LABEL,
     NODE_AREA,
@@ -225,7 +225,7 @@ def test_bad_debt_chart_marks_var_and_es_as_order_statistics_of_40_runs(tail_dir
     losses = run_scalars(material.batch).total_bad_debt.values
     ordered = np.sort(losses)  # L_(1) <= ... <= L_(40)
     assert len(np.unique(ordered[-3:])) == 3  # the top three differ: the marks are distinct
-    # By hand (sim.batch.summary's docstring): VaR_a = L_(ceil(40 a)); ES_a is the mean of
+    # By hand (sim.metrics.risk's docstring): VaR_a = L_(ceil(40 a)); ES_a is the mean of
     # the worst 40 (1 - a) runs. 95%: VaR = L_(38), ES = (L_(39) + L_(40)) / 2. 99%: 0.4 of
     # a run: VaR = L_(40), and the weighted atom makes ES = L_(40).
     hand = {"VaR 95%": ordered[37], "ES 95%": (ordered[38] + ordered[39]) / 2,

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from sim import contagion as cg
-from sim.contagion import debtrank, debtrank_impact, eisenberg_noe, fire_sale_vulnerability
+from sim.metrics import contagion as cg
+from sim.metrics.contagion import debtrank, debtrank_impact, eisenberg_noe, fire_sale_vulnerability
 
 SETTINGS = settings(deadline=None, max_examples=60)
 

@@ -182,3 +182,16 @@ def test_history_chart_marks_each_figure_relative_to_its_record():
     assert lines[0].get_xdata() == pytest.approx([0.5, 1.125])
     assert lines[1].get_xdata() == pytest.approx([0.95 / 0.87, 0.99 / 0.87])
     assert lines[0].get_color() != lines[1].get_color()  # reproduced vs not
+
+
+def test_the_command_draws_the_report_chart(tmp_path, capsys):
+    """`sim validate-history` writes report.md, validation.nc and, drawn by the CLI, report.png."""
+    from sim.cli import main
+
+    path = history_file(tmp_path, FIGURES)
+    out = tmp_path / "out"
+    assert main(["validate-history", str(path), "--out", str(out), "--workers", "1",
+                 "--replications", "2"]) == 0
+    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "report.md").is_file() and (out / "validation.nc").is_file()
+    assert "recorded figures inside the simulated 90% interval" in capsys.readouterr().out

@@ -19,21 +19,22 @@ ALLOWED = {
     "scenario": {"errors"},
     "errors": set(),
     "results": {"errors"},
-    "plots": {"results", "network"},
-    "contagion": set(),
+    "plots": {"results", "network", "metrics"},
     "progress": set(),  # stderr progress (tqdm on a terminal, plain lines otherwise)
     "market": {"errors", "scenario"},
     "network": {"scenario", "errors"},
     "shocks": {"engine", "protocols", "market", "scenario"},
     "model": {"engine", "protocols", "agents", "market", "network", "shocks", "scenario",
-              "results", "errors", "model", "contagion"},
-    "metrics": {"contagion", "results"},
+              "results", "errors", "model", "metrics"},
+    # pure functions of results and arrays (risk, contagion, network, losses)
+    "metrics": {"metrics", "results", "errors"},
     "store": {"errors", "results"},
     "api": {"model", "network", "metrics", "results", "scenario", "errors", "store"},
     # batch checks each design point's size (sim.model.size) before anything runs
-    "batch": {"api", "model", "scenario", "errors", "store", "results", "plots", "progress"},
-    "charts": {"batch", "errors", "plots", "results", "store"},
-    "cli": {"api", "batch", "charts", "errors", "scenario", "results", "plots", "store",
+    # batch returns data: it draws nothing (history's chart is drawn by the cli)
+    "batch": {"api", "model", "metrics", "scenario", "errors", "store", "results", "progress"},
+    "charts": {"batch", "metrics", "errors", "plots", "results", "store"},
+    "cli": {"api", "batch", "charts", "errors", "metrics", "scenario", "results", "plots", "store",
             "progress", "__init__"},
     # The notebook view (optional: ipywidgets) steps runs through the public API only.
     "view": {"api", "plots", "results", "errors", "scenario"},

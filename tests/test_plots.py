@@ -62,7 +62,7 @@ def test_fan_chart_draws_the_median_and_bands_of_the_runs():
 
 
 def test_bad_debt_chart_marks_var_and_es():
-    from sim.batch.summary import expected_shortfall, value_at_risk
+    from sim.metrics.risk import expected_shortfall, value_at_risk
     from sim.plots import bad_debt_figure
     losses = np.arange(1.0, 21.0) * 1e6  # 1M..20M
     var = {0.95: value_at_risk(losses, 0.95)}

@@ -14,7 +14,7 @@ import pytest
 
 import sim
 import sim.view
-from sim.results import protocol_losses
+from sim.metrics.losses import protocol_losses
 from sim.view import Explorer
 
 ROOT = Path(__file__).resolve().parents[1]

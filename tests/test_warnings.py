@@ -25,9 +25,9 @@ from sim.api import check
 from sim.batch import run_batch
 from sim.batch.recommend import format_recommendation, recommend
 from sim.batch.sensitivity import SENSITIVITY_FILE, sensitivity, sensitivity_file
-from sim.batch.summary import expected_shortfall, risk_measures, tail_runs, value_at_risk
 from sim.cli import main
 from sim.errors import ScenarioError, SimWarning
+from sim.metrics.risk import expected_shortfall, risk_measures, tail_runs, value_at_risk
 from sim.model import StressModel
 from sim.scenario import Scenario, parse_scenario
 from tests.conftest import tiny

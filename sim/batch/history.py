@@ -9,7 +9,8 @@ simulated median and 90% interval (5th to 95th percentile) beside the recorded v
 *reproduced* when the recorded value (or range) meets the interval. Each counterfactual runs
 the same batch with its fields set, and the report gives its median beside the base
 median. Stores are resumed, so a second call only reads. The report is written as
-``report.md``, ``report.png`` (``sim.plots.history_figure``) and ``validation.nc``.
+``report.md`` and ``validation.nc``; ``sim validate-history`` draws the table into
+``report.png`` (``sim.plots.history_figure``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from sim.api import load_scenario, open_results
 from sim.batch.design import set_path
 from sim.batch.runner import run_batch
 from sim.errors import ScenarioError, SimError
-from sim.plots import history_figure, plt
 from sim.results import VARIABLES, atomic_write
 from sim.scenario import Figure, Scenario, parse_scenario, slug
 from sim.store import is_batch
@@ -208,6 +208,9 @@ def validate(paths: list[str | Path], out: str | Path, *, workers: int = 1,
              ) -> tuple[xr.Dataset, list[dict], str]:
     """Validate historical scenarios; write ``report.md`` and ``validation.nc`` in ``out``.
 
+    The chart of the table is ``sim.plots.history_figure`` (``sim validate-history`` draws
+    it into ``report.png``).
+
     Returns:
         (the figures table, the counterfactual rows, the Markdown report).
     """
@@ -224,7 +227,4 @@ def validate(paths: list[str | Path], out: str | Path, *, workers: int = 1,
     report = markdown(table, cfs)
     atomic_write(out / "report.md", lambda tmp: Path(tmp).write_text(report))
     atomic_write(out / "validation.nc", lambda tmp: table.to_netcdf(tmp, engine="h5netcdf"))
-    fig = history_figure(table)
-    atomic_write(out / "report.png", lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
     return table, cfs, report

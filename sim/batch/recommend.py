@@ -29,16 +29,16 @@ import numpy as np
 import xarray as xr
 
 from sim.batch.sensitivity import per_run_output
-from sim.batch.summary import (
+from sim.batch.summary import cell
+from sim.errors import ResultsError, SimWarning
+from sim.metrics.risk import (
     QUANTILE_METHOD,
     SCALARS,
-    cell,
     group_label,
     swept_parameters,
     value_at_risk,
     warn_few_runs,
 )
-from sim.errors import ResultsError, SimWarning
 
 RECOMMENDATION_FILE = "recommendation.nc"
 

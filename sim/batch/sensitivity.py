@@ -51,14 +51,8 @@ from collections.abc import Callable
 import numpy as np
 import xarray as xr
 
-from sim.batch.summary import (
-    SCALARS,
-    expected_shortfall,
-    run_scalars,
-    value_at_risk,
-    warn_few_runs,
-)
 from sim.errors import ResultsError, SimWarning
+from sim.metrics.risk import SCALARS, expected_shortfall, run_scalars, value_at_risk, warn_few_runs
 from sim.scenario import slug
 
 SENSITIVITY_FILE = "sensitivity.nc"  # of the default output and statistic; others are named

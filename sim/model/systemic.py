@@ -1,7 +1,7 @@
 """Systemic metrics on a running model: Eisenberg-Noe clearing and GLT fire-sale spillovers.
 
-``sim.contagion`` holds the two metrics on plain arrays; this module builds their inputs from
-the state of a ``StressModel`` at its current step (``model.t``) and reads no results.
+``sim.metrics.contagion`` holds the two metrics on plain arrays; this module builds their
+inputs from the state of a ``StressModel`` at its current step (``model.t``) and reads no results.
 
 *Clearing* (Eisenberg & Noe 2001). Each protocol is a node with a balance sheet valued at
 redemption values (``redemption_values``): it owes the holders of the tokens it issues and
@@ -29,8 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sim.contagion import eisenberg_noe, fire_sale_vulnerability
 from sim.engine.health import group_exposures, recoverable_debt
+from sim.metrics.contagion import eisenberg_noe, fire_sale_vulnerability
 from sim.protocols.amm import DEPTH_PRICE_MOVE
 
 STABLE_PAR = 1.0  # a CDP stablecoin is owed at par, 1 numeraire (Maker's Spotter ``par``)
@@ -313,8 +313,9 @@ def clearing(model, *, rtol: float = 1e-10) -> dict[str, np.ndarray]:
 
     The network of :func:`obligations` gets one more node, "outside" (suppliers, holders
     and LPs outside the protocols, owing nothing and holding no external assets), owed
-    ``total_obligations - sum_j L[i, j]`` by each protocol i; ``sim.contagion.eisenberg_noe``
-    finds the greatest clearing vector p*. Then, per protocol:
+    ``total_obligations - sum_j L[i, j]`` by each protocol i;
+    ``sim.metrics.contagion.eisenberg_noe`` finds the greatest clearing vector p*. Then, per
+    protocol:
 
     * ``clearing_shortfall`` = pbar_i - p*_i >= 0, pbar_i = total obligations;
     * ``contagion_shortfall`` = that shortfall minus the shortfall i would have if every
@@ -458,7 +459,7 @@ def fire_sale(model, shock) -> dict[str, np.ndarray]:
     Greenwood, Landier & Thesmar (2015), "Vulnerable Banks", JFE 115(3): with each bank's
     assets a_n, weights M, leverage b_n = debt / equity targeted, price impact L = diag(l)
     and shock F, sales B A M F move prices by L M^T B A M F
-    (``sim.contagion.fire_sale_vulnerability``). Banks are the populations of
+    (``sim.metrics.contagion.fire_sale_vulnerability``). Banks are the populations of
     :func:`leveraged_holders` (equity = holdings - debt); l is :func:`price_impact`. A
     population with no holdings or equity <= 0 is left out (it cannot target a leverage)
     and gets NaN.

@@ -2,8 +2,8 @@
 
 ``exposures`` reads who holds whose tokens: a lending protocol holding collateral
 issued by protocol B, or a pool holding B's token in its reserves, is exposed to B by that
-value. ``protocol_debt_rank`` applies DebtRank (``sim.contagion.debtrank``) to that graph at
-every step, with each protocol's TVL as its equity and its share of total TVL as its
+value. ``protocol_debt_rank`` applies DebtRank (``sim.metrics.contagion.debtrank``) to that
+graph at every step, with each protocol's TVL as its equity and its share of total TVL as its
 economic value: ``W[B, A] = min(1, exposure of A to B / TVL of A)`` is the share of A's
 locked value that B's distress can destroy. The result is, per protocol, the share of the
 rest of the system's value its full distress would destroy.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from sim.contagion import debtrank
+from sim.metrics.contagion import debtrank
 from sim.results import DERIVED
 
 
