@@ -26,7 +26,6 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from sim.batch.sensitivity import SENSITIVITY_FILE
 from sim.errors import ResultsError, SimWarning
 from sim.metrics.risk import (
     LEVELS,
@@ -50,7 +49,7 @@ from sim.plots import (
 )
 from sim.results import RESULTS_FILE
 from sim.results import open_results as open_run
-from sim.store import is_batch, open_batch
+from sim.store import SENSITIVITY_FILE, is_batch, open_batch
 
 VALIDATION_FILE = "validation.nc"
 

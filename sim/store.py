@@ -62,6 +62,7 @@ RUNS = "runs"
 FAILED = "failed"
 BLOCKS = "blocks"
 QUARANTINE = "quarantine"
+SENSITIVITY_FILE = "sensitivity.nc"  # `sim sensitivity` of the default output and statistic
 LAZY_ABOVE_BYTES = 256 * 2**20  # stores larger than this open as dask arrays
 BLOCK_BYTES = 64 * 2**20  # run files combined per block (bounded memory while compacting)
 FORMAT = 2  # 2: every run file and block has a record (checksum, runs); 1: no records

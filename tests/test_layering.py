@@ -15,7 +15,7 @@ SIM = Path(__file__).resolve().parents[1] / "sim"
 ALLOWED = {
     "engine": {"engine"},
     "protocols": {"engine", "protocols"},
-    "agents": {"engine", "protocols", "agents"},
+    "agents": {"protocols", "agents"},  # agents decide, protocols enforce (STYLE 4)
     "scenario": {"errors"},
     "errors": set(),
     "results": {"errors"},
@@ -33,7 +33,7 @@ ALLOWED = {
     # batch checks each design point's size (sim.model.size) before anything runs
     # batch returns data: it draws nothing (history's chart is drawn by the cli)
     "batch": {"api", "model", "metrics", "scenario", "errors", "store", "results", "progress"},
-    "charts": {"batch", "metrics", "errors", "plots", "results", "store"},
+    "charts": {"metrics", "errors", "plots", "results", "store"},
     "cli": {"api", "batch", "charts", "errors", "metrics", "scenario", "results", "plots", "store",
             "progress", "__init__"},
     # The notebook view (optional: ipywidgets) steps runs through the public API only.
@@ -86,3 +86,18 @@ def test_engine_imports_only_numpy_and_numba():
             for name in names:
                 top = name.split(".")[0]
                 assert top in {"numpy", "numba", "math", "sim"}, f"{path.name} imports {name}"
+
+
+def test_the_layers_allow_no_cycle():
+    """The table itself is a DAG, so imports that obey it can never form a cycle."""
+    import networkx as nx
+
+    graph = nx.DiGraph((layer, used) for layer, allowed in ALLOWED.items()
+                       for used in allowed if used != layer)
+    assert nx.is_directed_acyclic_graph(graph), nx.find_cycle(graph)
+
+
+def test_agents_do_not_reach_into_the_engine_and_charts_do_not_run_batches():
+    # DESIGN.md: agents decide and call protocols, which call the engine; charts draw results.
+    assert "engine" not in ALLOWED["agents"]
+    assert "batch" not in ALLOWED["charts"] and "batch" not in ALLOWED["plots"]

@@ -3,7 +3,7 @@
 Each arbitrageur holds its capital split equally (by value) across the tokens of the pools it
 trades. At the start of every step, in random order, it makes the trade that brings a pool's
 marginal price (after fee) to the external price, capped by what it holds
-(``sim.engine.amm.arbitrage``), then rebalances its inventory back to equal values against
+(``Pools.arbitrage``), then rebalances its inventory back to equal values against
 the external market at external prices. Inside the liquidation cascade it also back-runs
 every round (block) with what it still holds, but cannot rebalance until the next step: its
 inventory is the cascade's shock absorber.
@@ -15,7 +15,6 @@ import mesa
 import numpy as np
 
 from sim.agents.base import ProtocolAgent
-from sim.engine.amm import arbitrage
 from sim.protocols.amm import Pools
 
 
@@ -54,8 +53,7 @@ class ArbitrageurTable:
             rng: np.random.Generator) -> float:
         """Arbitrage every pool toward ``price``, then rebalance; return the volume traded."""
         order = rng.permutation(len(self)).astype(np.int64)
-        volume = arbitrage(amm.reserve_base, amm.reserve_quote, amm.fee, amm.amp, amm.peg,
-                           amm.base, amm.quote, price, self.balance, self.pools, order)
+        volume = amm.arbitrage(price, self.balance, self.pools, order)
         for k in range(len(self)):
             self._rebalance(k, price, external)
         return volume

@@ -27,8 +27,7 @@ import numpy as np
 
 from sim.agents.base import ProtocolAgent
 from sim.agents.hedging import HedgingTable
-from sim.engine.greeks import CALL, PUT
-from sim.protocols.options import OptionsProtocols
+from sim.protocols.options import CALL, PUT, OptionsProtocols
 
 
 class VolArbitrageur(ProtocolAgent):

@@ -54,8 +54,8 @@ import xarray as xr
 from sim.errors import ResultsError, SimWarning
 from sim.metrics.risk import SCALARS, expected_shortfall, run_scalars, value_at_risk, warn_few_runs
 from sim.scenario import slug
+from sim.store import SENSITIVITY_FILE
 
-SENSITIVITY_FILE = "sensitivity.nc"  # of the default output and statistic; others are named
 SOBOL_MAX_HALF_WIDTH = 0.5  # beyond it an index's 95% interval is longer than [0, 1]
 MORRIS_MAX_RELATIVE_HALF_WIDTH = 0.5  # of the largest mu_star (module docstring)
 METHODS = ("sobol", "morris")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.engine.amm import (
+    arbitrage,
     pool_input_for_output,
     pool_input_to_price,
     pool_quote,
@@ -105,6 +106,16 @@ class Pools:
         """Least tokens to sell into ``pool`` to receive ``want``; inf if it cannot pay that."""
         return pool_input_for_output(pool, sell_base, want, self.reserve_base,
                                      self.reserve_quote, self.fee, self.amp, self.peg)
+
+    def arbitrage(self, price: np.ndarray, balance: np.ndarray, pools: np.ndarray,
+                  order: np.ndarray) -> float:
+        """Arbitrageurs trade ``pools`` toward ``price``, each capped by its ``balance``.
+
+        ``balance`` (arbitrageur x asset) is updated in place; ``order`` is the order in which
+        they act (``sim.engine.amm.arbitrage``). Returns the volume traded (numeraire).
+        """
+        return arbitrage(self.reserve_base, self.reserve_quote, self.fee, self.amp, self.peg,
+                         self.base, self.quote, price, balance, pools, order)
 
     def remove_liquidity(self, pool: int, shares: float) -> tuple[float, float]:
         """Burn LP ``shares``; return the (base, quote) tokens paid out pro rata."""
