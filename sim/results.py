@@ -120,7 +120,7 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
                    "of their short)"),
     "hedge_cost": (("agent_kind",), "USD", "what the desks' hedging trades cost beyond the "
                    "value they moved at external prices in the step: fees and price impact "
-                   "(hedger, vol_arbitrageur)"),
+                   "(delta_hedger, vol_arbitrageur)"),
     "vol_arbitrageur_options": (("asset",), "options", "option units the volatility "
                                 "arbitrageurs bought (positive) or wrote (negative) in the "
                                 "step"),

@@ -111,8 +111,8 @@ def test_exposure_draws_cash_gamma_and_vega_of_the_option_buyers_and_the_vault(s
         agent_kind="option_trader", asset="WETH").values / 100 / 1e3)
     # Delta in USD: tokens times the external price (millions); kinds with none are left out.
     delta = {ln.get_label(): ln.get_ydata() for ln in ax_d.get_lines()}
-    np.testing.assert_allclose(delta["hedger"], squeeze.net_delta.sel(
-        agent_kind="hedger", asset="WETH").values * s / 1e6)
+    np.testing.assert_allclose(delta["delta_hedger"], squeeze.net_delta.sel(
+        agent_kind="delta_hedger", asset="WETH").values * s / 1e6)
     assert "keeper" not in delta and "vault_owner" not in delta
     # A holder keeps its colour across panels.
     color = {ax: {ln.get_label(): ln.get_color() for ln in ax.get_lines()} for ax in fig.axes[:3]}

@@ -155,5 +155,5 @@ def test_agents_add_up_with_every_kind():
         model.step()
         assert_agents_add_up(model)
     kinds = {a.kind for a in model.agents}
-    assert {"vault_owner", "keeper", "perp_trader", "option_trader", "hedger", "holder",
+    assert {"vault_owner", "keeper", "perp_trader", "option_trader", "delta_hedger", "holder",
             "redeemer", "leveraged_trader", "lender"} <= kinds

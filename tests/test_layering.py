@@ -15,7 +15,8 @@ SIM = Path(__file__).resolve().parents[1] / "sim"
 ALLOWED = {
     "engine": {"engine"},
     "protocols": {"engine", "protocols"},
-    "agents": {"protocols", "agents"},  # agents decide, protocols enforce (STYLE 4)
+    # agents decide, protocols enforce (STYLE 4); each population reads its scenario section
+    "agents": {"protocols", "agents", "scenario", "errors"},
     "scenario": {"errors"},
     "errors": set(),
     "results": {"errors"},

@@ -110,7 +110,11 @@ def value_derivatives(share, pool):
     The right step depends on the pool (a high-A pool's reserves turn over within ~1/A of
     the peg; in the tails they barely move): steps ``p 10^(-k/2)``, k = 3..12, and the
     estimate kept is the one that agrees best with the next smaller step (Ridders' idea of
-    reading the error from the step sequence, Numerical Recipes 3rd ed. section 5.7).
+    reading the error from the step sequence, Numerical Recipes 3rd ed. section 5.7). Steps
+    whose rounding error alone (the five values' rounding, ``64 eps |V| / (12 h^2)``) could
+    move the second difference by 1e-6 of itself are not read: there two steps can agree
+    by rounding to the same wrong value (found at k = 11, 12 for an A = 1 pool far from
+    its peg, 1.35e-4 off).
     """
     p = reference_price(pool)
     best_gap, best, prev = math.inf, None, None
@@ -119,6 +123,9 @@ def value_derivatives(share, pool):
         v = [lp_value(p + j * h, share, pool) for j in (-2, -1, 0, 1, 2)]
         first = (v[0] - 8 * v[1] + 8 * v[3] - v[4]) / (12 * h)
         second = (-v[0] + 16 * v[1] - 30 * v[2] + 16 * v[3] - v[4]) / (12 * h * h)
+        rounding = 64 * np.finfo(float).eps * max(abs(x) for x in v) / (12 * h * h)
+        if rounding > 1e-6 * abs(second):
+            break  # smaller steps only add rounding
         if prev is not None and abs(second - prev[1]) < best_gap:
             best_gap, best = abs(second - prev[1]), prev
         prev = (first, second)

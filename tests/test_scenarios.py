@@ -144,9 +144,10 @@ def test_gamma_squeeze_hedged_off_the_pool_leaves_it_at_the_market():
     assert float(runs["uni"].liquidation_count.sel(protocol="aave").sum()) > 0
     spot = runs["spot"]
     fee = 0.0005 * float((np.abs(sold["spot"]) * spot.external_price.sel(asset="WETH")).sum())
-    assert float(spot.hedge_cost.sel(agent_kind="hedger").sum()) == pytest.approx(fee, rel=1e-9)
+    assert float(spot.hedge_cost.sel(agent_kind="delta_hedger").sum()) == pytest.approx(
+        fee, rel=1e-9)
     dex = runs["dex"]
-    assert float(dex.hedge_cost.sel(agent_kind="hedger").sum()) == 0.0
+    assert float(dex.hedge_cost.sel(agent_kind="delta_hedger").sum()) == 0.0
     assert float(dex.funding_rate.sel(protocol="dex", asset="WETH")[6]) < 0
     assert float(dex.open_interest.sel(protocol="dex", asset="WETH")[6]) == pytest.approx(
         float(sold["dex"][fall].sum()), rel=1e-9)

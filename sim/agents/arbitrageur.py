@@ -11,21 +11,43 @@ inventory is the cascade's shock absorber.
 
 from __future__ import annotations
 
-import mesa
 import numpy as np
 
-from sim.agents.base import ProtocolAgent
+from sim.agents.base import Holdings, Member, Population, StepContext, amounts, by_group
 from sim.protocols.amm import Pools
 
 
-class Arbitrageur(ProtocolAgent):
-    """An arbitrageur; its inventory is row ``row`` of ``model.arbitrageurs``."""
+class Arbitrageur(Member):
+    """An arbitrageur: row ``index`` of its population's ``ArbitrageurTable``."""
 
-    kind = "arbitrageur"  # its row in the results' agent_kind
 
-    def __init__(self, model: mesa.Model, row: int, *, protocols: tuple[str, ...]):
-        super().__init__(model, protocols=protocols)
-        self.row = row
+class Arbitrageurs(Population):
+    """The arbitrageurs of ``[agents.arbitrageurs]`` (an ``ArbitrageurTable``)."""
+
+    kind = "arbitrageur"
+    Member = Arbitrageur
+
+    @classmethod
+    def from_scenario(cls, model, name: str, cfg, world, rng: np.random.Generator
+                      ) -> Arbitrageurs:
+        """Capital split equally over the tokens of the pools they trade (all by default)."""
+        names = cfg.pools or world.pool_names
+        pools = np.array([world.pool_names.index(n) for n in names], dtype=np.int64)
+        table = ArbitrageurTable.with_capital(
+            amounts(world.scenario.source, f"{name}.capital", cfg.capital, rng, cfg.count),
+            pools, world.amm, world.prices[0])
+        return cls(model, table, name=name, protocols=tuple(names), size=cfg.count)
+
+    def step(self, ctx: StepContext) -> None:
+        """Arbitrage every pool toward the external price, then rebalance."""
+        ctx.volume[self.kind] = self.table.act(ctx.world.amm, ctx.price, ctx.world.external,
+                                               ctx.rng)
+
+    def holdings(self, ctx: StepContext, members=None) -> Holdings:
+        """Inventories (tokens)."""
+        out = Holdings.zeros(1 if members is None else len(members), len(ctx.price))
+        out.tokens[:] = by_group(self.table.balance, members)
+        return out
 
 
 class ArbitrageurTable:

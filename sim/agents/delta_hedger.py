@@ -12,21 +12,59 @@ hedges against it.
 
 from __future__ import annotations
 
-import mesa
 import numpy as np
 
-from sim.agents.base import ProtocolAgent
-from sim.agents.hedging import HedgingTable
+from sim.agents.base import Member, StepContext
+from sim.agents.hedging import Desks, HedgingTable, desk_arguments, desk_protocols, venues
 
 
-class DeltaHedger(ProtocolAgent):
-    """A hedger; its balances are row ``row`` of ``model.delta_hedgers.balance``."""
+class DeltaHedger(Member):
+    """A hedger: row ``index`` of its population's ``DeltaHedgerTable``."""
 
-    kind = "hedger"  # its row in the results' agent_kind
 
-    def __init__(self, model: mesa.Model, row: int, *, protocols: tuple[str, ...]):
-        super().__init__(model, protocols=protocols)
-        self.row = row
+class DeltaHedgers(Desks):
+    """The hedgers of ``[agents.delta_hedgers]``: an options vault's market makers."""
+
+    kind = "delta_hedger"
+    Member = DeltaHedger
+
+    @classmethod
+    def from_scenario(cls, model, name: str, cfg, world, rng: np.random.Generator
+                      ) -> DeltaHedgers:
+        """A desk per hedger; they start hedged once every option is written (``open``)."""
+        table = DeltaHedgerTable(protocol=world.option_names.index(cfg.protocol),
+                                 **desk_arguments(world, name, cfg, rng))
+        return cls(model, table, name=name, protocols=desk_protocols(cfg), size=cfg.count)
+
+    def vault_delta(self, ctx: StepContext) -> np.ndarray:
+        """The hedged vault's option delta per asset at external prices.
+
+        Minus the traders' option delta, plus its own short in the option-token series.
+        """
+        opt = ctx.world.options
+        b = opt.book
+        live = np.flatnonzero((b.size != 0) & (b.protocol == self.table.protocol))
+        out = np.zeros(len(ctx.price))
+        if len(live):
+            per_unit = opt.greeks(ctx.price, ctx.now_hours, live)[1]
+            np.add.at(out, b.asset[live], per_unit * opt.vault_position(live))
+        return out
+
+    def open(self, ctx: StepContext) -> None:
+        """Start hedged: inventory offsets the vault's option delta around their holding."""
+        h = self.table
+        start = self.vault_delta(ctx)
+        h.balance[:, h.assets] -= start[h.assets] / len(h)
+        if np.any(h.balance < 0):
+            ctx.world.fail(f"{self.name}.capital", "too small to hold the opening hedge "
+                           "(the vault's option delta) in base tokens; raise it or base_share")
+
+    def step(self, ctx: StepContext) -> None:
+        """Hedge the vault's option delta (on hedging steps)."""
+        sold = self.table.act(ctx.t, self.vault_delta(ctx), **venues(ctx))
+        ctx.hedge_sold = sold
+        ctx.hedge_cost = self.table.cost
+        ctx.volume[self.kind] = np.abs(sold) @ ctx.price
 
 
 class DeltaHedgerTable(HedgingTable):

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.agents.base import Holdings, Population, StepContext, amounts, by_group
 from sim.protocols.amm import Pools
 from sim.protocols.errors import ProtocolError
 from sim.protocols.perps import PerpMarkets
@@ -245,3 +246,93 @@ class HedgingTable:
         else:
             new = 0.0
         return size - new
+
+
+def desk_arguments(world, name: str, cfg, rng: np.random.Generator, *, after: int = 0
+                   ) -> dict:
+    """``HedgingTable`` arguments of a desk section (``sim.scenario.HedgingDesk``).
+
+    Capital is split between its own holding of each hedged asset and cash. Its owner ids in
+    the perps book follow every perp trader's and ``after`` more (desks built before).
+    """
+    p0 = world.prices[0]
+    m = len(world.assets)
+    assets = np.array([world.index(k) for k in cfg.venues], dtype=np.int64)
+    kind = np.zeros(len(assets), dtype=np.int64)
+    venue = np.full(len(assets), -1, dtype=np.int64)
+    cash = None if cfg.cash is None else world.index(cfg.cash)
+    for j, (asset, venue_name) in enumerate(cfg.venues.items()):
+        if venue_name in world.pool_names:
+            kind[j], venue[j] = POOL, world.pool_names.index(venue_name)
+            quote = int(world.amm.quote[venue[j]])
+            cash = quote if cash is None else cash
+            if quote != cash:
+                world.fail(f"{name}.venues.{asset}", f"pool '{venue_name}' trades against "
+                           f"{world.assets[quote]}, not the desk's cash "
+                           f"{world.assets[cash]}; every pool must share one quote")
+        elif venue_name in world.perp_names:
+            kind[j], venue[j] = PERP, world.perps.market(venue_name, assets[j])
+        else:  # "spot" (checked with the scenario's references)
+            kind[j] = SPOT
+    if cash is None:
+        world.fail(f"{name}.cash", "needed when no venue is a pool")
+    for j, venue_name in enumerate(cfg.venues.values()):
+        if kind[j] == PERP:
+            settle = int(world.perps.settlement_asset[world.perp_names.index(venue_name)])
+            if settle != cash:
+                world.fail(f"{name}.venues.{world.assets[assets[j]]}", f"perps "
+                           f"'{venue_name}' settle in {world.assets[settle]}, not the desk's "
+                           f"cash {world.assets[cash]}")
+            if cfg.perp_margin < world.perps.initial_margin[venue[j]]:
+                world.fail(f"{name}.perp_margin", "must be >= the market's initial "
+                           f"margin ({world.perps.initial_margin[venue[j]]:g})")
+    capital = amounts(world.scenario.source, f"{name}.capital", cfg.capital, rng, cfg.count)
+    balance = np.zeros((cfg.count, m))
+    for a_ in assets:
+        balance[:, a_] += capital * cfg.base_share / len(assets) / p0[a_]
+    balance[:, cash] += capital * (1 - cfg.base_share) / p0[cash]
+    for asset in cfg.delta_target_usd:
+        if asset not in cfg.venues:
+            world.fail(f"{name}.delta_target_usd.{asset}", "not a hedged asset (venues: "
+                       f"{', '.join(cfg.venues)})")
+    book = world.perps.book
+    owner = (int(book.owner.max()) + 1 if len(book) else 0) + after
+    return dict(balance=balance, own=balance.copy(), assets=assets, venue_kind=kind,
+                venue=venue, cash=cash, band_usd=cfg.band_usd,
+                every=round(cfg.every_hours / world.dt_hours),
+                target_usd=[cfg.delta_target_usd.get(world.assets[a_], 0.0) for a_ in assets],
+                spot_fee=cfg.spot_fee, perp_margin=cfg.perp_margin,
+                perp_owner=owner + np.arange(cfg.count))
+
+
+def desk_protocols(cfg) -> tuple[str, ...]:
+    """The options protocol of a desk and the protocols it hedges on (not the spot market)."""
+    return (cfg.protocol, *(v for v in dict.fromkeys(cfg.venues.values()) if v != "spot"))
+
+
+def venues(ctx: StepContext) -> dict:
+    """``HedgingTable.hedge``'s venue arguments for this step."""
+    w = ctx.world
+    return dict(amm=w.amm, perps=w.perps, price=ctx.price, oracle_price=w.oracles.price,
+                external=w.external, rng=ctx.rng)
+
+
+class Desks(Population):
+    """A population of hedging desks (a ``HedgingTable``): what every desk holds.
+
+    Tokens (``balance``), perp positions (their size is delta, their equity at the oracle
+    marks a claim in cash; net worth marks them at external prices: ``value`` is the
+    difference, USD).
+    """
+
+    def holdings(self, ctx: StepContext, members=None) -> Holdings:
+        """Tokens, perp equity and perp sizes of the desks (class docstring)."""
+        t, pm = self.table, ctx.world.perps
+        out = Holdings.zeros(1 if members is None else len(members), len(ctx.price))
+        out.tokens[:] = by_group(t.balance, members)
+        out.delta[:] = by_group(t.perp_size(pm), members)
+        oracle_equity = t.perp_equity(pm, ctx.world.oracles.price)
+        out.claims[:, t.cash] = by_group(oracle_equity[:, None], members)[:, 0]
+        marked = t.perp_equity(pm, ctx.price) - oracle_equity
+        out.value[:] = by_group(marked[:, None], members)[:, 0] * ctx.price[t.cash]
+        return out

@@ -9,28 +9,54 @@ how a run on a stablecoin (UST's depositors in May 2022) feeds on itself.
 
 from __future__ import annotations
 
-import mesa
 import numpy as np
 
-from sim.agents.base import ProtocolAgent
+from sim.agents.base import Holdings, Member, Population, StepContext, amounts, by_group
 from sim.protocols.amm import Pools
 
 
-class Holder(ProtocolAgent):
-    """A holder; its balances are row ``row`` of its population's table."""
-
-    kind = "holder"  # its row in the results' agent_kind
-
-    def __init__(self, model: mesa.Model, table: HolderTable, row: int, *,
-                 protocols: tuple[str, ...]):
-        super().__init__(model, protocols=protocols)
-        self.table = table
-        self.row = row
+class Holder(Member):
+    """A holder: row ``index`` of its population's ``HolderTable``."""
 
     @property
     def tokens(self) -> float:
         """Tokens still held."""
-        return float(self.table.tokens[self.row])
+        return float(self.population.table.tokens[self.index])
+
+
+class Holders(Population):
+    """The holders of one ``[agents.holders.X]`` section (a ``HolderTable``)."""
+
+    kind = "holder"
+    Member = Holder
+
+    @classmethod
+    def from_scenario(cls, model, name: str, cfg, world, rng: np.random.Generator) -> Holders:
+        """``cfg.amount`` tokens split over ``cfg.count`` holders (Dirichlet shares)."""
+        pool = world.pool_names.index(cfg.pool)
+        token = world.index(cfg.token)
+        table = HolderTable(
+            token=token, pool=pool, quote=world.amm.quote[pool],
+            tokens=cfg.amount * rng.dirichlet(np.ones(cfg.count)),
+            sell_below=amounts(world.scenario.source, f"{name}.sell_below", cfg.sell_below,
+                               rng, cfg.count),
+            sell_fraction=cfg.sell_fraction, start_price=world.prices[0, token])
+        return cls(model, table, name=name, protocols=(cfg.pool,), size=cfg.count)
+
+    def step(self, ctx: StepContext) -> None:
+        """Sell on the pool while afraid."""
+        t = self.table
+        ctx.volume[self.kind] += t.act(ctx.world.amm, ctx.price) * ctx.price[t.token]
+
+    def holdings(self, ctx: StepContext, members=None) -> Holdings:
+        """The token still held and the proceeds (tokens)."""
+        t = self.table
+        tokens = np.zeros((len(t), len(ctx.price)))
+        tokens[:, t.token] = t.tokens
+        tokens[:, t.quote] += t.proceeds
+        out = Holdings.zeros(1 if members is None else len(members), len(ctx.price))
+        out.tokens[:] = by_group(tokens, members)
+        return out
 
 
 class HolderTable:
@@ -68,10 +94,3 @@ class HolderTable:
         self.tokens[afraid] -= amount
         self.proceeds[afraid] += got * amount / total
         return total
-
-    def held(self, n_assets: int) -> np.ndarray:
-        """Tokens and proceeds per asset."""
-        out = np.zeros(n_assets)
-        out[self.token] += self.tokens.sum()
-        out[self.quote] += self.proceeds.sum()
-        return out

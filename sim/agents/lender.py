@@ -12,22 +12,55 @@ depositors leaving in May 2022 sold their UST, so a run on the deposits is a run
 
 from __future__ import annotations
 
-import mesa
 import numpy as np
 
-from sim.agents.base import ProtocolAgent
+from sim.agents.base import Holdings, Member, Population, StepContext, by_group
 from sim.protocols.amm import Pools
 from sim.protocols.lending import LendingPools
+from sim.scenario import draw
 
 
-class Lender(ProtocolAgent):
-    """A supplier; its balances are row ``row`` of ``model.lenders``."""
+class Lender(Member):
+    """A supplier: row ``index`` of its population's ``LenderTable``."""
 
-    kind = "lender"  # its row in the results' agent_kind
 
-    def __init__(self, model: mesa.Model, row: int, *, protocols: tuple[str, ...]):
-        super().__init__(model, protocols=protocols)
-        self.row = row
+class Lenders(Population):
+    """The suppliers of one ``[agents.lenders.X]`` section (a ``LenderTable``)."""
+
+    kind = "lender"
+    Member = Lender
+
+    @classmethod
+    def from_scenario(cls, model, name: str, cfg, world, rng: np.random.Generator) -> Lenders:
+        """Supply ``cfg.supply`` split over ``cfg.count`` lenders (Dirichlet shares)."""
+        n = cfg.count
+        shares = np.zeros((n, len(world.assets)))
+        for asset, amount in cfg.supply.items():
+            k = world.index(asset)
+            market = world.lending.market(cfg.protocol, k)
+            shares[:, k] = world.lending.supply(market, amount * rng.dirichlet(np.ones(n)))
+        table = LenderTable(cfg.protocol, shares, draw(cfg.fear_drawdown, rng, n),
+                            withdraw_utilisation=cfg.withdraw_utilisation,
+                            withdraw_fraction=cfg.withdraw_fraction,
+                            sell_pool=-1 if cfg.sell_on is None else
+                            world.pool_names.index(cfg.sell_on))
+        return cls(model, table, name=name, protocols=(cfg.protocol,), size=n)
+
+    def step(self, ctx: StepContext) -> None:
+        """Withdraw where triggered; sell withdrawn base tokens on ``sell_on``."""
+        w, t = ctx.world, self.table
+        paid, sold = t.act(w.lending, ctx.drawdown, w.amm)
+        ctx.withdrawn[w.protocol_names.index(t.protocol)] += paid @ ctx.price
+        if t.sell_pool >= 0:
+            ctx.volume[self.kind] += sold * ctx.price[w.amm.base[t.sell_pool]]
+
+    def holdings(self, ctx: StepContext, members=None) -> Holdings:
+        """Wallets (tokens) and supply balances at the backing ratio (claims)."""
+        t = self.table
+        out = Holdings.zeros(1 if members is None else len(members), t.shares.shape[1])
+        out.tokens[:] = by_group(t.wallet, members)
+        out.claims[:] = by_group(t.balances(ctx.world.lending), members)
+        return out
 
 
 class LenderTable:
@@ -86,12 +119,11 @@ class LenderTable:
         self.wallet[rows, amm.quote[self.sell_pool]] += got * amount / total
         return total
 
-    def claims(self, pool: LendingPools) -> np.ndarray:
-        """Tokens each asset's supply balances are worth, summed over lenders.
+    def balances(self, pool: LendingPools) -> np.ndarray:
+        """Tokens each lender's supply balances are worth, per asset (lenders x assets).
 
         A claim on an under-backed market (bad debt, an exploit) is worth its share of what
         the market holds: the balance times the market's backing ratio.
         """
         markets = pool.markets_of(self.protocol)
-        value = pool.supply_index[markets] * pool.backing_ratio()[markets]
-        return (self.shares * value).sum(axis=0)
+        return self.shares * (pool.supply_index * pool.backing_ratio())[markets]

@@ -18,32 +18,184 @@ deleveraging of many traders moves the price together.
 
 from __future__ import annotations
 
-import mesa
 import numpy as np
 
-from sim.agents.base import ProtocolAgent
+from sim.agents.base import (
+    Holdings,
+    Member,
+    Population,
+    StepContext,
+    amounts,
+    draw_assets,
+    groups,
+    scatter,
+)
 from sim.protocols.amm import Pools
+from sim.protocols.errors import ProtocolError
 from sim.protocols.lending import LendingPools
+from sim.scenario import draw
 
 
-class LeveragedTrader(ProtocolAgent):
-    """A trader who owns the position rows ``rows`` of the lending book."""
-
-    kind = "leveraged_trader"  # its row in the results' agent_kind
-
-    def __init__(self, model: mesa.Model, rows: slice, *, protocols: tuple[str, ...]):
-        super().__init__(model, protocols=protocols)
-        self.rows = rows
+class LeveragedTrader(Member):
+    """A trader: ``positions_per_agent`` consecutive positions of its population."""
 
 
-class AccountTrader(ProtocolAgent):
-    """A trader who owns account ``account`` of the model's multi-collateral ``AccountBook``."""
+class AccountTrader(Member):
+    """A trader: one multi-collateral account of its population."""
 
-    kind = "leveraged_trader"  # its row in the results' agent_kind
 
-    def __init__(self, model: mesa.Model, account: int, *, protocols: tuple[str, ...]):
-        super().__init__(model, protocols=protocols)
-        self.account = account
+class LeveragedTraders(Population):
+    """The traders of one ``[agents.leveraged_traders.X]`` section (a ``TraderTable``).
+
+    Member ``k`` owns positions ``k * per .. (k + 1) * per - 1`` of the table's rows.
+    """
+
+    kind = "leveraged_trader"
+    Member = LeveragedTrader
+
+    def __init__(self, model, table, *, per: int, **kwargs):
+        super().__init__(model, table, **kwargs)
+        self.per = int(per)
+
+    @classmethod
+    def from_scenario(cls, model, name: str, cfg, world, rng: np.random.Generator
+                      ) -> LeveragedTraders:
+        """Open the positions at their drawn leverage (capped at the LTV); debt is spent."""
+        source = world.scenario.source
+        p0 = world.prices[0]
+        pool = world.lending
+        n = cfg.count * cfg.positions_per_agent
+        coll_asset = draw_assets(world, cfg.collateral, n, rng)
+        d = world.index(cfg.debt_asset)
+        coll_market = pool.market(cfg.protocol, 0) + coll_asset
+        debt_market = pool.market(cfg.protocol, d)
+        value = draw(cfg.position_value, rng, n)
+        leverage = draw(cfg.leverage, rng, n)
+        if np.any(value <= 0) or np.any(leverage < 1):
+            world.fail(name, "position_value must be > 0 and leverage >= 1 in every draw")
+        ltv_cap = pool.ltv[coll_market] * (1.0 - 1e-9)
+        debt_value = value * np.minimum(1.0 - 1.0 / leverage, ltv_cap)
+        debt = debt_value / p0[d]
+        if debt.sum() > pool.cash[debt_market]:
+            suppliers = [f"{here}.supply.{cfg.debt_asset}" for here, lenders in
+                         world.scenario.agents.populations("lenders")
+                         if lenders.protocol == cfg.protocol]
+            fix = f"raise {suppliers[0]}" if suppliers else f"add lenders to {cfg.protocol}"
+            world.fail(name, f"traders borrow {debt.sum():,.0f} {cfg.debt_asset} from "
+                       f"{cfg.protocol} but its lenders supply only "
+                       f"{pool.cash[debt_market]:,.0f}; {fix} or lower position_value")
+        owner = np.arange(n) // cfg.positions_per_agent
+        rows = pool.open_positions(owner, coll_market, np.full(n, debt_market),
+                                   value / p0[coll_asset], debt, p0)
+        world.external[d] += debt.sum()  # borrowed funds were spent on the collateral
+        wallet = amounts(source, f"{name}.wallet_share", cfg.wallet_share, rng, n) \
+            * value / p0[d]
+        table = TraderTable(rows, d, wallet, rng.random(n) < cfg.deleverage_share,
+                            margin_call_health=cfg.margin_call_health,
+                            target_health=cfg.target_health)
+        venues = tuple(dict.fromkeys(
+            world.pool_names[v] for v in world.venue_pool[np.unique(coll_market)] if v >= 0))
+        return cls(model, table, per=cfg.positions_per_agent, name=name,
+                   protocols=(cfg.protocol, *venues), size=cfg.count)
+
+    def step(self, ctx: StepContext) -> None:
+        """Answer margin calls: top up from the wallet, deleverage on the venue, or wait."""
+        w = ctx.world
+        ctx.volume[self.kind] += self.table.act(w.lending, w.oracles.price, ctx.price, w.amm,
+                                                w.venue_pool, w.external)
+
+    def holdings(self, ctx: StepContext, members=None) -> Holdings:
+        """Spare funds (tokens, in the debt asset) and collateral minus debt (claims)."""
+        t, lp = self.table, ctx.world.lending
+        m = len(ctx.price)
+        idx, g = groups(members, self.size)
+        out = Holdings.zeros(g, m)
+        if members is None:  # one pass over the population's rows (its slice of the book)
+            coll, debt, _ = lp.totals(ctx.world.oracles.price, t.rows)
+            out.claims[0] = lp.per_asset(coll - debt)
+            out.tokens[0, t.debt_asset] = t.wallet.sum()
+            return out
+        pos = (idx[:, None] * self.per + np.arange(self.per)).ravel()  # table positions
+        group = np.repeat(np.arange(g), self.per)
+        rows = t.rows.start + pos
+        book = lp.book
+        out.tokens[:, t.debt_asset] = np.bincount(group, weights=t.wallet[pos], minlength=g)
+        out.claims[:] = (scatter(group, lp.market_asset[book.coll_market[rows]], book.coll[rows],
+                                 g, m)
+                         - scatter(group, lp.market_asset[book.debt_market[rows]],
+                                   lp.debt_of(rows), g, m))
+        return out
+
+
+class AccountTraders(Population):
+    """The traders of one ``[agents.multi_collateral_traders.X]`` section.
+
+    Their state is the model's ``AccountBook`` (accounts ``first .. first + size - 1``);
+    the table is that book. They do not act: their accounts are liquidated or not.
+    """
+
+    kind = "leveraged_trader"
+    Member = AccountTrader
+
+    def __init__(self, model, table, *, first: int, **kwargs):
+        super().__init__(model, table, **kwargs)
+        self.first = int(first)
+
+    @classmethod
+    def from_scenario(cls, model, name: str, cfg, world, rng: np.random.Generator
+                      ) -> AccountTraders:
+        """Open accounts with every collateral and debt asset of ``cfg`` in each."""
+        p0 = world.prices[0]
+        lp = world.lending
+        n = cfg.count
+        value = draw(cfg.position_value, rng, n)
+        leverage = draw(cfg.leverage, rng, n)
+        if np.any(value <= 0) or np.any(leverage < 1):
+            world.fail(name, "position_value must be > 0 and leverage >= 1 in every draw")
+        coll = np.array([world.index(k) for k in cfg.collateral])
+        debt = np.array([world.index(k) for k in cfg.debt])
+        cw = np.array(list(cfg.collateral.values()))
+        dw = np.array(list(cfg.debt.values()))
+        cw, dw = cw / cw.sum(), dw / dw.sum()
+        coll_market = lp.market(cfg.protocol, 0) + coll
+        debt_market = lp.market(cfg.protocol, 0) + debt
+        ltv_cap = (cw @ lp.ltv[coll_market]) * (1.0 - 1e-9)  # Aave: sum coll P LTV
+        debt_value = value * np.minimum(1.0 - 1.0 / leverage, ltv_cap)
+        legs = len(coll) + len(debt)
+        amount = np.concatenate([np.outer(value, cw) / p0[coll],
+                                 np.outer(debt_value, dw) / p0[debt]], axis=1)
+        book = world.accounts
+        try:
+            accounts = book.open_accounts(
+                len(book) + np.arange(n), np.full(n, legs),
+                leg_market=np.tile(np.concatenate([coll_market, debt_market]), n),
+                leg_amount=amount.ravel(),
+                leg_is_debt=np.tile(np.r_[np.zeros(len(coll), bool), np.ones(len(debt), bool)],
+                                    n),
+                asset_price=p0)
+        except ProtocolError as e:
+            world.fail(name, f"cannot open the accounts: {e}")
+        np.add.at(world.external, debt, amount[:, len(coll):].sum(axis=0))  # spent
+        venues = tuple(dict.fromkeys(world.pool_names[v] for v in world.venue_pool[coll_market]
+                                     if v >= 0))
+        return cls(model, book, first=accounts.start, name=name,
+                   protocols=(cfg.protocol, *venues), size=n)
+
+    def holdings(self, ctx: StepContext, members=None) -> Holdings:
+        """Collateral legs minus debt legs of their accounts (claims)."""
+        acc, lp = self.table, ctx.world.lending
+        m = len(ctx.price)
+        idx, g = groups(members, self.size)
+        group_of = np.full(self.size, -1, dtype=np.int64)  # member -> group
+        group_of[idx] = 0 if members is None else np.arange(g)
+        member = acc.leg_account() - self.first
+        legs = np.flatnonzero((member >= 0) & (member < self.size))
+        legs = legs[group_of[member[legs]] >= 0]
+        amount = np.where(acc.leg_is_debt[legs], -acc.leg_debt()[legs], acc.leg_amount[legs])
+        out = Holdings.zeros(g, m)
+        out.claims[:] = scatter(group_of[member[legs]], lp.market_asset[acc.leg_market[legs]],
+                                amount, g, m)
+        return out
 
 
 class TraderTable:

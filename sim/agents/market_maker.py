@@ -34,24 +34,60 @@ from __future__ import annotations
 
 import math
 
-import mesa
 import numpy as np
 
-from sim.agents.base import ProtocolAgent
+from sim.agents.base import Holdings, Member, Population, StepContext, by_group
 from sim.protocols.amm import Pools
 
 # A pulled maker returns once its P&L share is back above this fraction of -loss_limit.
 RETURN_SHARE_OF_LOSS_LIMIT = 0.5
 
 
-class MarketMaker(ProtocolAgent):
-    """A liquidity provider; its state is row ``row`` of ``model.market_makers``."""
+class MarketMaker(Member):
+    """A liquidity provider: row ``index`` of its population's ``MarketMakerTable``."""
 
-    kind = "market_maker"  # its row in the results' agent_kind
 
-    def __init__(self, model: mesa.Model, row: int, *, protocols: tuple[str, ...]):
-        super().__init__(model, protocols=protocols)
-        self.row = row
+class MarketMakers(Population):
+    """The liquidity providers of ``[agents.market_makers]`` (a ``MarketMakerTable``)."""
+
+    kind = "market_maker"
+    Member = MarketMaker
+
+    @classmethod
+    def from_scenario(cls, model, name: str, cfg, world, rng: np.random.Generator
+                      ) -> MarketMakers:
+        """The pool's whole starting liquidity, in equal shares."""
+        p = world.pool_names.index(cfg.pool)
+        m = len(world.assets)
+        shares = np.full(cfg.count, world.amm.lp_supply[p] / cfg.count)
+        window = max(2, round(cfg.volatility_window_hours / world.dt_hours))
+        table = MarketMakerTable(
+            p, shares, m, deposit=pool_tokens(world.amm, p, shares, m),
+            volatility_limit=cfg.volatility_limit, pull_fraction=cfg.pull_fraction,
+            window_steps=window, loss_limit=cfg.loss_limit)
+        return cls(model, table, name=name, protocols=(cfg.pool,), size=cfg.count)
+
+    def step(self, ctx: StepContext) -> None:
+        """Pull or return liquidity on volatility and losses."""
+        t, amm = self.table, ctx.world.amm
+        t.act(amm, ctx.history[:, amm.base[t.pool]], ctx.dt_hours, prices=ctx.price)
+
+    def holdings(self, ctx: StepContext, members=None) -> Holdings:
+        """Wallets (tokens), LP shares of the pool's reserves (claims) and their gamma.
+
+        Gamma per USD of the base's price: the LP share's ``d2V/dp2`` per unit of the pool
+        price ``p = P_base / P_quote`` (``sim.engine.lp_greeks``) over ``P_quote``.
+        """
+        t, amm = self.table, ctx.world.amm
+        p = t.pool
+        share = by_group(t.shares[:, None], members)[:, 0] / amm.lp_supply[p]
+        out = Holdings.zeros(len(share), t.wallet.shape[1])
+        out.tokens[:] = by_group(t.wallet, members)
+        out.claims[:, amm.base[p]] = share * amm.reserve_base[p]
+        out.claims[:, amm.quote[p]] = share * amm.reserve_quote[p]
+        _, gamma = amm.lp_greeks(np.full(len(share), p), share)
+        out.gamma[:, amm.base[p]] = gamma / ctx.price[amm.quote[p]]
+        return out
 
 
 def realised_volatility(prices: np.ndarray, dt_hours: float) -> float:

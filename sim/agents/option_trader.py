@@ -8,20 +8,90 @@ trader's wallet.
 
 from __future__ import annotations
 
-import mesa
 import numpy as np
 
-from sim.agents.base import ProtocolAgent
+from sim.agents.base import Holdings, Member, Population, StepContext, amounts, draw_assets
+from sim.protocols.errors import ProtocolError
 
 
-class OptionTrader(ProtocolAgent):
-    """A trader; its option is row ``row`` of ``model.options.book``."""
+class OptionTrader(Member):
+    """A trader: one option, row ``index`` of its population's rows in the options book."""
 
-    kind = "option_trader"  # its row in the results' agent_kind
 
-    def __init__(self, model: mesa.Model, row: int, *, protocols: tuple[str, ...]):
-        super().__init__(model, protocols=protocols)
-        self.row = row
+class OptionTraders(Population):
+    """The traders of one ``[agents.option_traders.X]`` section (an ``OptionTraderTable``)."""
+
+    kind = "option_trader"
+    Member = OptionTrader
+
+    @classmethod
+    def from_scenario(cls, model, name: str, cfg, world, rng: np.random.Generator
+                      ) -> OptionTraders:
+        """Each trader buys or writes one option with the vault at the start."""
+        source = world.scenario.source
+        p0 = world.prices[0]
+        n = cfg.count
+        asset = draw_assets(world, cfg.markets, n, rng)
+        kind = np.where(rng.random(n) < cfg.call_share, 1, -1)  # CALL, PUT
+        strike = amounts(source, f"{name}.moneyness", cfg.moneyness, rng, n) * p0[asset]
+        expiry = amounts(source, f"{name}.expiry_hours", cfg.expiry_hours, rng, n)
+        notional = amounts(source, f"{name}.position_value", cfg.position_value, rng, n)
+        if np.any(strike <= 0) or np.any(expiry <= 0) or np.any(notional <= 0):
+            world.fail(name, "moneyness, expiry_hours and position_value must be > 0 in "
+                       "every draw")
+        options = world.options
+        p = world.option_names.index(cfg.protocol)
+        sign = 1.0 if cfg.side == "buy" else -1.0
+        if cfg.underlying == "perp":  # options on the perp's mark: which market per asset
+            for asset_name in cfg.markets:
+                a_ = world.index(asset_name)
+                market = world.perps.market(cfg.perp, a_)
+                if world.option_forward_market[a_] not in (-1, market):
+                    world.fail(f"{name}.perp", f"options on {asset_name} are already on "
+                               "another perp; all options on one asset must be on the same "
+                               "perp")
+                world.option_forward_market[a_] = market
+            options.forward = world.option_forwards()
+        try:
+            owner = len(options.book) + np.arange(n)  # unique across populations
+            rows, premium = options.trade(owner, p, asset, kind, strike, expiry,
+                                          sign * notional / p0[asset], price=p0,
+                                          now_hours=0.0, on_forward=cfg.underlying == "perp")
+        except ProtocolError as e:
+            world.fail(name, str(e))
+        table = OptionTraderTable(rows, options.settlement_asset[p])
+        table.wallet -= np.minimum(premium, 0.0)  # writers hold the premium they received
+        return cls(model, table, name=name, protocols=(cfg.protocol,), size=n)
+
+    def holdings(self, ctx: StepContext, members=None) -> Holdings:
+        """Wallets (tokens), writers' locked collateral (claims), the options' Greeks.
+
+        Options are valued on the surface at external prices (``value``, USD) with their
+        delta, gamma and vega in the underlying; collateral and wallets are settlement
+        tokens.
+        """
+        t, opt = self.table, ctx.world.options
+        b = opt.book
+        m = len(ctx.price)
+        idx = np.arange(len(t.rows)) if members is None else np.asarray(members, np.int64)
+        g = 1 if members is None else len(idx)
+        group = np.zeros(len(idx), dtype=np.int64) if members is None else np.arange(g)
+        rows = t.rows[idx]
+        out = Holdings.zeros(g, m)
+        out.tokens[:, t.settlement] = np.bincount(group, weights=t.wallet[idx], minlength=g)
+        out.claims[:, t.settlement] = np.bincount(group, weights=b.collateral[rows],
+                                                  minlength=g)
+        live = b.size[rows] != 0
+        if live.any():
+            rows, group = rows[live], group[live]
+            value, delta, gamma, vega, _ = opt.greeks(ctx.price, ctx.now_hours, rows)
+            size = b.size[rows]
+            out.value[:] = np.bincount(group, weights=value * size,
+                                       minlength=g) * ctx.price[t.settlement]
+            for greek, per_unit in ((out.delta, delta), (out.gamma, gamma), (out.vega, vega)):
+                greek[:] = np.bincount(group * m + b.asset[rows], weights=per_unit * size,
+                                       minlength=g * m).reshape(g, m)
+        return out
 
 
 class OptionTraderTable:

@@ -10,21 +10,101 @@ fee) is paid back to the wallet.
 
 from __future__ import annotations
 
-import mesa
 import numpy as np
 
-from sim.agents.base import ProtocolAgent
+from sim.agents.base import (
+    Holdings,
+    Member,
+    Population,
+    StepContext,
+    amounts,
+    draw_assets,
+    groups,
+    scatter,
+)
 from sim.protocols.perps import PerpMarkets
+from sim.scenario import draw
 
 
-class PerpTrader(ProtocolAgent):
-    """A trader; its positions are rows ``rows`` (a slice) of ``model.perps.book``."""
+class PerpTrader(Member):
+    """A trader: ``positions_per_agent`` consecutive positions of its population."""
 
-    kind = "perp_trader"  # its row in the results' agent_kind
 
-    def __init__(self, model: mesa.Model, rows: slice, *, protocols: tuple[str, ...]):
-        super().__init__(model, protocols=protocols)
-        self.rows = rows
+class PerpTraders(Population):
+    """The traders of one ``[agents.perp_traders.X]`` section (a ``PerpTraderTable``).
+
+    Member ``k`` owns positions ``k * per .. (k + 1) * per - 1`` of the table.
+    """
+
+    kind = "perp_trader"
+    Member = PerpTrader
+
+    def __init__(self, model, table, *, per: int, **kwargs):
+        super().__init__(model, table, **kwargs)
+        self.per = int(per)
+
+    @classmethod
+    def from_scenario(cls, model, name: str, cfg, world, rng: np.random.Generator
+                      ) -> PerpTraders:
+        """Open each trader's positions at the start (dYdX v4 initial margin checked)."""
+        source = world.scenario.source
+        p0 = world.prices[0]
+        per = cfg.positions_per_agent
+        n = cfg.count * per
+        if per == 1:
+            asset = draw_assets(world, cfg.markets, n, rng)
+        else:  # each trader takes the markets in order, cycling
+            names = list(cfg.markets)
+            asset = np.array([world.index(names[j % len(names)]) for j in range(n)])
+        perps = world.perps
+        market = np.array([perps.market(cfg.protocol, a) for a in asset], dtype=np.int64)
+        notional = amounts(source, f"{name}.position_value", cfg.position_value, rng, n)
+        leverage = draw(cfg.leverage, rng, n)
+        cap = 1.0 / perps.initial_margin[market]
+        if np.any(notional <= 0) or np.any(leverage <= 0) or np.any(leverage > cap):
+            world.fail(f"{name}.leverage", "position_value must be > 0 and leverage in "
+                       "(0, 1 / initial_margin] in every draw")
+        side = np.where(rng.random(n) < cfg.long_share, 1.0, -1.0)
+        settle = perps.settlement_asset[world.perp_names.index(cfg.protocol)]
+        margin = notional / leverage / p0[settle]  # settlement tokens
+        first = len(perps.book)  # owners: one id per trader, unique across populations
+        owner = first + np.arange(n) // per
+        rows = perps.open_positions(owner, market, side * notional / p0[asset],
+                                    margin=margin * (1 + 1e-12), asset_price=p0)
+        wallet = amounts(source, f"{name}.wallet_share", cfg.wallet_share, rng, n) * margin
+        table = PerpTraderTable(rows, settle, wallet, margin_call_ratio=cfg.margin_call_ratio,
+                                target_ratio=cfg.target_ratio)
+        hedges = tuple(dict.fromkeys(world.pool_names[v] for v in perps.hedge_pool[market]
+                                     if v >= 0))
+        return cls(model, table, per=per, name=name, protocols=(cfg.protocol, *hedges),
+                   size=cfg.count)
+
+    def step(self, ctx: StepContext) -> None:
+        """Top up positions under the margin call from the wallets."""
+        self.table.act(ctx.world.perps, ctx.world.oracles.price)
+
+    def holdings(self, ctx: StepContext, members=None) -> Holdings:
+        """Wallets (tokens), equity at the oracle marks (claims), sizes (delta).
+
+        Net worth marks the positions at external prices: ``value`` is the equity at
+        external marks minus the equity at the oracle's, in USD.
+        """
+        t, pm = self.table, ctx.world.perps
+        m = len(ctx.price)
+        idx, g = groups(members, self.size)
+        pos = (idx[:, None] * self.per + np.arange(self.per)).ravel()  # table positions
+        group = np.repeat(np.arange(g) if members is not None else np.zeros(len(idx), int),
+                          self.per)
+        rows = t.rows[pos]
+        out = Holdings.zeros(g, m)
+        oracle_equity = pm.equity(ctx.world.oracles.price, rows)
+        out.tokens[:, t.settlement] = np.bincount(group, weights=t.wallet[pos], minlength=g)
+        out.claims[:, t.settlement] = np.bincount(group, weights=oracle_equity, minlength=g)
+        out.delta[:] = scatter(group, pm.market_asset[pm.book.market[rows]],
+                               pm.book.size[rows], g, m)
+        marked = pm.equity(ctx.price, rows) - oracle_equity
+        out.value[:] = np.bincount(group, weights=marked, minlength=g) * ctx.price[t.settlement]
+        return out
 
 
 class PerpTraderTable:

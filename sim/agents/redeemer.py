@@ -29,10 +29,9 @@ its own capital.
 
 from __future__ import annotations
 
-import mesa
 import numpy as np
 
-from sim.agents.base import ProtocolAgent
+from sim.agents.base import Holdings, Member, Population, StepContext, amounts, by_group
 from sim.protocols.amm import Pools
 from sim.protocols.liquid_staking import HOURS_PER_YEAR, LiquidStaking
 from sim.protocols.psm import PegStabilityModule
@@ -42,14 +41,82 @@ GOLDEN = (5 ** 0.5 - 1) / 2
 SEARCH_STEPS = 60  # golden-section steps: the bracket shrinks to 0.618^60 ~ 3e-13 of itself
 
 
-class Redeemer(ProtocolAgent):
-    """A redeemer; its balances are row ``row`` of ``model.redeemers``."""
+class Redeemer(Member):
+    """A redeemer: row ``index`` of its population's ``RedeemerTable``."""
 
-    kind = "redeemer"  # its row in the results' agent_kind
 
-    def __init__(self, model: mesa.Model, row: int, *, protocols: tuple[str, ...]):
-        super().__init__(model, protocols=protocols)
-        self.row = row
+class Redeemers(Population):
+    """The redeemers of ``[agents.redeemers]`` (a ``RedeemerTable``)."""
+
+    kind = "redeemer"
+    Member = Redeemer
+
+    @classmethod
+    def from_scenario(cls, model, name: str, cfg, world, rng: np.random.Generator
+                      ) -> Redeemers:
+        """Redeemers at the issuers they can use.
+
+        Liquid-staking issuers with a pool, algorithmic stablecoins, CDPs' PSMs with a
+        stable pool. Capital is split over what they pay with: LST underlyings, stable
+        pools' quote tokens, gems.
+        """
+        w = world
+        p0 = w.prices[0]
+        wanted = cfg.protocols or [*w.staking_names, *w.algo_names, *w.psm_names]
+        lsts = [n for n in wanted if n in w.staking_names
+                and w.staking_pool[w.staking_names.index(n)] >= 0]
+        algos = [n for n in wanted if n in w.algo_names]
+        psms = [n for n in wanted if n in w.psm_names
+                and w.cdp_stable_pool[w.cdp_names.index(n)] >= 0]
+        issuers = np.array([w.staking_names.index(n) for n in lsts], dtype=np.int64)
+        coins = np.array([w.algo_names.index(n) for n in algos], dtype=np.int64)
+        psm = np.array([w.psm_names.index(n) for n in psms], dtype=np.int64)
+        psm_pools = w.cdp_stable_pool[w.psm_cdp[psm]]
+        pools = [*w.staking_pool[issuers], *w.algo_stable_pool[coins],
+                 *w.algo_sister_pool[coins], *psm_pools]
+        cash = np.unique([*w.staking.underlying[issuers],
+                          *w.amm.quote[w.algo_stable_pool[coins]],
+                          *w.amm.quote[psm_pools], *w.psm_gem[psm]]).astype(np.int64)
+        capital = amounts(w.scenario.source, f"{name}.capital", cfg.capital, rng, cfg.count)
+        balance = np.zeros((cfg.count, len(w.assets)))
+        for u in cash:
+            balance[:, u] = capital / len(cash) / p0[u]
+        table = RedeemerTable(
+            balance, hurdle_rate=cfg.hurdle_rate, protocols=issuers,
+            pools=w.staking_pool[issuers], min_return=cfg.min_return, stablecoins=coins,
+            stable_pools=w.algo_stable_pool[coins], sister_pools=w.algo_sister_pool[coins],
+            psms=psm, psm_pools=psm_pools, psm_gems=w.psm_gem[psm])
+        protocols = (*lsts, *algos, *psms, *dict.fromkeys(w.pool_names[v] for v in pools))
+        return cls(model, table, name=name, protocols=protocols, size=cfg.count)
+
+    def step(self, ctx: StepContext) -> None:
+        """Redeem at liquid-staking issuers, algorithmic stablecoins and PSMs, in turn."""
+        w, t = ctx.world, self.table
+        volume = t.act(w.staking, w.amm, ctx.now_hours, ctx.rng)
+        volume += t.act_algorithmic(w.algo, w.amm, w.oracles.price, ctx.price, w.algo_sister,
+                                    ctx.rng)
+        volume += t.act_psm(w.psm, w.amm, ctx.price, ctx.rng)
+        ctx.volume[self.kind] = volume
+
+    def holdings(self, ctx: StepContext, members=None) -> Holdings:
+        """Balances (tokens) and the underlying their open redemption tickets claim."""
+        st = ctx.world.staking
+        m = len(ctx.price)
+        out = Holdings.zeros(1 if members is None else len(members), m)
+        out.tokens[:] = by_group(self.table.balance, members)
+        t = st.tickets
+        open_ = ~t.paid & (t.owner >= 0)
+        if members is not None:
+            group = np.full(len(self.table), -1, dtype=np.int64)
+            group[np.asarray(members, dtype=np.int64)] = np.arange(len(members))
+            open_[open_] &= group[t.owner[open_]] >= 0
+        claim = np.minimum(t.owed[open_], t.tokens[open_] * st.rate[t.protocol[open_]])
+        under = st.underlying[t.protocol[open_]]
+        if members is None:
+            out.claims[0] = np.bincount(under, weights=claim, minlength=m)
+        else:
+            np.add.at(out.claims, (group[t.owner[open_]], under), claim)
+        return out
 
 
 class RedeemerTable:

@@ -10,21 +10,86 @@ be barked (most vaults on Black Thursday were not defended). Collateral an aucti
 
 from __future__ import annotations
 
-import mesa
 import numpy as np
 
-from sim.agents.base import ProtocolAgent
+from sim.agents.base import (
+    Holdings,
+    Member,
+    Population,
+    StepContext,
+    amounts,
+    draw_assets,
+    groups,
+    scatter,
+)
 from sim.protocols.cdp import CDPs
+from sim.protocols.errors import ProtocolError
+from sim.scenario import draw
 
 
-class VaultOwner(ProtocolAgent):
-    """An owner; its vault is row ``row`` of ``model.cdps.vaults``."""
+class VaultOwner(Member):
+    """An owner: one vault, row ``index`` of its population's vaults."""
 
-    kind = "vault_owner"  # its row in the results' agent_kind
 
-    def __init__(self, model: mesa.Model, row: int, *, protocols: tuple[str, ...]):
-        super().__init__(model, protocols=protocols)
-        self.row = row
+class VaultOwners(Population):
+    """The owners of one ``[agents.vault_owners.X]`` section (a ``VaultOwnerTable``)."""
+
+    kind = "vault_owner"
+    Member = VaultOwner
+
+    @classmethod
+    def from_scenario(cls, model, name: str, cfg, world, rng: np.random.Generator
+                      ) -> VaultOwners:
+        """Open one vault per owner at ``collateralisation``; the minted stable is spent."""
+        source = world.scenario.source
+        p0 = world.prices[0]
+        n = cfg.count
+        cdps = world.cdps
+        asset = draw_assets(world, cfg.collateral, n, rng)
+        ilk = np.array([world.ilk_of[cfg.protocol, a] for a in asset], dtype=np.int64)
+        value = draw(cfg.position_value, rng, n)
+        ratio = draw(cfg.collateralisation, rng, n)
+        if np.any(value <= 0):
+            world.fail(f"{name}.position_value", "must be > 0 in every draw")
+        mat = cdps.liquidation_ratio[ilk]
+        if np.any(ratio < mat):
+            world.fail(f"{name}.collateralisation", "must be >= the ilk's liquidation_ratio "
+                       f"in every draw (got {ratio.min():g} < {mat[np.argmin(ratio)]:g})")
+        ink = value / p0[asset]
+        debt = value / ratio  # stable units, par = 1 numeraire
+        try:
+            owner = len(cdps.vaults) + np.arange(n)
+            rows, minted = cdps.open_vaults(owner, ilk, ink, debt, p0)
+        except ProtocolError as e:
+            world.fail(name, f"cannot open the vaults: {e}")
+        stable = cdps.stable_asset[world.cdp_names.index(cfg.protocol)]
+        world.external[stable] += minted.sum()  # minted stable was spent (on the collateral)
+        wallet = amounts(source, f"{name}.wallet_share", cfg.wallet_share, rng, n) * ink
+        table = VaultOwnerTable(rows, wallet, margin_call_ratio=cfg.margin_call_ratio,
+                                target_ratio=cfg.target_ratio)
+        venues = tuple(dict.fromkeys(world.pool_names[v] for v in cdps.ilk_venue[ilk]
+                                     if v >= 0))
+        return cls(model, table, name=name, protocols=(cfg.protocol, *venues), size=n)
+
+    def step(self, ctx: StepContext) -> None:
+        """Collect returned collateral; top up vaults under the margin call."""
+        ctx.volume[self.kind] += self.table.act(ctx.world.cdps, ctx.world.oracles.price)
+
+    def holdings(self, ctx: StepContext, members=None) -> Holdings:
+        """Spare collateral (tokens); locked and returned collateral minus debt (claims)."""
+        t, c = self.table, ctx.world.cdps
+        m = len(ctx.price)
+        idx, g = groups(members, self.size)
+        group = np.zeros(len(idx), dtype=np.int64) if members is None else np.arange(g)
+        rows = t.rows[idx]
+        ilk = c.vaults.ilk[rows]
+        asset = c.ilk_asset[ilk]
+        out = Holdings.zeros(g, m)
+        out.tokens[:] = scatter(group, asset, t.wallet[idx], g, m)
+        out.claims[:] = (scatter(group, asset, c.vaults.ink[rows] + c.vaults.gem[rows], g, m)
+                         - scatter(group, c.stable_asset[c.ilk_protocol[ilk]],
+                                   c.debt_of(rows), g, m))
+        return out
 
 
 class VaultOwnerTable:
@@ -65,8 +130,3 @@ class VaultOwnerTable:
         cdps.add_collateral(rows[call], add)
         self.wallet[call] -= add
         return float(add @ asset_price[call])
-
-    def held(self, cdps: CDPs, n_assets: int) -> np.ndarray:
-        """Spare collateral tokens per asset."""
-        asset = cdps.ilk_asset[cdps.vaults.ilk[self.rows]]
-        return np.bincount(asset, weights=self.wallet, minlength=n_assets)

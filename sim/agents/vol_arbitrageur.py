@@ -22,22 +22,76 @@ and right after it trades.
 
 from __future__ import annotations
 
-import mesa
 import numpy as np
 
-from sim.agents.base import ProtocolAgent
-from sim.agents.hedging import HedgingTable
+from sim.agents.base import Holdings, Member, StepContext
+from sim.agents.hedging import Desks, HedgingTable, desk_arguments, desk_protocols, venues
 from sim.protocols.options import CALL, PUT, OptionsProtocols
 
 
-class VolArbitrageur(ProtocolAgent):
-    """A volatility arbitrageur; its state is row ``row`` of ``model.vol_arbitrageurs``."""
+class VolArbitrageur(Member):
+    """A desk: row ``index`` of its population's ``VolArbitrageurTable``."""
 
-    kind = "vol_arbitrageur"  # its row in the results' agent_kind
 
-    def __init__(self, model: mesa.Model, row: int, *, protocols: tuple[str, ...]):
-        super().__init__(model, protocols=protocols)
-        self.row = row
+class VolArbitrageurs(Desks):
+    """The desks of ``[agents.vol_arbitrageurs]`` (a ``VolArbitrageurTable``)."""
+
+    kind = "vol_arbitrageur"
+    Member = VolArbitrageur
+
+    def __init__(self, model, table, *, window: int, **kwargs):
+        super().__init__(model, table, **kwargs)
+        self.window = int(window)  # steps of the realised volatility they trade against
+
+    @classmethod
+    def from_scenario(cls, model, name: str, cfg, world, rng: np.random.Generator, *,
+                      after: int = 0) -> VolArbitrageurs:
+        """Desks that trade with ``cfg.protocol``'s vault; ``after``: desks built before."""
+        p = world.option_names.index(cfg.protocol)
+        desk = desk_arguments(world, name, cfg, rng, after=after)
+        settlement = world.options.settlement_asset[p]
+        if desk["cash"] != settlement:
+            world.fail(f"{name}.cash", "must be the options protocol's settlement token, "
+                       f"{world.assets[settlement]}")
+        table = VolArbitrageurTable(
+            protocol=p, edge=cfg.edge, trade_every=round(cfg.trade_every_hours / world.dt_hours),
+            tenor_hours=cfg.tenor_hours, trade_value=cfg.trade_value,
+            gamma_limit=np.inf if cfg.gamma_limit_usd is None else cfg.gamma_limit_usd,
+            vega_limit=np.inf if cfg.vega_limit_usd is None else cfg.vega_limit_usd,
+            option_owner=len(world.options.book) + np.arange(cfg.count), **desk)
+        return cls(model, table, window=max(2, round(cfg.window_hours / world.dt_hours)),
+                   name=name, protocols=desk_protocols(cfg), size=cfg.count)
+
+    def step(self, ctx: StepContext) -> None:
+        """Trade options against realised volatility, then hedge the desks' own delta."""
+        va, opt = self.table, ctx.world.options
+        realised = ctx.realised_vol(self.window)
+        if realised is not None:
+            va.trade(ctx.t, opt, realised, price=ctx.price, now_hours=ctx.now_hours,
+                     rng=ctx.rng)
+        sold = va.hedge(ctx.t, va.desk_delta(opt, ctx.price, ctx.now_hours),
+                        force=bool(va.traded.any()), **venues(ctx))
+        ctx.volume[self.kind] = np.abs(sold) @ ctx.price
+        ctx.vol_arb_hedge_cost = va.cost
+        ctx.vol_arb_hedge_sold = sold
+
+    def holdings(self, ctx: StepContext, members=None) -> Holdings:
+        """The desks' holdings plus their options: collateral (claims), value and Greeks."""
+        out = super().holdings(ctx, members)
+        va, opt = self.table, ctx.world.options
+        b = opt.book
+        m = len(ctx.price)
+        for j, desk in enumerate([None] if members is None else members):
+            rows = va.book_rows(opt, desk)
+            out.claims[j, va.cash] += b.collateral[rows].sum()
+            if len(rows):
+                value, delta, gamma, vega, _ = opt.greeks(ctx.price, ctx.now_hours, rows)
+                a, size = b.asset[rows], b.size[rows]
+                out.value[j] += (value * size).sum() * ctx.price[va.cash]
+                out.delta[j] += np.bincount(a, weights=delta * size, minlength=m)
+                out.gamma[j] += np.bincount(a, weights=gamma * size, minlength=m)
+                out.vega[j] += np.bincount(a, weights=vega * size, minlength=m)
+        return out
 
 
 class VolArbitrageurTable(HedgingTable):

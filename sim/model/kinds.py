@@ -3,4 +3,4 @@
 AGENT_KINDS = ["lender", "leveraged_trader", "market_maker", "liquidator", "arbitrageur",
                "redeemer", "vault_owner", "keeper",
                "holder", "perp_trader",
-               "option_trader", "hedger", "vol_arbitrageur"]
+               "option_trader", "delta_hedger", "vol_arbitrageur"]

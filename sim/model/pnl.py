@@ -36,11 +36,15 @@ def market_maker_value(model) -> float:
         per_unit = opt.greeks(ext, model.t * model.dt_hours, live)[0]
         value += float((per_unit * opt.vault_position(live))
                        @ ext[opt.settlement_asset[b.protocol[live]]])
-    h = model.delta_hedgers
-    if h is not None:
-        value += float(h.balance.sum(0) @ ext)
-        value += float(h.perp_equity(model.perps, ext).sum() * ext[h.cash])
+    for sheet in _hedgers(model):
+        value += float(sheet.net_worth(ext)[0])
     return value
+
+
+def _hedgers(model) -> list:
+    """The delta hedgers' balance sheets (``Holdings``, one group each)."""
+    ctx = model.context()
+    return [p.holdings(ctx) for p in model.agents if p.kind == "delta_hedger"]
 
 
 def market_maker_greeks(model) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -67,9 +71,8 @@ def market_maker_greeks(model) -> tuple[np.ndarray, np.ndarray, np.ndarray, floa
                          ** surface.term[a], 0.0)
         np.add.at(vega, a, owed * v * moves)
         theta = float(owed @ th)
-    h = model.delta_hedgers
-    if h is not None:
-        delta += h.balance.sum(0) + h.perp_size(model.perps).sum(0)
+    for sheet in _hedgers(model):  # their tokens and perp positions (not the perps' margin)
+        delta += sheet.tokens[0] + sheet.delta[0]
     return delta, gamma, vega, theta
 
 

@@ -1,10 +1,11 @@
 """What a run will hold in memory, estimated before anything is built, and refused if too big.
 
 A run holds its recorded variables (one float per step and label, kept twice while the
-dataset is made and written), its price paths, and its populations: a ``mesa.Agent`` per
-agent and a row per position in the tables. The estimate is an upper bound from measured
-costs (``benchmarks/README.md``: the whole model takes 129 B per position at 1M positions;
-``reference/ecosystem.md``: a Mesa agent ~470 B); a scenario whose estimate exceeds
+dataset is made and written), its price paths, and its populations: a row per member and
+per position in their tables (Mesa carries a population as one agent, not one per member:
+``sim.agents.base``). The estimate is an upper bound from measured costs
+(``benchmarks/README.md``: the whole model takes about 125-129 B per position at 1M
+positions, with one member per position or a hundred); a scenario whose estimate exceeds
 ``MEMORY_SHARE`` of this machine's memory is refused with the estimate, before any work.
 """
 
@@ -19,7 +20,7 @@ from sim.model.pnl import COMPONENTS
 from sim.results import VARIABLES
 from sim.scenario import Oracle, Scenario
 
-BYTES_PER_AGENT = 1024  # a mesa.Agent (~470 B) and its rows in the population's tables
+BYTES_PER_AGENT = 128  # a member's row in its population's table (wallet, flags, limits)
 BYTES_PER_POSITION = 512  # the whole model's 129 B per position, four times over
 BYTES_PER_CELL = 3 * 8  # a recorded float: the recorder, the dataset's copy, the writer's
 PATH_COPIES = 4  # price paths: the draws, the returns, the path and the external prices

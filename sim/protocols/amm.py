@@ -19,6 +19,7 @@ from sim.engine.amm import (
     pool_spot,
     pool_swap,
 )
+from sim.engine.lp_greeks import lp_greeks
 from sim.engine.stableswap import ss2_d
 
 DEPTH_PRICE_MOVE = 0.10  # depth = base volume that moves the price 10% (Risk DAO)
@@ -116,6 +117,18 @@ class Pools:
         """
         return arbitrage(self.reserve_base, self.reserve_quote, self.fee, self.amp, self.peg,
                          self.base, self.quote, price, balance, pools, order)
+
+    def lp_greeks(self, pools: np.ndarray, share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Delta and gamma of holding ``share`` of each of ``pools`` (``sim.engine.lp_greeks``).
+
+        Per unit of the pool price (quote per base): delta in base tokens, gamma in base
+        tokens per (quote per base).
+        """
+        pools = np.asarray(pools, dtype=np.int64)
+        delta, gamma = np.empty(len(pools)), np.empty(len(pools))
+        lp_greeks(pools, np.asarray(share, dtype=np.float64), self.reserve_base,
+                  self.reserve_quote, self.amp, self.peg, delta, gamma)
+        return delta, gamma
 
     def remove_liquidity(self, pool: int, shares: float) -> tuple[float, float]:
         """Burn LP ``shares``; return the (base, quote) tokens paid out pro rata."""

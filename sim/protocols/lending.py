@@ -267,13 +267,17 @@ class LendingPools:
         np.subtract.at(self.total_coll, c, amounts)
         np.maximum(b.coll, 0.0, out=b.coll)
 
-    def totals(self, asset_price: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Collateral and debt tokens per market, and per protocol (insolvent debt, #HF<1)."""
+    def totals(self, asset_price: np.ndarray, rows: slice = slice(None)
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Collateral and debt tokens per market, and per protocol (insolvent debt, #HF<1).
+
+        Over the whole book, or the positions ``rows`` (a slice: one pass over views).
+        """
         b = self.book
         k = len(self.cash)
         coll, debt = np.zeros(k), np.zeros(k)
         insolvent = np.zeros((len(self.names), 2))
-        book_totals(b.coll_market, b.debt_market, b.coll, b.scaled_debt,
+        book_totals(b.coll_market[rows], b.debt_market[rows], b.coll[rows], b.scaled_debt[rows],
                     self.market_price(asset_price), self.liquidation_threshold,
                     self.borrow_index, self.market_protocol, coll, debt, insolvent)
         return coll, debt, insolvent
