@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]  # the repository
 SCENARIOS = ROOT / "scenarios"  # the shipped scenarios
 HISTORY = SCENARIOS / "history"  # the historical event replays
 DATA = ROOT / "tests" / "data"  # the tests' own scenario files
-TINY_FILE = DATA / "tiny.toml"  # 3 assets, a lending pool, a constant-product pool, 4 steps
-BATCH_FILE = DATA / "batch.toml"  # tiny.toml with a [batch] section
+TINY_FILE = DATA / "tiny.toml"  # 3 assets, a lending pool, a pool, 3 oracles, 4 steps
+BATCH_FILE = DATA / "batch.toml"  # a small batch: 50 traders, WETH -30%, 2 LTs x 3 replications
 
 Edit = Callable[[dict], Any]  # changes a scenario's data in place
 
