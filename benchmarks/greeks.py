@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/greeks.py --options 100000 --repeats 3
 
 ``bench_greeks`` times ``sim.engine.greeks.black_scholes`` (price and four Greeks per option,
-one fused pass) and the vectorised numpy twin of ``tests/test_greeks.py`` on the same random
+one fused pass) and the vectorised numpy twin of ``tests/engine/test_greeks.py`` on the same random
 book, checks that they agree, and returns the figures as a dict (printed as JSON here).
 """
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # the twin lives with the tests (``tests`` is a package)
     sys.path.insert(0, str(ROOT))
 
-from tests.test_greeks import black_scholes_numpy  # noqa: E402
+from tests.engine.test_greeks import black_scholes_numpy  # noqa: E402
 
 N_INPUTS = 7  # kind (int64), spot, strike, t, vol, rate, dividend (float64)
 N_OUTPUTS = 5  # price, delta, gamma, vega, theta (float64)

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-DATA = Path(__file__).parent / "data"
-TINY_FILE = DATA / "tiny.toml"
+from tests.support import DATA
+
 BAD_DIR = DATA / "bad_scenarios"
 
 

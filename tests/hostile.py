@@ -24,7 +24,6 @@ import copy
 import io
 import math
 import os
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +33,9 @@ import numpy as np
 import tomli_w
 import xarray as xr
 
-TINY = Path(__file__).parent / "data" / "tiny.toml"
-BASE: dict = tomllib.loads(TINY.read_text(encoding="utf-8"))
+from tests.support import TINY_FILE, read
+
+BASE: dict = read(TINY_FILE)
 INF, NAN = math.inf, math.nan
 ESCAPE = Path("/tmp/sim-hostile-escape")  # where the absolute-name case would write
 
@@ -100,7 +100,7 @@ def rename_asset(old: str, new: str) -> Callable[[dict], None]:
 
 def nested(depth: int) -> str:
     """The tiny file with a correlation nested ``depth`` arrays deep."""
-    text = TINY.read_text(encoding="utf-8")
+    text = TINY_FILE.read_text(encoding="utf-8")
     return text.replace("correlation = [[1.0, 0.5, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 1.0]]",
                         "correlation = " + "[" * depth + "1.0" + "]" * depth)
 

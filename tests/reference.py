@@ -86,7 +86,7 @@ def cascade(book, market, rules, oracle, oracle_pool, value_price, venue, pools,
     market's asset (which indexes prices, pools and token balances) and ``market["protocol"]``
     its lending protocol, whose liquidation rules are ``rules[protocol]``.
 
-    Args are plain lists/dicts (see tests/test_cascade_twin.py). Returns
+    Args are plain lists/dicts (see tests/engine/test_cascade_twin.py). Returns
     (per_protocol, rounds, per_round, arbitrage_volume): per_protocol[p] sums, over protocol
     p's liquidations, ``liquidations``, ``repaid``, ``seized``, ``bad`` and ``fee`` (values at
     oracle prices) and ``profit`` (liquidators', numeraire).

@@ -1,0 +1,1 @@
+"""Tests of sim/agents/: each agent kind's decision rule, by hand."""

@@ -1,0 +1,1 @@
+"""Tests of sim/batch/ (design, runner, summary, sensitivity) and sim/store.py."""

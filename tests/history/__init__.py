@@ -1,0 +1,1 @@
+"""Tests of sim/batch/history.py and the event replays in scenarios/history/."""

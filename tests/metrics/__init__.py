@@ -1,0 +1,1 @@
+"""Tests of sim/metrics/: contagion metrics on plain arrays."""

@@ -1,0 +1,1 @@
+"""Tests of sim/scenario/ and of the shipped scenario files in scenarios/."""
