@@ -41,7 +41,7 @@ bench: $(STAMP)
 bench-batch: $(STAMP)
 	$(BIN)/python benchmarks/batch.py
 
-# The README's two charts, drawn by the project from the shipped scenarios.
+# The two charts of docs/charts.md, drawn by the project from the shipped scenarios.
 figures: $(STAMP)
 	$(BIN)/sim run scenarios/eth_crash.toml --out results/eth_crash
 	$(BIN)/sim run scenarios/contagion_exploit.toml --out results/contagion_exploit

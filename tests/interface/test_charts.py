@@ -69,7 +69,7 @@ def test_contagion_nodes_are_sized_by_tvl_and_coloured_by_loss_share(exploit):
 
 
 def test_the_readme_caption_figures(exploit):
-    # README, "Charts and notebooks": aave lost 17.8% of its TVL to the theft, loop_lender
+    # docs/charts.md, "Charts": aave lost 17.8% of its TVL to the theft, loop_lender
     # 1.9% through the aUSDC it took as collateral (all by hour 4; this run stops at 6).
     loss, tvl0 = _hand_loss_share(exploit, exploit.sizes["time"] - 1)
     share = dict(zip([str(p) for p in exploit.protocol.values], loss / np.where(
