@@ -40,12 +40,12 @@ class Arbitrageurs(Population):
 
     def step(self, ctx: StepContext) -> None:
         """Arbitrage every pool toward the external price, then rebalance."""
-        ctx.volume[self.kind] = self.table.act(ctx.world.amm, ctx.price, ctx.world.external,
-                                               ctx.rng)
+        w = ctx.world
+        ctx.volume[self.kind] = self.table.act(w.amm, ctx.external_price, w.external, ctx.rng)
 
     def holdings(self, ctx: StepContext, members=None) -> Holdings:
         """Inventories (tokens)."""
-        out = Holdings.zeros(1 if members is None else len(members), len(ctx.price))
+        out = Holdings.zeros(1 if members is None else len(members), len(ctx.external_price))
         out.tokens[:] = by_group(self.table.balance, members)
         return out
 

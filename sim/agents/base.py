@@ -117,8 +117,8 @@ class StepContext:
             self.vol_arb_hedge_sold = np.zeros(m)
 
     @property
-    def price(self) -> np.ndarray:
-        """This step's external prices (a view: marks show through)."""
+    def external_price(self) -> np.ndarray:
+        """This step's external prices (the results' ``external_price``; marks show)."""
         return self.prices[self.t]
 
     @property

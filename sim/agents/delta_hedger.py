@@ -44,9 +44,9 @@ class DeltaHedgers(Desks):
         opt = ctx.world.options
         b = opt.book
         live = np.flatnonzero((b.size != 0) & (b.protocol == self.table.protocol))
-        out = np.zeros(len(ctx.price))
+        out = np.zeros(len(ctx.external_price))
         if len(live):
-            per_unit = opt.greeks(ctx.price, ctx.now_hours, live)[1]
+            per_unit = opt.greeks(ctx.external_price, ctx.now_hours, live)[1]
             np.add.at(out, b.asset[live], per_unit * opt.vault_position(live))
         return out
 
@@ -64,7 +64,7 @@ class DeltaHedgers(Desks):
         sold = self.table.act(ctx.t, self.vault_delta(ctx), **venues(ctx))
         ctx.hedge_sold = sold
         ctx.hedge_cost = self.table.cost
-        ctx.volume[self.kind] = np.abs(sold) @ ctx.price
+        ctx.volume[self.kind] = np.abs(sold) @ ctx.external_price
 
 
 class DeltaHedgerTable(HedgingTable):

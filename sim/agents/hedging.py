@@ -313,7 +313,7 @@ def desk_protocols(cfg) -> tuple[str, ...]:
 def venues(ctx: StepContext) -> dict:
     """``HedgingTable.hedge``'s venue arguments for this step."""
     w = ctx.world
-    return dict(amm=w.amm, perps=w.perps, price=ctx.price, oracle_price=w.oracles.price,
+    return dict(amm=w.amm, perps=w.perps, price=ctx.external_price, oracle_price=w.oracles.price,
                 external=w.external, rng=ctx.rng)
 
 
@@ -328,11 +328,11 @@ class Desks(Population):
     def holdings(self, ctx: StepContext, members=None) -> Holdings:
         """Tokens, perp equity and perp sizes of the desks (class docstring)."""
         t, pm = self.table, ctx.world.perps
-        out = Holdings.zeros(1 if members is None else len(members), len(ctx.price))
+        out = Holdings.zeros(1 if members is None else len(members), len(ctx.external_price))
         out.tokens[:] = by_group(t.balance, members)
         out.delta[:] = by_group(t.perp_size(pm), members)
         oracle_equity = t.perp_equity(pm, ctx.world.oracles.price)
         out.claims[:, t.cash] = by_group(oracle_equity[:, None], members)[:, 0]
-        marked = t.perp_equity(pm, ctx.price) - oracle_equity
-        out.value[:] = by_group(marked[:, None], members)[:, 0] * ctx.price[t.cash]
+        marked = t.perp_equity(pm, ctx.external_price) - oracle_equity
+        out.value[:] = by_group(marked[:, None], members)[:, 0] * ctx.external_price[t.cash]
         return out

@@ -45,16 +45,16 @@ class Holders(Population):
 
     def step(self, ctx: StepContext) -> None:
         """Sell on the pool while afraid."""
-        t = self.table
-        ctx.volume[self.kind] += t.act(ctx.world.amm, ctx.price) * ctx.price[t.token]
+        t, price = self.table, ctx.external_price
+        ctx.volume[self.kind] += t.act(ctx.world.amm, price) * price[t.token]
 
     def holdings(self, ctx: StepContext, members=None) -> Holdings:
         """The token still held and the proceeds (tokens)."""
         t = self.table
-        tokens = np.zeros((len(t), len(ctx.price)))
+        tokens = np.zeros((len(t), len(ctx.external_price)))
         tokens[:, t.token] = t.tokens
         tokens[:, t.quote] += t.proceeds
-        out = Holdings.zeros(1 if members is None else len(members), len(ctx.price))
+        out = Holdings.zeros(1 if members is None else len(members), len(ctx.external_price))
         out.tokens[:] = by_group(tokens, members)
         return out
 

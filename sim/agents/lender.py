@@ -50,9 +50,9 @@ class Lenders(Population):
         """Withdraw where triggered; sell withdrawn base tokens on ``sell_on``."""
         w, t = ctx.world, self.table
         paid, sold = t.act(w.lending, ctx.drawdown, w.amm)
-        ctx.withdrawn[w.protocol_names.index(t.protocol)] += paid @ ctx.price
+        ctx.withdrawn[w.protocol_names.index(t.protocol)] += paid @ ctx.external_price
         if t.sell_pool >= 0:
-            ctx.volume[self.kind] += sold * ctx.price[w.amm.base[t.sell_pool]]
+            ctx.volume[self.kind] += sold * ctx.external_price[w.amm.base[t.sell_pool]]
 
     def holdings(self, ctx: StepContext, members=None) -> Holdings:
         """Wallets (tokens) and supply balances at the backing ratio (claims)."""

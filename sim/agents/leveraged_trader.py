@@ -101,13 +101,13 @@ class LeveragedTraders(Population):
     def step(self, ctx: StepContext) -> None:
         """Answer margin calls: top up from the wallet, deleverage on the venue, or wait."""
         w = ctx.world
-        ctx.volume[self.kind] += self.table.act(w.lending, w.oracles.price, ctx.price, w.amm,
-                                                w.venue_pool, w.external)
+        ctx.volume[self.kind] += self.table.act(w.lending, w.oracles.price, ctx.external_price,
+                                                w.amm, w.venue_pool, w.external)
 
     def holdings(self, ctx: StepContext, members=None) -> Holdings:
         """Spare funds (tokens, in the debt asset) and collateral minus debt (claims)."""
         t, lp = self.table, ctx.world.lending
-        m = len(ctx.price)
+        m = len(ctx.external_price)
         idx, g = groups(members, self.size)
         out = Holdings.zeros(g, m)
         if members is None:  # one pass over the population's rows (its slice of the book)
@@ -184,7 +184,7 @@ class AccountTraders(Population):
     def holdings(self, ctx: StepContext, members=None) -> Holdings:
         """Collateral legs minus debt legs of their accounts (claims)."""
         acc, lp = self.table, ctx.world.lending
-        m = len(ctx.price)
+        m = len(ctx.external_price)
         idx, g = groups(members, self.size)
         group_of = np.full(self.size, -1, dtype=np.int64)  # member -> group
         group_of[idx] = 0 if members is None else np.arange(g)

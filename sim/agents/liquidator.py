@@ -64,7 +64,7 @@ class Liquidators(Population):
 
     def holdings(self, ctx: StepContext, members=None) -> Holdings:
         """Balances (tokens)."""
-        out = Holdings.zeros(1 if members is None else len(members), len(ctx.price))
+        out = Holdings.zeros(1 if members is None else len(members), len(ctx.external_price))
         out.tokens[:] = by_group(self.table.balance, members)
         return out
 

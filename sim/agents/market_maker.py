@@ -70,7 +70,7 @@ class MarketMakers(Population):
     def step(self, ctx: StepContext) -> None:
         """Pull or return liquidity on volatility and losses."""
         t, amm = self.table, ctx.world.amm
-        t.act(amm, ctx.history[:, amm.base[t.pool]], ctx.dt_hours, prices=ctx.price)
+        t.act(amm, ctx.history[:, amm.base[t.pool]], ctx.dt_hours, prices=ctx.external_price)
 
     def holdings(self, ctx: StepContext, members=None) -> Holdings:
         """Wallets (tokens), LP shares of the pool's reserves (claims) and their gamma.
@@ -86,7 +86,7 @@ class MarketMakers(Population):
         out.claims[:, amm.base[p]] = share * amm.reserve_base[p]
         out.claims[:, amm.quote[p]] = share * amm.reserve_quote[p]
         _, gamma = amm.lp_greeks(np.full(len(share), p), share)
-        out.gamma[:, amm.base[p]] = gamma / ctx.price[amm.quote[p]]
+        out.gamma[:, amm.base[p]] = gamma / ctx.external_price[amm.quote[p]]
         return out
 
 

@@ -72,7 +72,7 @@ class OptionTraders(Population):
         """
         t, opt = self.table, ctx.world.options
         b = opt.book
-        m = len(ctx.price)
+        m = len(ctx.external_price)
         idx = np.arange(len(t.rows)) if members is None else np.asarray(members, np.int64)
         g = 1 if members is None else len(idx)
         group = np.zeros(len(idx), dtype=np.int64) if members is None else np.arange(g)
@@ -84,10 +84,10 @@ class OptionTraders(Population):
         live = b.size[rows] != 0
         if live.any():
             rows, group = rows[live], group[live]
-            value, delta, gamma, vega, _ = opt.greeks(ctx.price, ctx.now_hours, rows)
+            value, delta, gamma, vega, _ = opt.greeks(ctx.external_price, ctx.now_hours, rows)
             size = b.size[rows]
             out.value[:] = np.bincount(group, weights=value * size,
-                                       minlength=g) * ctx.price[t.settlement]
+                                       minlength=g) * ctx.external_price[t.settlement]
             for greek, per_unit in ((out.delta, delta), (out.gamma, gamma), (out.vega, vega)):
                 greek[:] = np.bincount(group * m + b.asset[rows], weights=per_unit * size,
                                        minlength=g * m).reshape(g, m)

@@ -90,7 +90,7 @@ class PerpTraders(Population):
         external marks minus the equity at the oracle's, in USD.
         """
         t, pm = self.table, ctx.world.perps
-        m = len(ctx.price)
+        m = len(ctx.external_price)
         idx, g = groups(members, self.size)
         pos = (idx[:, None] * self.per + np.arange(self.per)).ravel()  # table positions
         group = np.repeat(np.arange(g) if members is not None else np.zeros(len(idx), int),
@@ -102,8 +102,9 @@ class PerpTraders(Population):
         out.claims[:, t.settlement] = np.bincount(group, weights=oracle_equity, minlength=g)
         out.delta[:] = scatter(group, pm.market_asset[pm.book.market[rows]],
                                pm.book.size[rows], g, m)
-        marked = pm.equity(ctx.price, rows) - oracle_equity
-        out.value[:] = np.bincount(group, weights=marked, minlength=g) * ctx.price[t.settlement]
+        marked = pm.equity(ctx.external_price, rows) - oracle_equity
+        out.value[:] = (np.bincount(group, weights=marked, minlength=g)
+                        * ctx.external_price[t.settlement])
         return out
 
 

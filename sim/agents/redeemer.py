@@ -93,15 +93,15 @@ class Redeemers(Population):
         """Redeem at liquid-staking issuers, algorithmic stablecoins and PSMs, in turn."""
         w, t = ctx.world, self.table
         volume = t.act(w.staking, w.amm, ctx.now_hours, ctx.rng)
-        volume += t.act_algorithmic(w.algo, w.amm, w.oracles.price, ctx.price, w.algo_sister,
-                                    ctx.rng)
-        volume += t.act_psm(w.psm, w.amm, ctx.price, ctx.rng)
+        volume += t.act_algorithmic(w.algo, w.amm, w.oracles.price, ctx.external_price,
+                                    w.algo_sister, ctx.rng)
+        volume += t.act_psm(w.psm, w.amm, ctx.external_price, ctx.rng)
         ctx.volume[self.kind] = volume
 
     def holdings(self, ctx: StepContext, members=None) -> Holdings:
         """Balances (tokens) and the underlying their open redemption tickets claim."""
         st = ctx.world.staking
-        m = len(ctx.price)
+        m = len(ctx.external_price)
         out = Holdings.zeros(1 if members is None else len(members), m)
         out.tokens[:] = by_group(self.table.balance, members)
         t = st.tickets

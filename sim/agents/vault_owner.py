@@ -78,7 +78,7 @@ class VaultOwners(Population):
     def holdings(self, ctx: StepContext, members=None) -> Holdings:
         """Spare collateral (tokens); locked and returned collateral minus debt (claims)."""
         t, c = self.table, ctx.world.cdps
-        m = len(ctx.price)
+        m = len(ctx.external_price)
         idx, g = groups(members, self.size)
         group = np.zeros(len(idx), dtype=np.int64) if members is None else np.arange(g)
         rows = t.rows[idx]

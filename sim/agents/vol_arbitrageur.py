@@ -67,11 +67,11 @@ class VolArbitrageurs(Desks):
         va, opt = self.table, ctx.world.options
         realised = ctx.realised_vol(self.window)
         if realised is not None:
-            va.trade(ctx.t, opt, realised, price=ctx.price, now_hours=ctx.now_hours,
+            va.trade(ctx.t, opt, realised, price=ctx.external_price, now_hours=ctx.now_hours,
                      rng=ctx.rng)
-        sold = va.hedge(ctx.t, va.desk_delta(opt, ctx.price, ctx.now_hours),
+        sold = va.hedge(ctx.t, va.desk_delta(opt, ctx.external_price, ctx.now_hours),
                         force=bool(va.traded.any()), **venues(ctx))
-        ctx.volume[self.kind] = np.abs(sold) @ ctx.price
+        ctx.volume[self.kind] = np.abs(sold) @ ctx.external_price
         ctx.vol_arb_hedge_cost = va.cost
         ctx.vol_arb_hedge_sold = sold
 
@@ -80,14 +80,14 @@ class VolArbitrageurs(Desks):
         out = super().holdings(ctx, members)
         va, opt = self.table, ctx.world.options
         b = opt.book
-        m = len(ctx.price)
+        m = len(ctx.external_price)
         for j, desk in enumerate([None] if members is None else members):
             rows = va.book_rows(opt, desk)
             out.claims[j, va.cash] += b.collateral[rows].sum()
             if len(rows):
-                value, delta, gamma, vega, _ = opt.greeks(ctx.price, ctx.now_hours, rows)
+                value, delta, gamma, vega, _ = opt.greeks(ctx.external_price, ctx.now_hours, rows)
                 a, size = b.asset[rows], b.size[rows]
-                out.value[j] += (value * size).sum() * ctx.price[va.cash]
+                out.value[j] += (value * size).sum() * ctx.external_price[va.cash]
                 out.delta[j] += np.bincount(a, weights=delta * size, minlength=m)
                 out.gamma[j] += np.bincount(a, weights=gamma * size, minlength=m)
                 out.vega[j] += np.bincount(a, weights=vega * size, minlength=m)

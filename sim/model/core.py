@@ -188,7 +188,7 @@ class StressModel(mesa.Model):
     def _act(self, ctx: StepContext) -> None:
         """Phase 2: the primary market, issued tokens marked at its prices, everyone else."""
         self.primary.do("step", ctx)
-        t, ext = ctx.t, ctx.price
+        t, ext = ctx.t, ctx.external_price
         self.world.mark_receipts(t)
         self.world.mark(t)
         np.maximum(self.running_max, ext, out=self.running_max)
@@ -378,7 +378,7 @@ class StressModel(mesa.Model):
 
     def _protocol_shocks(self, ctx: StepContext) -> None:
         """Exploits and liquidity withdrawals scheduled for the step."""
-        t, ext = ctx.t, ctx.price
+        t, ext = ctx.t, ctx.external_price
         for name, share in self.shocks.exploit.get(t, []):
             k = self.protocol_names.index(name)
             if name in self.lending_names:
