@@ -192,18 +192,21 @@ class Population(mesa.Agent):
         name: the scenario section it comes from (``agents.lenders.aave``).
         protocols: names of the protocols its members use.
         size: number of members.
+        per: positions per member (member ``k`` owns table positions ``k * per`` to
+            ``(k + 1) * per - 1``).
     """
 
     kind: ClassVar[str] = ""
     Member: ClassVar[type[Member]] = Member
 
     def __init__(self, model: mesa.Model, table: Any, *, name: str,
-                 protocols: tuple[str, ...], size: int):
+                 protocols: tuple[str, ...], size: int, per: int = 1):
         super().__init__(model)
         self.table = table
         self.name = name
         self.protocols = tuple(protocols)
         self.size = int(size)
+        self.per = int(per)
 
     def __len__(self) -> int:
         return self.size
@@ -219,6 +222,17 @@ class Population(mesa.Agent):
             members: member indices, or None for the population summed.
         """
         raise NotImplementedError
+
+    def positions(self, members=None) -> tuple[np.ndarray, np.ndarray, int]:
+        """(table positions, the group of each, number of groups) of ``members``.
+
+        ``members`` None: every position, in one group (the population summed).
+        """
+        idx, g = groups(members, self.size)
+        pos = (idx[:, None] * self.per + np.arange(self.per)).ravel()
+        group = np.zeros(len(pos), dtype=np.int64) if members is None else np.repeat(
+            np.arange(g), self.per)
+        return pos, group, g
 
     def member(self, index: int) -> Member:
         """Member ``index`` (0-based), made on request."""

@@ -53,10 +53,6 @@ class LeveragedTraders(Population):
     kind = "leveraged_trader"
     Member = LeveragedTrader
 
-    def __init__(self, model, table, *, per: int, **kwargs):
-        super().__init__(model, table, **kwargs)
-        self.per = int(per)
-
     @classmethod
     def from_scenario(cls, model, name: str, cfg, world, rng: np.random.Generator
                       ) -> LeveragedTraders:
@@ -108,15 +104,14 @@ class LeveragedTraders(Population):
         """Spare funds (tokens, in the debt asset) and collateral minus debt (claims)."""
         t, lp = self.table, ctx.world.lending
         m = len(ctx.external_price)
-        idx, g = groups(members, self.size)
-        out = Holdings.zeros(g, m)
         if members is None:  # one pass over the population's rows (its slice of the book)
+            out = Holdings.zeros(1, m)
             coll, debt, _ = lp.totals(ctx.world.oracles.price, t.rows)
             out.claims[0] = lp.per_asset(coll - debt)
             out.tokens[0, t.debt_asset] = t.wallet.sum()
             return out
-        pos = (idx[:, None] * self.per + np.arange(self.per)).ravel()  # table positions
-        group = np.repeat(np.arange(g), self.per)
+        pos, group, g = self.positions(members)
+        out = Holdings.zeros(g, m)
         rows = t.rows.start + pos
         book = lp.book
         out.tokens[:, t.debt_asset] = np.bincount(group, weights=t.wallet[pos], minlength=g)

@@ -73,9 +73,7 @@ class OptionTraders(Population):
         t, opt = self.table, ctx.world.options
         b = opt.book
         m = len(ctx.external_price)
-        idx = np.arange(len(t.rows)) if members is None else np.asarray(members, np.int64)
-        g = 1 if members is None else len(idx)
-        group = np.zeros(len(idx), dtype=np.int64) if members is None else np.arange(g)
+        idx, group, g = self.positions(members)
         rows = t.rows[idx]
         out = Holdings.zeros(g, m)
         out.tokens[:, t.settlement] = np.bincount(group, weights=t.wallet[idx], minlength=g)

@@ -19,7 +19,6 @@ from sim.agents.base import (
     StepContext,
     amounts,
     draw_assets,
-    groups,
     scatter,
 )
 from sim.protocols.perps import PerpMarkets
@@ -38,10 +37,6 @@ class PerpTraders(Population):
 
     kind = "perp_trader"
     Member = PerpTrader
-
-    def __init__(self, model, table, *, per: int, **kwargs):
-        super().__init__(model, table, **kwargs)
-        self.per = int(per)
 
     @classmethod
     def from_scenario(cls, model, name: str, cfg, world, rng: np.random.Generator
@@ -91,10 +86,7 @@ class PerpTraders(Population):
         """
         t, pm = self.table, ctx.world.perps
         m = len(ctx.external_price)
-        idx, g = groups(members, self.size)
-        pos = (idx[:, None] * self.per + np.arange(self.per)).ravel()  # table positions
-        group = np.repeat(np.arange(g) if members is not None else np.zeros(len(idx), int),
-                          self.per)
+        pos, group, g = self.positions(members)
         rows = t.rows[pos]
         out = Holdings.zeros(g, m)
         oracle_equity = pm.equity(ctx.world.oracles.price, rows)

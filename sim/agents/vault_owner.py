@@ -19,7 +19,6 @@ from sim.agents.base import (
     StepContext,
     amounts,
     draw_assets,
-    groups,
     scatter,
 )
 from sim.protocols.cdp import CDPs
@@ -79,8 +78,7 @@ class VaultOwners(Population):
         """Spare collateral (tokens); locked and returned collateral minus debt (claims)."""
         t, c = self.table, ctx.world.cdps
         m = len(ctx.external_price)
-        idx, g = groups(members, self.size)
-        group = np.zeros(len(idx), dtype=np.int64) if members is None else np.arange(g)
+        idx, group, g = self.positions(members)
         rows = t.rows[idx]
         ilk = c.vaults.ilk[rows]
         asset = c.ilk_asset[ilk]
