@@ -386,7 +386,9 @@ def _cmd_validate_history(args: argparse.Namespace) -> int:
         print(f"sim: interrupted; the finished runs are kept in {args.out}; run "
               "`sim validate-history` again to resume", file=sys.stderr)
         return 130
-    from sim.plots import history_figure, plt
+    import matplotlib.pyplot as plt
+
+    from sim.plots import history_figure
     from sim.results import atomic_write
 
     fig = history_figure(table)  # the batch layer returns data; the chart is drawn here
