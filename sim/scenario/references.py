@@ -1,8 +1,9 @@
 """Cross-references of a scenario: every name that points elsewhere in the file.
 
-A market's venue must be a pool of that asset, an oracle's pool must price its asset, an
-agent's protocol must exist and list the assets it uses, and so on. Errors have the same
-one-line form as schema errors.
+A market's venue must be a pool of that asset, an oracle's pool must price its asset, a
+shock's pool or oracle must exist, an option token's protocol must list its underlying, and
+so on; the agents section is checked by ``agent_references``. Errors have the same one-line
+form as schema errors.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from sim.errors import ScenarioError
-from sim.scenario.distributions import (
-    Constant,
-    Uniform,
+from sim.scenario.agent_references import (
+    check_agent_references,
+    check_cdp_agents,
+    check_redeemers,
 )
-from sim.scenario.market import (
-    Replay,
-)
+from sim.scenario.lookup import Lookup
+from sim.scenario.market import Replay
+from sim.scenario.priced import model_priced
 from sim.scenario.protocols import (
     CDP,
     AlgorithmicStablecoin,
@@ -45,33 +46,16 @@ from sim.scenario.shocks import (
     StaleOracle,
 )
 
+__all__ = ["check_agent_references", "check_cdp_agents", "check_redeemers", "check_references",
+           "model_priced"]
+
 
 def check_references(s: Scenario) -> None:
     """Check every name that points elsewhere in the file; raise ``ScenarioError``."""
-
-    def fail(field: str, message: str) -> None:
-        raise ScenarioError(s.source, field, message)
-
+    look = Lookup(s)
+    fail, need_asset, need_pool_of = look.fail, look.need_asset, look.need_pool_of
+    need_protocol = look.need_protocol
     assets = list(s.assets)
-
-    def need_asset(field: str, name: str) -> None:
-        if name not in s.assets:
-            fail(field, f"unknown asset '{name}' (assets: {', '.join(assets)})")
-
-    def need_pool_of(field: str, name: str, base: str, verb: str = "trades") -> Any:
-        """A pool whose base token is ``base`` (a venue sells it, an oracle prices it)."""
-        pool = need_protocol(field, name, Pool, "pool")
-        if pool.base != base:
-            fail(field, f"pool '{name}' {verb} {pool.base}, not {base}")
-        return pool
-
-    def need_protocol(field: str, name: str, kind: type, label: str) -> Any:
-        proto = s.protocols.get(name)
-        if not isinstance(proto, kind):
-            names = [k for k, v in s.protocols.items() if isinstance(v, kind)]
-            known = ", ".join(names) or "none"
-            fail(field, f"'{name}' is not a {label} protocol ({label}: {known})")
-        return proto
 
     option_tokens = [name for name, spec in s.assets.items() if spec.option is not None]
     for asset in option_tokens:
@@ -261,208 +245,4 @@ def check_references(s: Scenario) -> None:
             if market.oracle == "exact" and asset in oracle_of:
                 fail(f"protocols.{name}.markets.{asset}.oracle", f"'{asset}' has oracle "
                      f"'{oracle_of[asset]}', which the market reads: remove oracle = \"exact\"")
-
-    a = s.agents
-
-    def market_of(field: str, proto_name: str, asset: str) -> None:
-        proto = need_protocol(f"{field}.protocol", proto_name, Lending, "lending")
-        if asset not in proto.markets:
-            fail(field, f"'{asset}' is not a market of '{proto_name}' "
-                 f"(markets: {', '.join(proto.markets)})")
-
-    for here, lenders in a.populations("lenders"):
-        need_protocol(f"{here}.protocol", lenders.protocol, Lending, "lending")
-        for asset in lenders.supply:
-            market_of(f"{here}.supply.{asset}", lenders.protocol, asset)
-        if lenders.sell_on is not None:
-            pool = need_protocol(f"{here}.sell_on", lenders.sell_on, Pool, "pool")
-            if pool.base not in lenders.supply:
-                fail(f"{here}.sell_on", f"pool '{lenders.sell_on}' trades {pool.base}, which "
-                     f"the lenders do not supply ({', '.join(lenders.supply)})")
-    for here, t in a.populations("leveraged_traders"):
-        need_protocol(f"{here}.protocol", t.protocol, Lending, "lending")
-        market_of(f"{here}.debt_asset", t.protocol, t.debt_asset)
-        for asset in t.collateral:
-            market_of(f"{here}.collateral.{asset}", t.protocol, asset)
-            if asset == t.debt_asset:
-                fail(f"{here}.collateral.{asset}", "collateral must differ from debt_asset")
-        if isinstance(t.leverage, Constant | Uniform) and _low(t.leverage) < 1.0:
-            fail(f"{here}.leverage", "leverage must be >= 1")
-    for here, t in a.populations("multi_collateral_traders"):
-        need_protocol(f"{here}.protocol", t.protocol, Lending, "lending")
-        for side in ("collateral", "debt"):
-            for asset in getattr(t, side):
-                market_of(f"{here}.{side}.{asset}", t.protocol, asset)
-        if isinstance(t.leverage, Constant | Uniform) and _low(t.leverage) < 1.0:
-            fail(f"{here}.leverage", "leverage must be >= 1")
-    check_redeemers(s)
-    check_cdp_agents(s)
-    for here, t in a.populations("perp_traders"):
-        perp = need_protocol(f"{here}.protocol", t.protocol, Perpetuals, "perpetuals")
-        for asset in t.markets:
-            if asset not in perp.markets:
-                fail(f"{here}.markets.{asset}", f"'{asset}' is not a market of "
-                     f"'{t.protocol}' (markets: {', '.join(perp.markets)})")
-        if isinstance(t.leverage, Constant | Uniform):
-            most = t.leverage.value if isinstance(t.leverage, Constant) else t.leverage.high
-            cap = min(1.0 / perp.markets[a].initial_margin for a in t.markets)
-            if most > cap * (1 + 1e-12) or _low(t.leverage) <= 0:
-                fail(f"{here}.leverage", f"must be in (0, {cap:g}] (1 / initial_margin) in "
-                     f"every draw")
-    for here, t in a.populations("option_traders"):
-        opt = need_protocol(f"{here}.protocol", t.protocol, Options, "options")
-        if t.side == "write" and t.call_share > 0:
-            fail(f"{here}.call_share", "writers write cash-secured puts only: set 0")
-        for asset in t.markets:
-            if asset not in opt.markets:
-                fail(f"{here}.markets.{asset}", f"'{asset}' is not a market of "
-                     f"'{t.protocol}' (markets: {', '.join(opt.markets)})")
-        if t.underlying == "perp":
-            if t.perp is None:
-                fail(f"{here}.perp", "name the perpetuals protocol the options are on")
-            perp = need_protocol(f"{here}.perp", t.perp, Perpetuals, "perpetuals")
-            for asset in t.markets:
-                if asset not in perp.markets:
-                    fail(f"{here}.markets.{asset}", f"'{asset}' is not a market of "
-                         f"'{t.perp}' (markets: {', '.join(perp.markets)})")
-        elif t.perp is not None:
-            fail(f"{here}.perp", "only for underlying = \"perp\"")
-    if "spot" in s.protocols:
-        fail("protocols.spot", "the name 'spot' is reserved for the spot market (a hedging "
-             "venue); rename the protocol")
-    for here in ("agents.delta_hedgers", "agents.vol_arbitrageurs"):
-        h = getattr(a, here.split(".")[1])
-        if h is None:
-            continue
-        opt = need_protocol(f"{here}.protocol", h.protocol, Options, "options")
-        if h.cash is not None:
-            need_asset(f"{here}.cash", h.cash)
-        for asset, venue in h.venues.items():
-            field = f"{here}.venues.{asset}"
-            if asset not in opt.markets:
-                fail(field, f"'{asset}' is not a market of '{h.protocol}' (markets: "
-                     f"{', '.join(opt.markets)})")
-            if venue == "spot":
-                continue
-            kind = s.protocols.get(venue)
-            if isinstance(kind, Perpetuals):
-                if asset not in kind.markets:
-                    fail(field, f"'{asset}' is not a market of '{venue}' (markets: "
-                         f"{', '.join(kind.markets)})")
-            elif isinstance(kind, Pool):
-                need_pool_of(field, venue, asset, "trades")
-            else:
-                fail(field, f"'{venue}' is not a pool, a perpetuals protocol or \"spot\"")
-        if h.cash is None and not any(isinstance(s.protocols.get(v), Pool)
-                                      for v in h.venues.values()):
-            fail(f"{here}.cash", "needed when no venue is a pool (the token the desk holds "
-                 "besides the hedged assets)")
-    for here, h in a.populations("holders"):
-        need_asset(f"{here}.token", h.token)
-        need_pool_of(f"{here}.pool", h.pool, h.token, "sells")
-    if a.market_makers is not None:
-        need_protocol("agents.market_makers.pool", a.market_makers.pool, Pool, "pool")
-    if a.liquidators is not None:
-        need_asset("agents.liquidators.capital_asset", a.liquidators.capital_asset)
-    if a.arbitrageurs is not None and a.arbitrageurs.pools is not None:
-        for k, pool in enumerate(a.arbitrageurs.pools):
-            need_protocol(f"agents.arbitrageurs.pools[{k}]", pool, Pool, "pool")
-
-
-def model_priced(s: Scenario) -> dict[str, tuple[str, str]]:
-    """Assets whose price the model sets every step, ignoring their external price path.
-
-    Staked and wrapped tokens (their pool's spot, or the exchange rate, times the
-    underlying's price), algorithmic stablecoins and their sisters and CDP stablecoins with
-    a ``stable_pool`` (their pool's spot), lending receipt tokens (the underlying's price
-    times the issuer's backing ratio) and option tokens (their volatility surface). A jump,
-    depeg or bridge failure of such an asset's external price changes nothing.
-
-    Returns:
-        asset -> (how it is priced, what moves it instead), as phrases for a message.
-    """
-    out: dict[str, tuple[str, str]] = {}
-    for name, proto in s.protocols.items():
-        if isinstance(proto, LiquidStaking):
-            if proto.pool is None:
-                out[proto.token] = (f"{proto.underlying}'s price times {name}'s exchange rate",
-                                    f"to move it, take {name}'s backing (an exploit shock)")
-            else:
-                out[proto.token] = (f"{proto.underlying}'s price times the spot of pool "
-                                    f"'{proto.pool}'", f"to move it, sell it into "
-                                    f"'{proto.pool}' (a sale shock) or take {name}'s backing "
-                                    "(an exploit shock)")
-        elif isinstance(proto, AlgorithmicStablecoin | CDP):
-            pools = ({proto.stable: proto.stable_pool, proto.sister: proto.sister_pool}
-                     if isinstance(proto, AlgorithmicStablecoin) else
-                     {proto.stable: proto.stable_pool} if proto.stable_pool else {})
-            for token, pool in pools.items():
-                out[token] = (f"the spot of pool '{pool}', where {name} prices it",
-                              f"to move it, sell it into '{pool}' (a sale shock) or pull "
-                              "that pool's liquidity (a liquidity_withdrawal shock)")
-    for asset, spec in s.assets.items():
-        if spec.underlying is not None:
-            out[asset] = (f"{spec.underlying}'s price times {spec.issuer}'s backing ratio",
-                          f"move {spec.underlying}, or take {spec.issuer}'s cash (an exploit "
-                          "shock)")
-        elif spec.option is not None:
-            out[asset] = (f"{spec.option.protocol}'s volatility surface",
-                          f"move its underlying {spec.option.underlying}")
-    return out
-
-
-def check_redeemers(s: Scenario) -> None:
-    """The issuers redeemers use: liquid-staking or algorithmic-stablecoin protocols."""
-    r = s.agents.redeemers
-    if r is None:
-        return
-    known = [k for k, v in s.protocols.items()
-             if isinstance(v, LiquidStaking | AlgorithmicStablecoin)
-             or (isinstance(v, CDP) and v.psm is not None and v.stable_pool is not None)]
-    if not known:
-        raise ScenarioError(s.source, "agents.redeemers", "no liquid_staking, "
-                            "algorithmic_stablecoin or cdp protocol with a psm and a "
-                            "stable_pool to redeem at")
-    for k, name in enumerate(r.protocols or []):
-        if name not in known:
-            raise ScenarioError(s.source, f"agents.redeemers.protocols[{k}]",
-                                f"'{name}' is not an issuer redeemers can use (issuers: "
-                                f"{', '.join(known)})")
-
-
-def check_cdp_agents(s: Scenario) -> None:
-    """Vault owners use a CDP's ilks; keepers serve CDP protocols."""
-
-    def fail(field: str, message: str) -> None:
-        raise ScenarioError(s.source, field, message)
-
-    cdps = s.protocols_of(CDP)
-    known = ", ".join(cdps) or "none"
-    for here, owners in s.agents.populations("vault_owners"):
-        cdp = cdps.get(owners.protocol)
-        if cdp is None:
-            fail(f"{here}.protocol", f"'{owners.protocol}' is not a cdp protocol (cdp: "
-                 f"{known})")
-        for asset in owners.collateral:
-            if asset not in cdp.ilks:
-                fail(f"{here}.collateral.{asset}", f"'{asset}' is not an ilk of "
-                     f"'{owners.protocol}' (ilks: {', '.join(cdp.ilks)})")
-        low = _low(owners.collateralisation) if isinstance(
-            owners.collateralisation, Constant | Uniform) else None
-        mat = min(cdp.ilks[a].liquidation_ratio for a in owners.collateral)
-        if low is not None and low < mat:
-            fail(f"{here}.collateralisation", f"must be >= the liquidation_ratio ({mat:g}) "
-                 f"in every draw, got {low:g}")
-    k = s.agents.keepers
-    if k is None:
-        return
-    if not cdps:
-        fail("agents.keepers", "no cdp protocol to keep")
-    for j, name in enumerate(k.protocols or []):
-        if name not in cdps:
-            fail(f"agents.keepers.protocols[{j}]", f"'{name}' is not a cdp protocol (cdp: "
-                 f"{known})")
-
-
-def _low(dist: Constant | Uniform) -> float:
-    return dist.value if isinstance(dist, Constant) else dist.low
+    check_agent_references(s)
