@@ -108,6 +108,7 @@ class StepContext:
     hedge_cost: float = 0.0
     vol_arb_hedge_sold: np.ndarray = field(default=None)
     vol_arb_hedge_cost: float = 0.0
+    _book_totals: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         m = self.prices.shape[1]
@@ -130,6 +131,21 @@ class StepContext:
     def now_hours(self) -> float:
         """Hours since the start."""
         return self.t * self.dt_hours
+
+    def book_totals(self, rows: slice = slice(None)) -> tuple[np.ndarray, ...]:
+        """The lending book's totals over ``rows`` at the oracle prices, once per context.
+
+        ``LendingPools.totals``: collateral and debt tokens per market, insolvent debt and
+        positions under water per protocol. Kept for the context's life: read it when the
+        book no longer changes in the step (the record phase), so the record and a
+        population covering the same rows share one pass over the book.
+        """
+        lp = self.world.lending
+        start, stop, _ = rows.indices(len(lp.book))
+        if (start, stop) not in self._book_totals:
+            self._book_totals[start, stop] = lp.totals(self.world.oracles.price,
+                                                       slice(start, stop))
+        return self._book_totals[start, stop]
 
     def realised_vol(self, window: int) -> np.ndarray | None:
         """Realised volatility per asset over the last ``window`` steps (None: too early).

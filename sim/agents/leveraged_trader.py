@@ -106,7 +106,7 @@ class LeveragedTraders(Population):
         m = len(ctx.external_price)
         if members is None:  # one pass over the population's rows (its slice of the book)
             out = Holdings.zeros(1, m)
-            coll, debt, _ = lp.totals(ctx.world.oracles.price, t.rows)
+            coll, debt, _ = ctx.book_totals(t.rows)
             out.claims[0] = lp.per_asset(coll - debt)
             out.tokens[0, t.debt_asset] = t.wallet.sum()
             return out

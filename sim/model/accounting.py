@@ -78,7 +78,10 @@ def net_worth(model, sheets: dict | None = None) -> np.ndarray:
     return out
 
 
-def balance_sheets(model) -> dict:
-    """Every population's ``Holdings`` now (one group each), by population."""
-    ctx = model.context()
+def balance_sheets(model, ctx=None) -> dict:
+    """Every population's ``Holdings`` now (one group each), by population.
+
+    ``ctx``: the step's context at record time (a fresh one by default).
+    """
+    ctx = model.context() if ctx is None else ctx
     return {population: population.holdings(ctx) for population in model.agents}

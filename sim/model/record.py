@@ -33,7 +33,7 @@ def record(model, ctx, stats: np.ndarray, totals: np.ndarray, rounds: np.ndarray
     va = model.vol_arbitrageurs
     pool = model.lending
     price = model.oracles.price
-    coll, debt, insolvent = pool.totals(price)
+    coll, debt, insolvent = ctx.book_totals()
     if len(model.accounts):
         coll_a, debt_a, insolvent_a = model.accounts.totals(price)
         coll, debt, insolvent = coll + coll_a, debt + debt_a, insolvent + insolvent_a
@@ -100,7 +100,7 @@ def record(model, ctx, stats: np.ndarray, totals: np.ndarray, rounds: np.ndarray
         backing[idx] = model.algo.implied_backing(ext[model.algo_sister])
     clearing = systemic.clearing(model)
     kinds = len(AGENT_KINDS)
-    sheets = balance_sheets(model)
+    sheets = balance_sheets(model, ctx)
     delta = exposure.delta(model, sheets)
     gamma, vega = exposure.gamma(model, sheets), exposure.vega(model, sheets)
     glt = systemic.fire_sale(model, np.full(len(model.assets), FIRE_SALE_SHOCK))
