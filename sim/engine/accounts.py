@@ -138,32 +138,19 @@ def liquidate_accounts(legs, markets, pools, liquidators, oracle_price, value_pr
 
     Args:
         legs: ``LegTable`` (``sim.engine.tables``), the accounts' legs (amounts in/out).
-        markets: ``MarketTable``, market parameters, reserves and book totals (in/out).
-        pools: ``PoolTable``, every AMM pool (reserves in/out).
-        liquidators: ``LiquidatorTable`` (balances in/out).
-        oracle_price: float64[m], prices the protocols read.
-        value_price: float64[m], external prices at which liquidators value tokens.
-        gas_sink: float64[m], tokens paid as gas (in/out).
-        stats: float64[P, N_STATS], accumulated per lending protocol (slots of
-            ``sim.engine.liquidator``).
+        markets, pools, liquidators, oracle_price, value_price, gas_sink, stats: as
+            ``sim.engine.cascade.run_cascade`` (here the oracle prices stay fixed).
 
     Returns:
         int, the number of liquidations in the pass.
     """
-    leg_start = legs.start
-    leg_market = legs.market
-    leg_amount = legs.amount
-    leg_is_debt = legs.is_debt
-    market_asset = markets.asset
-    lt = markets.liquidation_threshold
-    borrow_index = markets.borrow_index
-    deficit = markets.deficit
-    total_scaled_debt = markets.total_scaled_debt
-    price = oracle_price[market_asset]  # per market
+    leg_market, leg_amount, leg_is_debt = legs.market, legs.amount, legs.is_debt
+    lt, borrow_index = markets.liquidation_threshold, markets.borrow_index
+    price = oracle_price[markets.asset]  # per market
     done = 0
-    for a in range(leg_start.shape[0] - 1):
-        s = leg_start[a]
-        e = leg_start[a + 1]
+    for a in range(legs.start.shape[0] - 1):
+        s = legs.start[a]
+        e = legs.start[a + 1]
         # Account sums and the liquidator's choice of legs in one walk over the legs.
         weighted = 0.0
         debt_value = 0.0
@@ -189,8 +176,8 @@ def liquidate_accounts(legs, markets, pools, liquidators, oracle_price, value_pr
             continue
         c = leg_market[lc]
         d = leg_market[ld]
-        ca = market_asset[c]
-        da = market_asset[d]
+        ca = markets.asset[c]
+        da = markets.asset[d]
         index = borrow_index[d]
         coll = leg_amount[lc]
         debt = leg_amount[ld] * index
@@ -233,17 +220,17 @@ def liquidate_accounts(legs, markets, pools, liquidators, oracle_price, value_pr
         leg_amount[ld] -= burnt
         if no_coll_left or leg_amount[ld] < 0.0:
             leg_amount[ld] = 0.0
-        total_scaled_debt[d] -= burnt
+        markets.total_scaled_debt[d] -= burnt
         markets.cash[d] += repaid
-        deficit[d] += bad
+        markets.deficit[d] += bad
         bad_value = bad * pd
         if no_coll_left:
             for leg in range(s, e):
                 if leg_is_debt[leg] and leg != ld and leg_amount[leg] > 0.0:
                     k = leg_market[leg]
                     owed = leg_amount[leg] * borrow_index[k]
-                    deficit[k] += owed
-                    total_scaled_debt[k] -= leg_amount[leg]
+                    markets.deficit[k] += owed
+                    markets.total_scaled_debt[k] -= leg_amount[leg]
                     bad_value += owed * price[k]
                     leg_amount[leg] = 0.0
         settle_liquidator(liq, repaid, to_liq, gas_tokens, sell, sold_for,
