@@ -24,7 +24,7 @@ from sim.engine.vow import (
     KEEPER_INCENTIVES,
     MAX_EVENTS,
     auction_context,
-    finish_auction,
+    end_auction,
     sell_lot,
 )
 
@@ -248,13 +248,8 @@ def run_dutch(t0, t1, active, a_ilk, a_vault, lot, tab, due, top, tic, start_pri
                         if tab[a] <= 0.0 and lot[a] > 0.0:
                             gem[a_vault[a]] += lot[a]
                             stats[p, COLLATERAL_RETURNED] += lot[a] * p_coll
-                        lot[a] = 0.0
-                        tab[a] = 0.0
-                        active[a] = False
-                        end_time[a] = now
-                        finish_auction(a, p, start_price[a], due, stats, raised, sold,
-                                zero_bid_threshold)
-                        due[a] = 0.0
+                        end_auction(a, p, now, lot, tab, active, end_time, start_price, due,
+                                    raised, sold, zero_bid_threshold, stats)
             if took:
                 continue
             if t_reset <= t1:

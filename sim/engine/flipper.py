@@ -14,7 +14,7 @@ from sim.engine.vow import (
     COLLATERAL_RETURNED,
     MAX_EVENTS,
     auction_context,
-    finish_auction,
+    end_auction,
     sell_lot,
 )
 
@@ -155,14 +155,9 @@ def run_english(t0, t1, active, a_ilk, a_vault, lot, tab, due, bid, guy, bid_exp
                          pool_amp, pool_peg, pool_quote_asset, stats)
                 dirt[k] -= tab[a]
                 big_dirt[p] -= tab[a]
-                lot[a] = 0.0
-                tab[a] = 0.0
                 bid[a] = 0.0
-                active[a] = False
-                end_time[a] = t_deal
-                finish_auction(a, p, start_price[a], due, stats, raised, sold,
-                        zero_bid_threshold)
-                due[a] = 0.0
+                end_auction(a, p, t_deal, lot, tab, active, end_time, start_price, due, raised,
+                            sold, zero_bid_threshold, stats)
                 break
             # No bid: flip.tick restarts an expired auction.
             if end[a] > t1:

@@ -35,13 +35,34 @@ MAX_EVENTS = 100_000  # guard on takes, bids and restarts of one auction within 
 
 
 @kernel
-def finish_auction(a, protocol, ilk_asset_price_start, due, stats, raised, sold, threshold):
-    """Book an ended auction: uncovered debt is bad debt; a give-away is a zero-bid loss."""
+def end_auction(a, protocol, when, lot, tab, active, end_time, start_price, due, raised, sold,
+                zero_bid_threshold, stats):
+    """End auction ``a`` at ``when`` and book it: uncovered debt, and a give-away.
+
+    The debt part still uncovered is bad debt (it stays in ``sin``); collateral sold for less
+    than ``zero_bid_threshold`` of its value at kick counts as a zero-bid loss.
+
+    Args:
+        a, protocol: ints, the auction and its CDP protocol.
+        when: float, the end time (seconds).
+        lot, tab, due: float64[A], zeroed for ``a`` (``due`` booked first).
+        active, end_time: bool[A] and float64[A], written for ``a``.
+        start_price: float64[A], oracle price at kick (for the outcome ratio).
+        raised, sold: float64[A], stable paid and collateral sold over the auction.
+        zero_bid_threshold: float, ``raised / (sold * start_price)`` below which the sold
+            collateral counts as lost.
+        stats: float64[P, N_STATS] (in/out).
+    """
+    lot[a] = 0.0
+    tab[a] = 0.0
+    active[a] = False
+    end_time[a] = when
     stats[protocol, BAD_DEBT] += due[a]
     if sold[a] > 0.0:
-        value = sold[a] * ilk_asset_price_start
-        if raised[a] < threshold * value:
+        value = sold[a] * start_price[a]
+        if raised[a] < zero_bid_threshold * value:
             stats[protocol, ZERO_BID_LOSS] += value
+    due[a] = 0.0
 
 
 @kernel
