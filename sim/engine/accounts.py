@@ -42,7 +42,19 @@ import numpy as np
 from sim.engine._jit import kernel
 from sim.engine.health import weighted_collateral
 from sim.engine.liquidation import max_debt_to_cover
-from sim.engine.liquidator import first_taker, record_liquidation, settle_liquidator
+from sim.engine.liquidator import (
+    BAD_DEBT_VALUE,
+    COLLATERAL,
+    DEBT,
+    DEFICIT,
+    MAX_COVER,
+    N_DEAL,
+    N_TERMS,
+    REPAID,
+    TO_LIQUIDATOR,
+    TO_PROTOCOL,
+    take_offers,
+)
 
 # Slots of the per-protocol ``insolvent`` rows of ``account_totals``.
 INSOLVENT_DEBT_VALUE = 0
@@ -131,8 +143,9 @@ def liquidate_accounts(legs, markets, pools, liquidators, oracle_price, value_pr
                        stats):
     """One liquidation pass over the accounts at fixed oracle prices; update tables in place.
 
-    Rules in the module docstring (Aave v3.3); liquidators, venue sales and statistics as
-    ``sim.engine.cascade.run_cascade`` (``sim.engine.liquidator``). The caller loops passes
+    Rules in the module docstring (Aave v3.3); liquidators, venue sales and statistics are the
+    cascade's (``sim.engine.liquidator.take_offers``, between choosing the accounts and booking
+    their legs). The caller loops passes
     (with the single-pair cascade, arbitrage and oracle updates between them) to a fixed
     point.
 
@@ -144,13 +157,25 @@ def liquidate_accounts(legs, markets, pools, liquidators, oracle_price, value_pr
     Returns:
         int, the number of liquidations in the pass.
     """
-    leg_market, leg_amount, leg_is_debt = legs.market, legs.amount, legs.is_debt
+    leg_start, leg_market, leg_amount, leg_is_debt = (legs.start, legs.market, legs.amount,
+                                                      legs.is_debt)
     lt, borrow_index = markets.liquidation_threshold, markets.borrow_index
+    close_factor, hf_threshold, small_threshold = (
+        markets.close_factor, markets.close_factor_hf_threshold,
+        markets.min_base_max_close_factor_threshold)
+    market_protocol = markets.protocol
+    cash, treasury, deficit = markets.cash, markets.treasury, markets.deficit
+    total_coll, total_scaled_debt = markets.total_coll, markets.total_scaled_debt
     price = oracle_price[markets.asset]  # per market
-    done = 0
-    for a in range(legs.start.shape[0] - 1):
-        s = legs.start[a]
-        e = legs.start[a + 1]
+    n_accounts = leg_start.shape[0] - 1
+    # Choose: each account below 1, its legs of largest value and the most a liquidator may
+    # repay.
+    accounts = np.empty(n_accounts, dtype=np.int64)
+    chosen = np.empty((n_accounts, 2), dtype=np.int64)  # collateral leg, debt leg
+    pair = np.empty((n_accounts, 2), dtype=np.int64)
+    terms = np.empty((n_accounts, N_TERMS))
+    n_cand = 0
+    for a in range(n_accounts):
         # Account sums and the liquidator's choice of legs in one walk over the legs.
         weighted = 0.0
         debt_value = 0.0
@@ -158,7 +183,7 @@ def liquidate_accounts(legs, markets, pools, liquidators, oracle_price, value_pr
         ld = -1
         best_coll = 0.0
         best_debt = 0.0
-        for leg in range(s, e):
+        for leg in range(leg_start[a], leg_start[a + 1]):
             k = leg_market[leg]
             if leg_is_debt[leg]:
                 value = leg_amount[leg] * borrow_index[k] * price[k]
@@ -176,36 +201,56 @@ def liquidate_accounts(legs, markets, pools, liquidators, oracle_price, value_pr
             continue
         c = leg_market[lc]
         d = leg_market[ld]
-        ca = markets.asset[c]
-        da = markets.asset[d]
-        index = borrow_index[d]
         coll = leg_amount[lc]
-        debt = leg_amount[ld] * index
+        debt = leg_amount[ld] * borrow_index[d]
         pc = price[c]
         pd = price[d]
         health = weighted / debt_value
-        max_cover = max_debt_to_cover(debt, coll, pd, pc, health, markets.close_factor[c],
-                                      markets.close_factor_hf_threshold[c],
-                                      markets.min_base_max_close_factor_threshold[c])
+        max_cover = max_debt_to_cover(debt, coll, pd, pc, health, close_factor[c],
+                                      hf_threshold[c], small_threshold[c])
         if 0.0 < max_cover < debt and debt_value > debt * pd:
             # v3.3: the close factor applies to the account's total debt value, capped by the
             # chosen reserve's debt; with one debt leg the two values are equal.
-            share = markets.close_factor[c] * debt_value / pd
+            share = close_factor[c] * debt_value / pd
             max_cover = share if share < debt else debt
         if max_cover <= 0.0:
             continue
-        liq, repaid, to_liq, to_protocol, pair_bad, gas_tokens, sell, sold_for, profit = (
-            first_taker(max_cover, debt, coll, pd, pc, c, ca, da, markets, pools, liquidators,
-                        value_price))
-        if liq < 0:
+        accounts[n_cand] = a
+        chosen[n_cand, 0] = lc
+        chosen[n_cand, 1] = ld
+        pair[n_cand, 0] = c
+        pair[n_cand, 1] = d
+        terms[n_cand, COLLATERAL] = coll
+        terms[n_cand, DEBT] = debt
+        terms[n_cand, MAX_COVER] = max_cover
+        n_cand += 1
+    # Take: the first willing liquidator (in ``liquidators.order``) takes each account.
+    taker = np.empty(n_cand, dtype=np.int64)
+    deal = np.empty((n_cand, N_DEAL))
+    take_offers(n_cand, pair, terms, price, markets, pools, liquidators, value_price, gas_sink,
+                stats, taker, deal)
+    # Book: the borrower's legs, reserves and treasury.
+    done = 0
+    for j in range(n_cand):
+        if taker[j] < 0:
             continue
+        s = leg_start[accounts[j]]
+        e = leg_start[accounts[j] + 1]
+        lc = chosen[j, 0]
+        ld = chosen[j, 1]
+        c = pair[j, 0]
+        d = pair[j, 1]
+        coll = terms[j, COLLATERAL]
+        debt = terms[j, DEBT]
+        repaid = deal[j, REPAID]
+        to_protocol = deal[j, TO_PROTOCOL]
         # Collateral leg: the whole leg goes when the seizure was capped by it (the
         # single-pair rule reports that as a deficit, or it took exactly the leg).
-        seized = to_liq + to_protocol
-        emptied = pair_bad > 0.0 or seized >= coll
+        seized = deal[j, TO_LIQUIDATOR] + to_protocol
+        emptied = deal[j, DEFICIT] > 0.0 or seized >= coll
         leg_amount[lc] = 0.0 if emptied or coll - seized < 0.0 else coll - seized
-        markets.total_coll[c] -= seized
-        markets.treasury[c] += to_protocol
+        total_coll[c] -= seized
+        treasury[c] += to_protocol
         no_coll_left = False
         if emptied:
             left = 0.0
@@ -216,26 +261,23 @@ def liquidate_accounts(legs, markets, pools, liquidators, oracle_price, value_pr
             no_coll_left = left <= 0.0
         # Chosen debt leg, then (no collateral left) every other debt leg into deficit.
         bad = debt - repaid if no_coll_left else 0.0
-        burnt = (repaid + bad) / index
+        burnt = (repaid + bad) / borrow_index[d]
         leg_amount[ld] -= burnt
         if no_coll_left or leg_amount[ld] < 0.0:
             leg_amount[ld] = 0.0
-        markets.total_scaled_debt[d] -= burnt
-        markets.cash[d] += repaid
-        markets.deficit[d] += bad
-        bad_value = bad * pd
+        total_scaled_debt[d] -= burnt
+        cash[d] += repaid
+        deficit[d] += bad
+        bad_value = bad * price[d]
         if no_coll_left:
             for leg in range(s, e):
                 if leg_is_debt[leg] and leg != ld and leg_amount[leg] > 0.0:
                     k = leg_market[leg]
                     owed = leg_amount[leg] * borrow_index[k]
-                    markets.deficit[k] += owed
-                    markets.total_scaled_debt[k] -= leg_amount[leg]
+                    deficit[k] += owed
+                    total_scaled_debt[k] -= leg_amount[leg]
                     bad_value += owed * price[k]
                     leg_amount[leg] = 0.0
-        settle_liquidator(liq, repaid, to_liq, gas_tokens, sell, sold_for,
-                          markets.venue_pool[c], ca, da, pools, liquidators, gas_sink)
-        record_liquidation(stats, markets.protocol[c], repaid * pd, seized * pc, bad_value,
-                           profit, to_protocol * pc)
+        stats[market_protocol[c], BAD_DEBT_VALUE] += bad_value
         done += 1
     return done

@@ -17,10 +17,11 @@ The result is exactly that of a full rescan every round.
 Each round first selects the positions with HF < 1 (a position's health depends only on its
 own row and the oracle prices, both fixed within the round until it is liquidated), then
 liquidates them in book order: the same result as doing both in one pass. The selection loops
-are branch-free and index with unsigned integers. The liquidators' side of a liquidation
-(``sim.engine.liquidator``, shared with the accounts kernel) is inlined into the loop by numba
-(``sim.engine._jit.helper``): a jitted call taking ~30 arrays would cost ~150 ns in numba's
-reference counting, more than the liquidation itself.
+are branch-free and index with unsigned integers. The positions below 1 are then liquidated
+in three steps over the round's candidates (``sim.engine.liquidator``, shared with the
+accounts kernel): choose (the close-factor rule), take (the liquidators, in one call per
+round), book (the borrower's side). A call per position would cost ~150 ns in numba's
+reference counting of the ~30 arrays it needs, more than the liquidation itself.
 
 The kernel's tables come as named bundles of arrays (``sim.engine.tables``).
 """
@@ -33,15 +34,22 @@ from sim.engine.health import health_factor
 from sim.engine.liquidation import max_debt_to_cover
 from sim.engine.liquidator import (
     BAD_DEBT_VALUE,
+    COLLATERAL,
     COLLATERAL_SEIZED_VALUE,
+    DEBT,
     DEBT_REPAID_VALUE,
+    DEFICIT,
     LIQUIDATOR_PROFIT,
+    MAX_COVER,
+    N_DEAL,
     N_LIQUIDATIONS,
     N_STATS,
+    N_TERMS,
     PROTOCOL_FEE_VALUE,
-    first_taker,
-    record_liquidation,
-    settle_liquidator,
+    REPAID,
+    TO_LIQUIDATOR,
+    TO_PROTOCOL,
+    take_offers,
 )
 
 # The per-protocol stats slots are ``sim.engine.liquidator``'s, named here too (callers read
@@ -90,8 +98,17 @@ def run_cascade(book, markets, pools, liquidators, arbitrageurs, oracle_price, o
     coll = book.coll
     scaled_debt = book.scaled_debt
     market_asset = markets.asset
+    market_protocol = markets.protocol
     lt = markets.liquidation_threshold
     borrow_index = markets.borrow_index
+    close_factor = markets.close_factor
+    hf_threshold = markets.close_factor_hf_threshold
+    small_threshold = markets.min_base_max_close_factor_threshold
+    cash = markets.cash
+    treasury = markets.treasury
+    deficit = markets.deficit
+    total_coll = markets.total_coll
+    total_scaled_debt = markets.total_scaled_debt
     n = coll.shape[0]
     m = oracle_price.shape[0]
     round_counts[:] = 0
@@ -133,51 +150,62 @@ def run_cascade(book, markets, pools, liquidators, arbitrageurs, oracle_price, o
                 below[n_below] = i
                 n_below += coll[i] * coll_factor[c] < scaled_debt[i] * debt_factor[d]
             totals[POSITIONS_SCANNED] += n_watch
-        # Liquidate: the first willing liquidator (in ``liquidators.order``) takes each
-        # position.
-        done = 0
+        # Choose: the most debt a liquidator may repay on each position below 1.
+        rows = np.empty(n_below, dtype=np.uint32)
+        pair = np.empty((n_below, 2), dtype=np.int64)
+        terms = np.empty((n_below, N_TERMS))
+        n_cand = 0
         for k in range(n_below):
             i = np.uint64(below[k])
             c = np.uint64(coll_market[i])
             d = np.uint64(debt_market[i])
-            ca = market_asset[c]
-            da = market_asset[d]
-            index = borrow_index[d]
-            debt = scaled_debt[i] * index
+            debt = scaled_debt[i] * borrow_index[d]
             pc = price[c]
             pd = price[d]
             if debt <= 0.0 or coll[i] <= 0.0:
                 continue
             health = health_factor(coll[i], pc, lt[c], debt, pd)
-            max_cover = max_debt_to_cover(debt, coll[i], pd, pc, health,
-                                          markets.close_factor[c],
-                                          markets.close_factor_hf_threshold[c],
-                                          markets.min_base_max_close_factor_threshold[c])
+            max_cover = max_debt_to_cover(debt, coll[i], pd, pc, health, close_factor[c],
+                                          hf_threshold[c], small_threshold[c])
             if max_cover <= 0.0:
                 continue
-            liq, repaid, to_liq, to_protocol, bad, gas_tokens, sell, sold_for, profit = (
-                first_taker(max_cover, debt, coll[i], pd, pc, c, ca, da, markets, pools,
-                            liquidators, value_price))
-            if liq < 0:
+            rows[n_cand] = i
+            pair[n_cand, 0] = c
+            pair[n_cand, 1] = d
+            terms[n_cand, COLLATERAL] = coll[i]
+            terms[n_cand, DEBT] = debt
+            terms[n_cand, MAX_COVER] = max_cover
+            n_cand += 1
+        # Take: the first willing liquidator (in ``liquidators.order``) takes each position.
+        taker = np.empty(n_cand, dtype=np.int64)
+        deal = np.empty((n_cand, N_DEAL))
+        take_offers(n_cand, pair, terms, price, markets, pools, liquidators, value_price,
+                    gas_sink, stats, taker, deal)
+        # Book: borrower, reserve, treasury.
+        done = 0
+        for k in range(n_cand):
+            if taker[k] < 0:
                 continue
-            # Execute: borrower, reserve, treasury, liquidator, venue.
-            seized = to_liq + to_protocol
+            i = np.uint64(rows[k])
+            c = np.uint64(pair[k, 0])
+            d = np.uint64(pair[k, 1])
+            repaid = deal[k, REPAID]
+            bad = deal[k, DEFICIT]
+            to_protocol = deal[k, TO_PROTOCOL]
+            seized = deal[k, TO_LIQUIDATOR] + to_protocol
             coll[i] -= seized
             if coll[i] < 0.0:
                 coll[i] = 0.0
-            burnt = (repaid + bad) / index
+            burnt = (repaid + bad) / borrow_index[d]
             scaled_debt[i] -= burnt
             if bad > 0.0 or scaled_debt[i] < 0.0:
                 scaled_debt[i] = 0.0
-            markets.total_scaled_debt[d] -= burnt
-            markets.total_coll[c] -= seized
-            markets.cash[d] += repaid
-            markets.deficit[d] += bad
-            markets.treasury[c] += to_protocol
-            settle_liquidator(liq, repaid, to_liq, gas_tokens, sell, sold_for,
-                              markets.venue_pool[c], ca, da, pools, liquidators, gas_sink)
-            record_liquidation(stats, markets.protocol[c], repaid * pd, seized * pc, bad * pd,
-                               profit, to_protocol * pc)
+            total_scaled_debt[d] -= burnt
+            total_coll[c] -= seized
+            cash[d] += repaid
+            deficit[d] += bad
+            treasury[c] += to_protocol
+            stats[market_protocol[c], BAD_DEBT_VALUE] += bad * price[d]
             done += 1
         round_counts[r] = done
         totals[ROUNDS] = r + 1

@@ -1,10 +1,15 @@
-"""Liquidators at work on one position: who takes it, the sale on the venue, the statistics.
+"""Liquidators at work: who takes each liquidatable position, the sale on the venue, the stats.
 
 Shared by the single-pair cascade (``sim.engine.cascade``) and the multi-collateral accounts
-(``sim.engine.accounts``), which differ only in how they pick the collateral and debt to
-liquidate and in how the borrower's side is booked. Given a position's chosen collateral
-market ``c`` and debt market ``d`` and the most debt the rules let a liquidator repay, the
-liquidators are asked in their acting order; the first whose liquidation pays takes it:
+(``sim.engine.accounts``). Both liquidate in three steps: they *choose* the positions (or
+accounts) a liquidator may liquidate, with the collateral market ``c``, the debt market ``d``
+and the most debt the close-factor rule lets a liquidator repay; ``take_offers`` lets the
+liquidators *take* them, in order; they then *book* the borrower's side. Within one step of
+this (a cascade round, an accounts pass) prices are fixed and each position appears once, so
+the three steps give what one pass over the positions doing all three would.
+
+For each candidate, the liquidators are asked in their acting order; the first whose
+liquidation pays takes it:
 
 * its budget is its balance of the debt token less the gas (bought at the external price);
 * it asks for the Aave v3 amounts (``sim.engine.liquidation.liquidation_amounts``) of what
@@ -14,8 +19,13 @@ liquidators are asked in their acting order; the first whose liquidation pays ta
 * it takes the liquidation when the proceeds, less the debt repaid and the gas (numeraire,
   external prices), reach its minimum profit.
 
-The helpers are inlined into the kernels (``sim.engine._jit.helper``).
+``take_offers`` is inlined into its callers (``sim.engine._jit.helper``) and reads the arrays
+out of the bundles once, before its loop: reading a bundle's field inside a loop costs numba a
+reference count each time, and so does every array a call takes (~2 ns each), which is why
+the liquidators get the candidates of a whole round at once rather than one call per position.
 """
+
+import numpy as np
 
 from sim.engine._jit import helper
 from sim.engine.amm import pool_quote
@@ -25,94 +35,120 @@ from sim.engine.liquidation import liquidation_amounts
 N_LIQUIDATIONS = 0
 DEBT_REPAID_VALUE = 1
 COLLATERAL_SEIZED_VALUE = 2
-BAD_DEBT_VALUE = 3
+BAD_DEBT_VALUE = 3  # booked by the caller, with the borrower's side
 LIQUIDATOR_PROFIT = 4
 PROTOCOL_FEE_VALUE = 5
 N_STATS = 6
 
+# Columns of a candidate's ``terms``.
+COLLATERAL = 0  # collateral tokens of the chosen collateral (leg)
+DEBT = 1  # debt tokens of the chosen debt (leg)
+MAX_COVER = 2  # most debt tokens the close-factor rule lets a liquidator repay
+N_TERMS = 3
+# Columns of a taken candidate's ``deal``.
+REPAID = 0  # debt tokens repaid
+TO_LIQUIDATOR = 1  # collateral tokens to the liquidator
+TO_PROTOCOL = 2  # collateral tokens to the protocol (its fee)
+DEFICIT = 3  # debt tokens burnt as bad debt (``liquidation_amounts``: no collateral left)
+N_DEAL = 4
+
 
 @helper
-def first_taker(max_cover, debt, coll, price_debt, price_coll, c, coll_asset, debt_asset,
-                markets, pools, liquidators, value_price):
-    """The first liquidator (in ``liquidators.order``) whose liquidation pays, and its deal.
+def take_offers(n, pair, terms, price, markets, pools, liquidators, value_price, gas_sink,
+                stats, taker, deal):
+    """Offer candidates ``0 .. n - 1`` to the liquidators, in order; settle what they take.
 
-    Nothing is moved: ``settle_liquidator`` and ``record_liquidation`` book the deal, the
-    caller books the borrower's side.
+    For a taken candidate the liquidator pays the debt and the gas and gets the collateral,
+    sold on the collateral market's venue pool or kept; ``stats`` gets the liquidation (every
+    slot but ``BAD_DEBT_VALUE``, which the caller books with the borrower's side).
 
     Args:
-        max_cover: float, most debt tokens the rules let a liquidator repay.
-        debt, coll: floats, debt tokens and collateral tokens of the chosen pair.
-        price_debt, price_coll: floats, their oracle prices.
-        c: int, the collateral market (its bonus, fee, minimum leftover and venue apply).
-        coll_asset, debt_asset: ints, the assets of the collateral and debt markets.
-        markets: ``MarketTable``; pools: ``PoolTable`` (read); liquidators:
-            ``LiquidatorTable`` (read).
+        n: int, number of candidates.
+        pair: int64[N, 2], collateral market and debt market of each candidate.
+        terms: float64[N, N_TERMS], collateral, debt and most cover of each candidate.
+        price: float64[K], oracle price of each market's asset.
+        markets: ``MarketTable`` (read); pools: ``PoolTable`` (reserves in/out);
+            liquidators: ``LiquidatorTable`` (balances in/out).
         value_price: float64[m], external prices at which liquidators value tokens.
-
-    Returns:
-        (liquidator, debt repaid, collateral to the liquidator, collateral to the protocol,
-        deficit, gas in debt tokens, sold on the venue, tokens the sale pays, profit);
-        liquidator -1 (and the rest zero) when nobody takes the position.
+        gas_sink: float64[m], tokens paid as gas (in/out).
+        stats: float64[P, N_STATS], accumulated per lending protocol.
+        taker: int64[N], written: the liquidator who took each candidate, or -1.
+        deal: float64[N, N_DEAL], written for taken candidates.
     """
-    v = markets.venue_pool[c]
-    for j in range(liquidators.order.shape[0]):
-        liq = liquidators.order[j]
-        gas_tokens = liquidators.gas_cost[liq] / value_price[debt_asset]
-        budget = liquidators.balance[liq, debt_asset] - gas_tokens
-        if budget <= 0.0:
-            continue
-        cover = max_cover if max_cover < budget else budget
-        repaid, to_liq, to_protocol, bad = liquidation_amounts(
-            cover, debt, coll, price_debt, price_coll, markets.liquidation_bonus[c],
-            markets.liquidation_protocol_fee[c], markets.min_leftover_base[c])
-        if repaid <= 0.0:
-            continue
-        # Atomic (flash-loan) liquidators must sell on the venue; the others sell there only
-        # when it beats carrying the collateral off-chain at the external price.
-        hold_value = to_liq * value_price[coll_asset]
-        sell = False
-        sold_for = 0.0
-        proceeds = hold_value
-        if v >= 0:
-            sold_for = pool_quote(v, True, to_liq, pools.reserve_base, pools.reserve_quote,
-                                  pools.fee, pools.amp, pools.peg)
-            venue_value = sold_for * value_price[pools.quote[v]]
-            if liquidators.atomic[liq] or venue_value >= hold_value:
-                sell = True
-                proceeds = venue_value
-        profit = proceeds - repaid * value_price[debt_asset] - liquidators.gas_cost[liq]
-        if profit < liquidators.min_profit[liq]:
-            continue
-        return liq, repaid, to_liq, to_protocol, bad, gas_tokens, sell, sold_for, profit
-    return -1, 0.0, 0.0, 0.0, 0.0, 0.0, False, 0.0, 0.0
-
-
-@helper
-def settle_liquidator(liq, repaid, to_liq, gas_tokens, sell, sold_for, v, coll_asset,
-                      debt_asset, pools, liquidators, gas_sink):
-    """Book the liquidator's side of a ``first_taker`` deal: debt and gas paid, collateral sold.
-
-    The collateral is sold on venue pool ``v`` (its reserves move) or kept. ``pools``,
-    ``liquidators.balance`` and ``gas_sink`` (float64[m], tokens paid as gas) are updated in
-    place.
-    """
-    liquidators.balance[liq, debt_asset] -= repaid + gas_tokens
-    gas_sink[debt_asset] += gas_tokens
-    if sell:
-        pools.reserve_base[v] += to_liq
-        pools.reserve_quote[v] -= sold_for
-        liquidators.balance[liq, pools.quote[v]] += sold_for
-    else:
-        liquidators.balance[liq, coll_asset] += to_liq
-
-
-@helper
-def record_liquidation(stats, protocol, repaid_value, seized_value, bad_debt_value, profit,
-                       fee_value):
-    """Add one liquidation to row ``protocol`` of ``stats`` (float64[P, N_STATS]; numeraire)."""
-    stats[protocol, N_LIQUIDATIONS] += 1.0
-    stats[protocol, DEBT_REPAID_VALUE] += repaid_value
-    stats[protocol, COLLATERAL_SEIZED_VALUE] += seized_value
-    stats[protocol, BAD_DEBT_VALUE] += bad_debt_value
-    stats[protocol, LIQUIDATOR_PROFIT] += profit
-    stats[protocol, PROTOCOL_FEE_VALUE] += fee_value
+    market_asset = markets.asset
+    market_protocol = markets.protocol
+    bonus = markets.liquidation_bonus
+    protocol_fee = markets.liquidation_protocol_fee
+    min_leftover = markets.min_leftover_base
+    venue_pool = markets.venue_pool
+    reserve_base = pools.reserve_base
+    reserve_quote = pools.reserve_quote
+    pool_fee = pools.fee
+    pool_amp = pools.amp
+    pool_peg = pools.peg
+    pool_quote_asset = pools.quote
+    liq_balance = liquidators.balance
+    liq_gas = liquidators.gas_cost
+    liq_min_profit = liquidators.min_profit
+    liq_atomic = liquidators.atomic
+    liq_order = liquidators.order
+    for k in range(n):
+        taker[k] = -1
+        c = np.uint64(pair[k, 0])  # unsigned: no negative-index wraparound
+        d = np.uint64(pair[k, 1])
+        ca = market_asset[c]
+        da = market_asset[d]
+        pc = price[c]
+        pd = price[d]
+        coll = terms[k, COLLATERAL]
+        debt = terms[k, DEBT]
+        max_cover = terms[k, MAX_COVER]
+        v = venue_pool[c]
+        for j in range(liq_order.shape[0]):
+            liq = liq_order[j]
+            gas_tokens = liq_gas[liq] / value_price[da]
+            budget = liq_balance[liq, da] - gas_tokens
+            if budget <= 0.0:
+                continue
+            cover = max_cover if max_cover < budget else budget
+            repaid, to_liq, to_protocol, bad = liquidation_amounts(
+                cover, debt, coll, pd, pc, bonus[c], protocol_fee[c], min_leftover[c])
+            if repaid <= 0.0:
+                continue
+            # Atomic (flash-loan) liquidators must sell on the venue; the others sell there
+            # only when it beats carrying the collateral off-chain at the external price.
+            hold_value = to_liq * value_price[ca]
+            sell = False
+            sold_for = 0.0
+            proceeds = hold_value
+            if v >= 0:
+                sold_for = pool_quote(v, True, to_liq, reserve_base, reserve_quote, pool_fee,
+                                      pool_amp, pool_peg)
+                venue_value = sold_for * value_price[pool_quote_asset[v]]
+                if liq_atomic[liq] or venue_value >= hold_value:
+                    sell = True
+                    proceeds = venue_value
+            profit = proceeds - repaid * value_price[da] - liq_gas[liq]
+            if profit < liq_min_profit[liq]:
+                continue
+            # Settle the liquidator's side: debt and gas paid, collateral sold or kept.
+            liq_balance[liq, da] -= repaid + gas_tokens
+            gas_sink[da] += gas_tokens
+            if sell:
+                reserve_base[v] += to_liq
+                reserve_quote[v] -= sold_for
+                liq_balance[liq, pool_quote_asset[v]] += sold_for
+            else:
+                liq_balance[liq, ca] += to_liq
+            proto = market_protocol[c]
+            stats[proto, N_LIQUIDATIONS] += 1.0
+            stats[proto, DEBT_REPAID_VALUE] += repaid * pd
+            stats[proto, COLLATERAL_SEIZED_VALUE] += (to_liq + to_protocol) * pc
+            stats[proto, LIQUIDATOR_PROFIT] += profit
+            stats[proto, PROTOCOL_FEE_VALUE] += to_protocol * pc
+            taker[k] = liq
+            deal[k, REPAID] = repaid
+            deal[k, TO_LIQUIDATOR] = to_liq
+            deal[k, TO_PROTOCOL] = to_protocol
+            deal[k, DEFICIT] = bad
+            break
