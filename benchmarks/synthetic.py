@@ -15,17 +15,23 @@ worth 5% of the book's debt, so the first ones run out of capital and later ones
 Everything scales with the book, so the cascade has the same shape at every size. There are
 no arbitrageurs (the Mesa reference models none).
 
-``make_book(n)`` returns the keyword arguments of ``sim.engine.cascade.run_cascade``, in its
-order; ``fresh(book)`` copies every array (the kernel updates them in place).
+``make_book(n)`` returns the inputs of ``sim.engine.cascade.run_cascade`` by name, flat;
+``arguments(book)`` bundles them as the kernel takes them (``sim.engine.tables``);
+``fresh(book)`` copies every array (the kernel updates them in place).
 """
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 
 from sim.engine import cascade
+from sim.engine.tables import (
+    ArbitrageurTable,
+    LiquidatorTable,
+    MarketTable,
+    PoolTable,
+    PositionTable,
+)
 
 ASSETS = ("WETH", "WBTC", "USDC")
 WETH, WBTC, USDC = 0, 1, 2
@@ -48,7 +54,7 @@ MAX_ROUNDS = 100
 
 
 def make_book(n: int, seed: int = 0, protocols: int = 1) -> dict:
-    """The ``run_cascade`` arguments for a book of ``n`` positions (deterministic in seed).
+    """The ``run_cascade`` inputs for a book of ``n`` positions (deterministic in seed).
 
     With ``protocols`` > 1 the same positions are spread over that many identical lending
     protocols (market ``p * 3 + asset``) sharing the pool and the liquidators: the cascade
@@ -93,7 +99,11 @@ def make_book(n: int, seed: int = 0, protocols: int = 1) -> dict:
         "deficit": np.zeros(k_markets),
         "total_coll": total_coll,
         "total_scaled_debt": total_scaled_debt,
-        "market_rules": np.tile(RULES, (k_markets, 1)),
+        "market_rules": np.tile(RULES, (k_markets, 1)),  # the four below, for the Mesa model
+        "close_factor": np.full(k_markets, RULES[0]),
+        "close_factor_hf_threshold": np.full(k_markets, RULES[1]),
+        "min_base_max_close_factor_threshold": np.full(k_markets, RULES[2]),
+        "min_leftover_base": np.full(k_markets, RULES[3]),
         "oracle_price": price.copy(),
         "oracle_pool": np.array([0, -1, -1], dtype=np.int64),  # WETH reads the pool
         "value_price": price.copy(),
@@ -119,10 +129,27 @@ def make_book(n: int, seed: int = 0, protocols: int = 1) -> dict:
         "totals": np.zeros(cascade.N_TOTALS),
         "round_counts": np.zeros(MAX_ROUNDS, dtype=np.int64),
     }
-    expected = list(inspect.signature(cascade.run_cascade.py_func).parameters)
-    if list(book) != expected:
-        raise RuntimeError(f"run_cascade's arguments changed: {expected}")
     return book
+
+
+def arguments(book: dict) -> tuple:
+    """The ``run_cascade`` arguments: ``book``'s arrays (not copies) in the kernel's bundles."""
+    b = book
+    return (
+        PositionTable(b["coll_market"], b["debt_market"], b["coll"], b["scaled_debt"]),
+        MarketTable(b["market_asset"], b["market_protocol"], b["lt"], b["bonus"],
+                    b["protocol_fee"], b["borrow_index"], b["cash"], b["treasury"],
+                    b["deficit"], b["total_coll"], b["total_scaled_debt"], b["close_factor"],
+                    b["close_factor_hf_threshold"], b["min_base_max_close_factor_threshold"],
+                    b["min_leftover_base"], b["venue_pool"]),
+        PoolTable(b["reserve_base"], b["reserve_quote"], b["pool_fee"], b["pool_amp"],
+                  b["pool_peg"], b["pool_base"], b["pool_quote_asset"]),
+        LiquidatorTable(b["liq_balance"], b["liq_gas"], b["liq_min_profit"], b["liq_atomic"],
+                        b["liq_order"]),
+        ArbitrageurTable(b["arb_balance"], b["arb_pools"], b["arb_order"]),
+        b["oracle_price"], b["oracle_pool"], b["value_price"], b["gas_sink"], b["max_rounds"],
+        b["stats"], b["totals"], b["round_counts"],
+    )
 
 
 def fresh(book: dict) -> dict:
@@ -132,7 +159,7 @@ def fresh(book: dict) -> dict:
 
 def run(book: dict) -> None:
     """Run the cascade on ``book`` (in place)."""
-    cascade.run_cascade(*book.values())
+    cascade.run_cascade(*arguments(book))
 
 
 def liquidatable_share(book: dict) -> float:

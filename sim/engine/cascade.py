@@ -17,25 +17,49 @@ The result is exactly that of a full rescan every round.
 Each round first selects the positions with HF < 1 (a position's health depends only on its
 own row and the oracle prices, both fixed within the round until it is liquidated), then
 liquidates them in book order: the same result as doing both in one pass. The selection loops
-are branch-free and index with unsigned integers; the liquidation body is written inline
-because a jitted helper taking ~30 arrays costs ~150 ns per call in numba's reference
-counting, more than the liquidation itself.
+are branch-free and index with unsigned integers. The positions below 1 are then liquidated
+in three steps over the round's candidates (``sim.engine.liquidator``, shared with the
+accounts kernel): choose (the close-factor rule), take (the liquidators, in one call per
+round), book (the borrower's side). A call per position would cost ~150 ns in numba's
+reference counting of the ~30 arrays it needs, more than the liquidation itself.
+
+The kernel's tables come as named bundles of arrays (``sim.engine.tables``).
 """
 
 import numpy as np
 
 from sim.engine._jit import kernel
-from sim.engine.amm import arbitrage, pool_quote, pool_spot
-from sim.engine.liquidation import liquidation_amounts, max_debt_to_cover
+from sim.engine.amm import arbitrage, pool_spot
+from sim.engine.health import health_factor
+from sim.engine.liquidation import max_debt_to_cover
+from sim.engine.liquidator import (
+    BAD_DEBT_VALUE,
+    COLLATERAL,
+    COLLATERAL_SEIZED_VALUE,
+    DEBT,
+    DEBT_REPAID_VALUE,
+    DEFICIT,
+    LIQUIDATOR_PROFIT,
+    MAX_COVER,
+    N_DEAL,
+    N_LIQUIDATIONS,
+    N_STATS,
+    N_TERMS,
+    PROTOCOL_FEE_VALUE,
+    REPAID,
+    TO_LIQUIDATOR,
+    TO_PROTOCOL,
+    take_offers,
+)
 
-# Slots of the per-protocol ``stats`` rows.
-N_LIQUIDATIONS = 0
-DEBT_REPAID_VALUE = 1
-COLLATERAL_SEIZED_VALUE = 2
-BAD_DEBT_VALUE = 3
-LIQUIDATOR_PROFIT = 4
-PROTOCOL_FEE_VALUE = 5
-N_STATS = 6
+# The per-protocol stats slots are ``sim.engine.liquidator``'s, named here too (callers read
+# them as ``cascade.X``).
+__all__ = [
+    "ARBITRAGE_VOLUME", "BAD_DEBT_VALUE", "COLLATERAL_SEIZED_VALUE", "DEBT_REPAID_VALUE",
+    "LIQUIDATOR_PROFIT", "N_LIQUIDATIONS", "N_STATS", "N_TOTALS", "POSITIONS_SCANNED",
+    "PROTOCOL_FEE_VALUE", "ROUNDS", "WATCH_HEALTH", "run_cascade",
+]
+
 # Slots of the ``totals`` output array (the whole cascade).
 ROUNDS = 0
 POSITIONS_SCANNED = 1
@@ -46,56 +70,45 @@ WATCH_HEALTH = 1.5
 
 
 @kernel
-def run_cascade(coll_market, debt_market, coll, scaled_debt,
-                market_asset, market_protocol, lt, bonus, protocol_fee, borrow_index, cash,
-                treasury, deficit, total_coll, total_scaled_debt, market_rules,
-                oracle_price, oracle_pool, value_price, venue_pool,
-                reserve_base, reserve_quote, pool_fee, pool_amp, pool_peg, pool_base,
-                pool_quote_asset, liq_balance, liq_gas, liq_min_profit, liq_atomic, liq_order,
-                gas_sink,
-                arb_balance, arb_pools, arb_order,
-                max_rounds, stats, totals, round_counts):
+def run_cascade(book, markets, pools, liquidators, arbitrageurs, oracle_price, oracle_pool,
+                value_price, gas_sink, max_rounds, stats, totals, round_counts):
     """Run the cascade to a fixed point (or ``max_rounds``); update every table in place.
 
     A *market* is one asset of one lending protocol; positions point at markets, and every
     lending protocol of the model shares this one book, so one loop cascades across them.
 
     Args:
-        coll_market, debt_market: int32[n], market index of each position's collateral and
-            debt.
-        coll, scaled_debt: float64[n], collateral tokens and scaled debt (in/out).
-        market_asset: int64[K], asset of each market.
-        market_protocol: int64[K], lending protocol of each market (row of ``stats``).
-        lt, bonus, protocol_fee: float64[K], market parameters (fractions).
-        borrow_index: float64[K], debt tokens per unit of scaled debt.
-        cash, treasury, deficit: float64[K], reserve liquidity, protocol-fee tokens and
-            booked bad debt, per market (in/out).
-        total_coll, total_scaled_debt: float64[K], running book totals (in/out).
-        market_rules: float64[K, 4], the liquidation rules of each market's protocol, see
-            ``liquidation.max_debt_to_cover``.
+        book: ``PositionTable`` (``sim.engine.tables``), the positions (in/out).
+        markets: ``MarketTable``, market parameters, reserves and book totals (in/out).
+        pools: ``PoolTable``, every AMM pool (reserves in/out).
+        liquidators: ``LiquidatorTable`` (balances in/out).
+        arbitrageurs: ``ArbitrageurTable`` (inventories in/out).
         oracle_price: float64[m], prices the protocols read (in/out: pool-read oracles move).
         oracle_pool: int64[m], pool whose spot an asset's oracle reads, or -1 (external feed).
         value_price: float64[m], external prices at which liquidators value tokens.
-        venue_pool: int64[K], pool where a market's seized collateral is sold, or -1.
-        reserve_base, reserve_quote: float64[p], pool reserves (in/out).
-        pool_fee, pool_amp, pool_peg: float64[p], swap fee, amplification (0: constant
-            product) and peg of every pool (``sim.engine.amm``).
-        pool_base, pool_quote_asset: int64[p], asset index of each pool's tokens.
-        liq_balance: float64[l, m], liquidators' token balances (in/out).
-        liq_gas, liq_min_profit: float64[l], gas cost and minimum profit per liquidation
-            (numeraire).
-        liq_atomic: bool[l], liquidators that must sell seized collateral on the venue
-            (flash-loan bots); the others keep it when the venue pays less than the market.
-        liq_order: int64[l], the order in which liquidators get to act this step.
         gas_sink: float64[m], tokens paid as gas (in/out).
-        arb_balance: float64[k, m], arbitrageurs' inventories (in/out).
-        arb_pools: int64[q], pools the arbitrageurs trade.
-        arb_order: int64[k], their acting order.
         max_rounds: int, round limit.
-        stats: float64[P, N_STATS], accumulated per lending protocol (slots named above).
+        stats: float64[P, N_STATS], accumulated per lending protocol (slots named in
+            ``sim.engine.liquidator``).
         totals: float64[N_TOTALS], rounds, positions scanned and arbitrage volume.
         round_counts: int64[max_rounds], liquidations per round (written).
     """
+    coll_market = book.coll_market
+    debt_market = book.debt_market
+    coll = book.coll
+    scaled_debt = book.scaled_debt
+    market_asset = markets.asset
+    market_protocol = markets.protocol
+    lt = markets.liquidation_threshold
+    borrow_index = markets.borrow_index
+    close_factor = markets.close_factor
+    hf_threshold = markets.close_factor_hf_threshold
+    small_threshold = markets.min_base_max_close_factor_threshold
+    cash = markets.cash
+    treasury = markets.treasury
+    deficit = markets.deficit
+    total_coll = markets.total_coll
+    total_scaled_debt = markets.total_scaled_debt
     n = coll.shape[0]
     m = oracle_price.shape[0]
     round_counts[:] = 0
@@ -137,99 +150,78 @@ def run_cascade(coll_market, debt_market, coll, scaled_debt,
                 below[n_below] = i
                 n_below += coll[i] * coll_factor[c] < scaled_debt[i] * debt_factor[d]
             totals[POSITIONS_SCANNED] += n_watch
-        # Liquidate: the first willing liquidator (in ``liq_order``) takes each position.
-        done = 0
+        # Choose: the most debt a liquidator may repay on each position below 1.
+        rows = np.empty(n_below, dtype=np.uint32)
+        pair = np.empty((n_below, 2), dtype=np.int64)
+        terms = np.empty((n_below, N_TERMS))
+        n_cand = 0
         for k in range(n_below):
             i = np.uint64(below[k])
             c = np.uint64(coll_market[i])
             d = np.uint64(debt_market[i])
-            ca = market_asset[c]
-            da = market_asset[d]
-            index = borrow_index[d]
-            debt = scaled_debt[i] * index
+            debt = scaled_debt[i] * borrow_index[d]
             pc = price[c]
             pd = price[d]
             if debt <= 0.0 or coll[i] <= 0.0:
                 continue
-            health = coll[i] * pc * lt[c] / (debt * pd)
-            max_cover = max_debt_to_cover(debt, coll[i], pd, pc, health, market_rules[c, 0],
-                                          market_rules[c, 1], market_rules[c, 2])
+            health = health_factor(coll[i], pc, lt[c], debt, pd)
+            max_cover = max_debt_to_cover(debt, coll[i], pd, pc, health, close_factor[c],
+                                          hf_threshold[c], small_threshold[c])
             if max_cover <= 0.0:
                 continue
-            v = venue_pool[c]
-            for j in range(liq_order.shape[0]):
-                liq = liq_order[j]
-                gas_tokens = liq_gas[liq] / value_price[da]
-                budget = liq_balance[liq, da] - gas_tokens
-                if budget <= 0.0:
-                    continue
-                cover = max_cover if max_cover < budget else budget
-                repaid, to_liq, to_protocol, bad = liquidation_amounts(
-                    cover, debt, coll[i], pd, pc, bonus[c], protocol_fee[c],
-                    market_rules[c, 3])
-                if repaid <= 0.0:
-                    continue
-                # Atomic (flash-loan) liquidators must sell on the venue; the others sell
-                # there only when it beats carrying the collateral off-chain at the external
-                # price.
-                hold_value = to_liq * value_price[ca]
-                sell = False
-                sold_for = 0.0
-                proceeds = hold_value
-                if v >= 0:
-                    sold_for = pool_quote(v, True, to_liq, reserve_base, reserve_quote, pool_fee,
-                                          pool_amp, pool_peg)
-                    venue_value = sold_for * value_price[pool_quote_asset[v]]
-                    if liq_atomic[liq] or venue_value >= hold_value:
-                        sell = True
-                        proceeds = venue_value
-                profit = proceeds - repaid * value_price[da] - liq_gas[liq]
-                if profit < liq_min_profit[liq]:
-                    continue
-                # Execute: borrower, reserve, treasury, liquidator, venue.
-                seized = to_liq + to_protocol
-                coll[i] -= seized
-                if coll[i] < 0.0:
-                    coll[i] = 0.0
-                burnt = (repaid + bad) / index
-                scaled_debt[i] -= burnt
-                if bad > 0.0 or scaled_debt[i] < 0.0:
-                    scaled_debt[i] = 0.0
-                total_scaled_debt[d] -= burnt
-                total_coll[c] -= seized
-                cash[d] += repaid
-                deficit[d] += bad
-                treasury[c] += to_protocol
-                liq_balance[liq, da] -= repaid + gas_tokens
-                gas_sink[da] += gas_tokens
-                if sell:
-                    reserve_base[v] += to_liq
-                    reserve_quote[v] -= sold_for
-                    liq_balance[liq, pool_quote_asset[v]] += sold_for
-                else:
-                    liq_balance[liq, ca] += to_liq
-                proto = market_protocol[c]
-                stats[proto, N_LIQUIDATIONS] += 1.0
-                stats[proto, DEBT_REPAID_VALUE] += repaid * pd
-                stats[proto, COLLATERAL_SEIZED_VALUE] += seized * pc
-                stats[proto, BAD_DEBT_VALUE] += bad * pd
-                stats[proto, LIQUIDATOR_PROFIT] += profit
-                stats[proto, PROTOCOL_FEE_VALUE] += to_protocol * pc
-                done += 1
-                break
+            rows[n_cand] = i
+            pair[n_cand, 0] = c
+            pair[n_cand, 1] = d
+            terms[n_cand, COLLATERAL] = coll[i]
+            terms[n_cand, DEBT] = debt
+            terms[n_cand, MAX_COVER] = max_cover
+            n_cand += 1
+        # Take: the first willing liquidator (in ``liquidators.order``) takes each position.
+        taker = np.empty(n_cand, dtype=np.int64)
+        deal = np.empty((n_cand, N_DEAL))
+        take_offers(n_cand, pair, terms, price, markets, pools, liquidators, value_price,
+                    gas_sink, stats, taker, deal)
+        # Book: borrower, reserve, treasury.
+        done = 0
+        for k in range(n_cand):
+            if taker[k] < 0:
+                continue
+            i = np.uint64(rows[k])
+            c = np.uint64(pair[k, 0])
+            d = np.uint64(pair[k, 1])
+            repaid = deal[k, REPAID]
+            bad = deal[k, DEFICIT]
+            to_protocol = deal[k, TO_PROTOCOL]
+            seized = deal[k, TO_LIQUIDATOR] + to_protocol
+            coll[i] -= seized
+            if coll[i] < 0.0:
+                coll[i] = 0.0
+            burnt = (repaid + bad) / borrow_index[d]
+            scaled_debt[i] -= burnt
+            if bad > 0.0 or scaled_debt[i] < 0.0:
+                scaled_debt[i] = 0.0
+            total_scaled_debt[d] -= burnt
+            total_coll[c] -= seized
+            cash[d] += repaid
+            deficit[d] += bad
+            treasury[c] += to_protocol
+            stats[market_protocol[c], BAD_DEBT_VALUE] += bad * price[d]
+            done += 1
         round_counts[r] = done
         totals[ROUNDS] = r + 1
         if done == 0:
             break
         # End of block: arbitrageurs back-run, then pool oracles read the new spot price.
-        totals[ARBITRAGE_VOLUME] += arbitrage(reserve_base, reserve_quote, pool_fee, pool_amp,
-                                              pool_peg, pool_base, pool_quote_asset,
-                                              value_price, arb_balance, arb_pools, arb_order)
+        totals[ARBITRAGE_VOLUME] += arbitrage(
+            pools.reserve_base, pools.reserve_quote, pools.fee, pools.amp, pools.peg,
+            pools.base, pools.quote, value_price, arbitrageurs.balance, arbitrageurs.pools,
+            arbitrageurs.order)
         for a in range(m):
             p = oracle_pool[a]
             if p >= 0:
-                oracle_price[a] = (pool_spot(p, reserve_base, reserve_quote, pool_amp, pool_peg)
-                                   * oracle_price[pool_quote_asset[p]])
+                oracle_price[a] = (pool_spot(p, pools.reserve_base, pools.reserve_quote,
+                                             pools.amp, pools.peg)
+                                   * oracle_price[pools.quote[p]])
         for k in range(price.shape[0]):
             price[k] = oracle_price[market_asset[k]]
         # Worst fall of any collateral/debt price ratio since the last full scan.

@@ -25,7 +25,7 @@ from the remaining equity into the insurance fund, never more than that equity).
 
 import numpy as np
 
-from sim.engine._jit import kernel
+from sim.engine._jit import helper, kernel
 
 # Slots of the per-protocol ``stats`` rows written by ``liquidate_pass``.
 N_LIQUIDATIONS = 0
@@ -40,6 +40,34 @@ N_STATS = 8
 
 HOURS_PER_DAY = 24.0
 ROUNDING = 1e-9  # a negative equity above -ROUNDING * notional is zero (float rounding)
+
+
+@helper
+def equity(margin, size, entry_price, funding_entry, mark, funding_index):
+    """Equity of one position: ``margin + size (mark - entry_price) - size dF`` (floats).
+
+    ``dF = funding_index - funding_entry``, the funding per contract accrued since the position
+    last settled.
+    """
+    return margin + size * (mark - entry_price) - size * (funding_index - funding_entry)
+
+
+@helper
+def close_against_vault(k, dq, is_long, entry_price, funding_entry, long_oi, short_oi,
+                        open_cost, funding_basis, closed_size):
+    """Take ``dq`` signed contracts of a position off market ``k``'s book and the vault's.
+
+    Open interest of the position's side (``is_long``) shrinks by ``|dq|``; the vault's cost
+    and funding bases lose the closed part; ``closed_size`` counts it (in/out arrays, per
+    market).
+    """
+    if is_long:
+        long_oi[k] -= dq
+    else:
+        short_oi[k] += dq
+    open_cost[k] -= dq * entry_price
+    funding_basis[k] -= dq * funding_entry
+    closed_size[k] += dq
 
 
 @kernel
@@ -62,9 +90,8 @@ def position_equity(market, size, entry_price, margin, funding_entry, mark, fund
     """
     for i in range(size.shape[0]):
         k = market[i]
-        s = size[i]
-        out[i] = margin[i] + s * (mark[k] - entry_price[i]) - s * (
-            funding_index[k] - funding_entry[i])
+        out[i] = equity(margin[i], size[i], entry_price[i], funding_entry[i], mark[k],
+                        funding_index[k])
 
 
 @kernel
@@ -206,8 +233,7 @@ def liquidate_pass(market, size, entry_price, margin, funding_entry, market_prot
             continue
         k = market[i]
         m = mark[k]
-        df_i = funding_index[k] - funding_entry[i]
-        eq = margin[i] + s * (m - entry_price[i]) - s * df_i
+        eq = equity(margin[i], s, entry_price[i], funding_entry[i], m, funding_index[k])
         notional = abs(s) * m
         if not eq < maintenance_margin[k] * notional:
             continue
@@ -219,13 +245,8 @@ def liquidate_pass(market, size, entry_price, margin, funding_entry, market_prot
         stats[p, LIQUIDATED_NOTIONAL] += notional
         # 1. Close at the mark against the vault.
         vault_balance[k] -= eq - margin[i]
-        if s > 0.0:
-            long_oi[k] -= s
-        else:
-            short_oi[k] += s
-        open_cost[k] -= s * entry_price[i]
-        funding_basis[k] -= s * funding_entry[i]
-        closed_size[k] += s
+        close_against_vault(k, s, s > 0.0, entry_price[i], funding_entry[i], long_oi, short_oi,
+                            open_cost, funding_basis, closed_size)
         size[i] = 0.0
         if eq >= 0.0:
             # 2. Fee to the insurance fund, the rest to the owner.
@@ -255,8 +276,8 @@ def liquidate_pass(market, size, entry_price, margin, funding_entry, market_prot
                     sj = size[j]
                     if market[j] != k or sj == 0.0 or (sj > 0.0) != want_long:
                         continue
-                    eqj = margin[j] + sj * (m - entry_price[j]) - sj * (
-                        funding_index[k] - funding_entry[j])
+                    eqj = equity(margin[j], sj, entry_price[j], funding_entry[j], m,
+                                 funding_index[k])
                     if eqj > 0.0:
                         queue[q_used] = j
                         q_used += 1
@@ -265,8 +286,8 @@ def liquidate_pass(market, size, entry_price, margin, funding_entry, market_prot
                 for c in range(count):
                     j = queue[start + c]
                     sj = size[j]
-                    eqj = margin[j] + sj * (m - entry_price[j]) - sj * (
-                        funding_index[k] - funding_entry[j])
+                    eqj = equity(margin[j], sj, entry_price[j], funding_entry[j], m,
+                                 funding_index[k])
                     scores[c] = -adl_score(sj, entry_price[j], margin[j], eqj, m)
                 order = np.argsort(scores, kind="mergesort")  # stable: ties in book order
                 ranked = queue[start:q_used][order]
@@ -279,8 +300,8 @@ def liquidate_pass(market, size, entry_price, margin, funding_entry, market_prot
                 sj = size[j]
                 eqj = 0.0
                 if sj != 0.0:
-                    eqj = margin[j] + sj * (m - entry_price[j]) - sj * (
-                        funding_index[k] - funding_entry[j])
+                    eqj = equity(margin[j], sj, entry_price[j], funding_entry[j], m,
+                                 funding_index[k])
                 if eqj <= 0.0:
                     q_next[slot] += 1
                     continue
@@ -300,13 +321,8 @@ def liquidate_pass(market, size, entry_price, margin, funding_entry, market_prot
                 vault_balance[k] -= pnl
                 margin[j] += pnl - give
                 shortfall -= give
-                if sj > 0.0:
-                    long_oi[k] -= dq
-                else:
-                    short_oi[k] += dq
-                open_cost[k] -= dq * entry_price[j]
-                funding_basis[k] -= dq * funding_entry[j]
-                closed_size[k] += dq
+                close_against_vault(k, dq, sj > 0.0, entry_price[j], funding_entry[j], long_oi,
+                                    short_oi, open_cost, funding_basis, closed_size)
                 stats[p, ADL_AMOUNT] += give
                 stats[p, ADL_NOTIONAL] += q * m
                 if q == abs(sj):

@@ -5,6 +5,7 @@ one CDP protocol); each protocol issues one stablecoin. Vaults are one structure
 book (``ink`` collateral, ``art`` normalised debt; debt = ``art * rate[ilk]``, Vat.sol).
 Auctions are Liquidations 2.0 Dutch auctions (Dog + Clipper) or, per ilk, the Liquidations
 1.2 English auctions that failed on Black Thursday (Flipper); the kernels are in
+``sim.engine.dog``, ``sim.engine.clipper`` and ``sim.engine.flipper``, named together in
 ``sim.engine.cdp``.
 
 Ledger per protocol (Vat's ``debt = vice + sum(Art * rate)``, with Vow holding ``sin`` and

@@ -18,13 +18,34 @@ Liquidation follows Aave v3's rules (``sim.engine.liquidation``) inside the casc
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from sim.engine import cascade as cascade_kernel
-from sim.engine.health import book_totals, select_below
+from sim.engine.health import book_totals, health_factors, select_below, weighted_collateral
+from sim.engine.tables import (
+    ArbitrageurTable,
+    LiquidatorTable,
+    MarketTable,
+    PoolTable,
+    PositionTable,
+)
 from sim.protocols.errors import ProtocolError
 
 HOURS_PER_YEAR = 8760.0
+
+
+class CloseFactor(NamedTuple):
+    """A lending protocol's close-factor rules (Aave v3; ``sim.engine.liquidation``).
+
+    Fields are the scenario's keys of the lending protocol section.
+    """
+
+    close_factor: float  # share of the debt one liquidation may repay (0.5)
+    close_factor_hf_threshold: float  # HF at or below which the whole debt may go (0.95)
+    min_base_max_close_factor_threshold: float  # value below which all may go (2,000 USD)
+    min_leftover_base: float  # value a partial liquidation must leave (1,000 USD)
 
 
 class PositionBook:
@@ -57,12 +78,11 @@ class LendingPools:
     Args:
         names: lending protocol names.
         markets: per protocol, per asset, the market's parameters (a mapping) or None.
-        rules: per protocol, (close_factor, close_factor_hf_threshold,
-            min_base_max_close_factor_threshold, min_leftover_base).
+        rules: per protocol, its ``CloseFactor`` (or a tuple in that field order).
     """
 
     def __init__(self, names: list[str], markets: list[list[dict | None]],
-                 rules: list[tuple[float, ...]]):
+                 rules: list[CloseFactor | tuple[float, float, float, float]]):
         self.names = list(names)
         n_protocols = len(names)
         self.n_assets = m = len(markets[0]) if markets else 0
@@ -83,8 +103,14 @@ class LendingPools:
         self.slope1 = col("slope1")
         self.slope2 = col("slope2")
         self.optimal_utilisation = col("optimal_utilisation", 0.8)
-        self.rules = np.asarray(rules, dtype=np.float64).reshape(n_protocols, 4)
-        self.market_rules = self.rules[self.market_protocol].copy()
+        self.rules = [CloseFactor(*(float(x) for x in r)) for r in rules]
+        if len(self.rules) != n_protocols:
+            raise ValueError(f"{len(self.rules)} close-factor rules for {n_protocols} protocols")
+        # The rules per market, one array per field, as the kernels read them.
+        per_protocol = np.array(self.rules, dtype=np.float64).reshape(n_protocols, 4)
+        self.close_factor, self.close_factor_hf_threshold, \
+            self.min_base_max_close_factor_threshold, self.min_leftover_base = (
+                np.ascontiguousarray(col) for col in per_protocol[self.market_protocol].T)
 
         k = len(flat)
         self.cash = np.zeros(k)
@@ -231,9 +257,8 @@ class LendingPools:
         b = self.book
         price = self.market_price(asset_price)
         c, d = b.coll_market[rows], b.debt_market[rows]
-        num = b.coll[rows] * price[c] * self.liquidation_threshold[c]
-        den = self.debt_of(rows) * price[d]
-        return np.divide(num, den, out=np.full(len(rows), np.inf), where=den > 0)
+        return health_factors(b.coll[rows], price[c], self.liquidation_threshold[c],
+                              self.debt_of(rows), price[d])
 
     def rows_below(self, asset_price: np.ndarray, threshold: float) -> np.ndarray:
         """Rows whose health factor is below ``threshold`` (one numba pass)."""
@@ -259,8 +284,8 @@ class LendingPools:
         c = b.coll_market[rows]
         after = b.coll[rows] - amounts
         debt_value = self.debt_of(rows) * price[b.debt_market[rows]]
-        ok = (after >= -1e-9 * b.coll[rows]) & (
-            after * price[c] * self.liquidation_threshold[c] >= debt_value * (1 - 1e-12))
+        weighted = weighted_collateral.py_func(after, price[c], self.liquidation_threshold[c])
+        ok = (after >= -1e-9 * b.coll[rows]) & (weighted >= debt_value * (1 - 1e-12))
         if not ok.all():
             raise ProtocolError("collateral withdrawal would leave HF < 1")
         np.subtract.at(b.coll, rows, amounts)
@@ -303,15 +328,37 @@ class LendingPools:
         totals = np.zeros(cascade_kernel.N_TOTALS)
         rounds = np.zeros(max_rounds, dtype=np.int64)
         cascade_kernel.run_cascade(
-            b.coll_market, b.debt_market, b.coll, b.scaled_debt,
-            self.market_asset, self.market_protocol, self.liquidation_threshold,
-            self.liquidation_bonus, self.liquidation_protocol_fee, self.borrow_index, self.cash,
-            self.treasury, self.deficit, self.total_coll, self.total_scaled_debt,
-            self.market_rules,
-            oracle_price, oracle_pool, value_price, venue_pool,
-            pools.reserve_base, pools.reserve_quote, pools.fee, pools.amp, pools.peg, pools.base,
-            pools.quote,
-            liquidators.balance, liquidators.gas_cost, liquidators.min_profit,
-            liquidators.atomic, liquidators.order, gas_sink, *arbitrage, max_rounds, stats,
-            totals, rounds)
+            PositionTable(coll_market=b.coll_market, debt_market=b.debt_market, coll=b.coll,
+                          scaled_debt=b.scaled_debt),
+            self.market_table(venue_pool), pool_table(pools), liquidator_table(liquidators),
+            ArbitrageurTable(*arbitrage), oracle_price, oracle_pool, value_price, gas_sink,
+            max_rounds, stats, totals, rounds)
         return stats, totals, rounds
+
+    def market_table(self, venue_pool: np.ndarray) -> MarketTable:
+        """The markets as the liquidation kernels read them (arrays shared, not copied)."""
+        return MarketTable(
+            asset=self.market_asset, protocol=self.market_protocol,
+            liquidation_threshold=self.liquidation_threshold,
+            liquidation_bonus=self.liquidation_bonus,
+            liquidation_protocol_fee=self.liquidation_protocol_fee,
+            borrow_index=self.borrow_index, cash=self.cash, treasury=self.treasury,
+            deficit=self.deficit, total_coll=self.total_coll,
+            total_scaled_debt=self.total_scaled_debt, close_factor=self.close_factor,
+            close_factor_hf_threshold=self.close_factor_hf_threshold,
+            min_base_max_close_factor_threshold=self.min_base_max_close_factor_threshold,
+            min_leftover_base=self.min_leftover_base, venue_pool=venue_pool)
+
+
+def pool_table(pools) -> PoolTable:
+    """The AMM pools (``sim.protocols.amm.Pools``) as the liquidation kernels read them."""
+    return PoolTable(reserve_base=pools.reserve_base, reserve_quote=pools.reserve_quote,
+                     fee=pools.fee, amp=pools.amp, peg=pools.peg, base=pools.base,
+                     quote=pools.quote)
+
+
+def liquidator_table(liquidators) -> LiquidatorTable:
+    """The liquidators (``balance``, ``gas_cost``, ``min_profit``, ``atomic``, ``order``)."""
+    return LiquidatorTable(balance=liquidators.balance, gas_cost=liquidators.gas_cost,
+                           min_profit=liquidators.min_profit, atomic=liquidators.atomic,
+                           order=liquidators.order)

@@ -24,8 +24,9 @@ import numpy as np
 
 from sim.engine import accounts as accounts_kernel
 from sim.engine import cascade as cascade_kernel
+from sim.engine.tables import LegTable
 from sim.protocols.errors import ProtocolError
-from sim.protocols.lending import LendingPools
+from sim.protocols.lending import LendingPools, liquidator_table, pool_table
 
 _TOL = 1e-12  # relative slack of the LTV and liquidity checks, as ``LendingPools``
 
@@ -229,8 +230,7 @@ class AccountBook:
         lp = self.pools
         accounts = np.asarray(accounts, dtype=np.int64)
         out = np.empty(len(accounts))
-        accounts_kernel.account_health(self.leg_start, self.leg_market, self.leg_amount,
-                                       self.leg_is_debt, accounts, lp.market_price(asset_price),
+        accounts_kernel.account_health(self.leg_table(), accounts, lp.market_price(asset_price),
                                        lp.liquidation_threshold, lp.borrow_index, out)
         return out
 
@@ -245,8 +245,7 @@ class AccountBook:
         k = len(lp.cash)
         coll, debt = np.zeros(k), np.zeros(k)
         insolvent = np.zeros((len(lp.names), 2))
-        accounts_kernel.account_totals(self.leg_start, self.leg_market, self.leg_amount,
-                                       self.leg_is_debt, lp.market_price(asset_price),
+        accounts_kernel.account_totals(self.leg_table(), lp.market_price(asset_price),
                                        lp.liquidation_threshold, lp.borrow_index,
                                        lp.market_protocol, coll, debt, insolvent)
         return coll, debt, insolvent
@@ -268,12 +267,11 @@ class AccountBook:
         lp = self.pools
         stats = np.zeros((len(lp.names), cascade_kernel.N_STATS))
         done = accounts_kernel.liquidate_accounts(
-            self.leg_start, self.leg_market, self.leg_amount, self.leg_is_debt,
-            lp.market_asset, lp.market_protocol, lp.liquidation_threshold,
-            lp.liquidation_bonus, lp.liquidation_protocol_fee, lp.borrow_index, lp.cash,
-            lp.treasury, lp.deficit, lp.total_coll, lp.total_scaled_debt, lp.market_rules,
-            oracle_price, value_price, venue_pool,
-            pools.reserve_base, pools.reserve_quote, pools.fee, pools.amp, pools.peg,
-            pools.quote, liquidators.balance, liquidators.gas_cost, liquidators.min_profit,
-            liquidators.atomic, liquidators.order, gas_sink, stats)
+            self.leg_table(), lp.market_table(venue_pool), pool_table(pools),
+            liquidator_table(liquidators), oracle_price, value_price, gas_sink, stats)
         return stats, int(done)
+
+    def leg_table(self) -> LegTable:
+        """The legs as the account kernels read them (arrays shared, not copied)."""
+        return LegTable(start=self.leg_start, market=self.leg_market, amount=self.leg_amount,
+                        is_debt=self.leg_is_debt)

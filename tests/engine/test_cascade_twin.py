@@ -12,6 +12,13 @@ import numpy as np
 import pytest
 
 from sim.engine import cascade as ck
+from sim.engine.tables import (
+    ArbitrageurTable,
+    LiquidatorTable,
+    MarketTable,
+    PoolTable,
+    PositionTable,
+)
 from tests import reference as ref
 
 M = 3  # assets: 0 WETH, 1 WBTC, 2 USDC
@@ -106,14 +113,18 @@ def run_kernel(case, max_rounds):
     totals = np.zeros(ck.N_TOTALS)
     rounds = np.zeros(max_rounds, dtype=np.int64)
     ck.run_cascade(
-        c["coll_market"], c["debt_market"], c["coll"], c["scaled_debt"], c["market_asset"],
-        c["market_protocol"], c["lt"], c["bonus"], c["protocol_fee"], c["borrow_index"],
-        c["cash"], c["treasury"], c["deficit"], c["total_coll"], c["total_scaled_debt"],
-        c["market_rules"], c["oracle_price"], c["oracle_pool"], c["value_price"],
-        c["venue_pool"], c["reserve_base"], c["reserve_quote"], c["pool_fee"],
-        np.zeros_like(c["pool_fee"]), np.ones_like(c["pool_fee"]), c["pool_base"],
-        c["pool_quote"], c["liq_balance"], c["liq_gas"], c["liq_min_profit"], c["liq_atomic"],
-        c["liq_order"], c["gas_sink"], c["arb_balance"], c["arb_pools"], c["arb_order"],
+        PositionTable(c["coll_market"], c["debt_market"], c["coll"], c["scaled_debt"]),
+        MarketTable(c["market_asset"], c["market_protocol"], c["lt"], c["bonus"],
+                    c["protocol_fee"], c["borrow_index"], c["cash"], c["treasury"],
+                    c["deficit"], c["total_coll"], c["total_scaled_debt"],
+                    *c["market_rules"].T, c["venue_pool"]),
+        PoolTable(c["reserve_base"], c["reserve_quote"], c["pool_fee"],
+                  np.zeros_like(c["pool_fee"]), np.ones_like(c["pool_fee"]), c["pool_base"],
+                  c["pool_quote"]),
+        LiquidatorTable(c["liq_balance"], c["liq_gas"], c["liq_min_profit"], c["liq_atomic"],
+                        c["liq_order"]),
+        ArbitrageurTable(c["arb_balance"], c["arb_pools"], c["arb_order"]),
+        c["oracle_price"], c["oracle_pool"], c["value_price"], c["gas_sink"],
         max_rounds, stats, totals, rounds)
     return c, stats, totals, rounds
 

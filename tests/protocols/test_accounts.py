@@ -18,6 +18,14 @@ from hypothesis import strategies as st
 
 from sim.engine import accounts as ak
 from sim.engine import cascade as ck
+from sim.engine.tables import (
+    ArbitrageurTable,
+    LegTable,
+    LiquidatorTable,
+    MarketTable,
+    PoolTable,
+    PositionTable,
+)
 from sim.protocols.lending import LendingPools, ProtocolError
 from sim.protocols.lending_accounts import AccountBook
 from tests import reference as ref
@@ -48,7 +56,8 @@ def lending(n_protocols=1):
 
 def no_venues(n_markets):
     amm = SimpleNamespace(reserve_base=np.zeros(0), reserve_quote=np.zeros(0), fee=np.zeros(0),
-                          amp=np.zeros(0), peg=np.zeros(0), quote=np.zeros(0, dtype=np.int64))
+                          amp=np.zeros(0), peg=np.zeros(0), base=np.zeros(0, dtype=np.int64),
+                          quote=np.zeros(0, dtype=np.int64))
     return amm, np.full(n_markets, -1, dtype=np.int64)
 
 
@@ -365,14 +374,21 @@ def as_accounts(case):
     return np.arange(0, 2 * n + 1, 2, dtype=np.int64), leg_market, leg_amount, leg_is_debt
 
 
+def kernel_tables(c):
+    """The case's markets, pools and liquidators as the kernels' bundles."""
+    return (MarketTable(c["market_asset"], c["market_protocol"], c["lt"], c["bonus"],
+                        c["protocol_fee"], c["borrow_index"], c["cash"], c["treasury"],
+                        c["deficit"], c["total_coll"], c["total_scaled_debt"],
+                        *c["market_rules"].T, c["venue_pool"]),
+            PoolTable(c["reserve_base"], c["reserve_quote"], c["pool_fee"], c["pool_amp"],
+                      c["pool_peg"], c["pool_base"], c["pool_quote"]),
+            LiquidatorTable(c["liq_balance"], c["liq_gas"], c["liq_min_profit"],
+                            c["liq_atomic"], c["liq_order"]))
+
+
 def run_accounts(c, legs, stats):
-    return ak.liquidate_accounts(
-        *legs, c["market_asset"], c["market_protocol"], c["lt"], c["bonus"],
-        c["protocol_fee"], c["borrow_index"], c["cash"], c["treasury"], c["deficit"],
-        c["total_coll"], c["total_scaled_debt"], c["market_rules"], c["oracle_price"],
-        c["value_price"], c["venue_pool"], c["reserve_base"], c["reserve_quote"], c["pool_fee"],
-        c["pool_amp"], c["pool_peg"], c["pool_quote"], c["liq_balance"], c["liq_gas"],
-        c["liq_min_profit"], c["liq_atomic"], c["liq_order"], c["gas_sink"], stats)
+    return ak.liquidate_accounts(LegTable(*legs), *kernel_tables(c), c["oracle_price"],
+                                 c["value_price"], c["gas_sink"], stats)
 
 
 @settings(max_examples=40, deadline=None)
@@ -384,16 +400,13 @@ def test_one_leg_accounts_match_the_single_pair_cascade(seed, n_prot, shock, cap
     pair_stats = np.zeros((n_prot, ck.N_STATS))
     rounds = np.zeros(1, dtype=np.int64)
     ck.run_cascade(
-        pair["coll_market"], pair["debt_market"], pair["coll"], pair["scaled_debt"],
-        pair["market_asset"], pair["market_protocol"], pair["lt"], pair["bonus"],
-        pair["protocol_fee"], pair["borrow_index"], pair["cash"], pair["treasury"],
-        pair["deficit"], pair["total_coll"], pair["total_scaled_debt"], pair["market_rules"],
+        PositionTable(pair["coll_market"], pair["debt_market"], pair["coll"],
+                      pair["scaled_debt"]),
+        *kernel_tables(pair),
+        ArbitrageurTable(np.zeros((0, 3)), np.zeros(0, dtype=np.int64),
+                         np.zeros(0, dtype=np.int64)),
         pair["oracle_price"], np.full(3, -1, dtype=np.int64), pair["value_price"],
-        pair["venue_pool"], pair["reserve_base"], pair["reserve_quote"], pair["pool_fee"],
-        pair["pool_amp"], pair["pool_peg"], pair["pool_base"], pair["pool_quote"],
-        pair["liq_balance"], pair["liq_gas"], pair["liq_min_profit"], pair["liq_atomic"],
-        pair["liq_order"], pair["gas_sink"], np.zeros((0, 3)), np.zeros(0, dtype=np.int64),
-        np.zeros(0, dtype=np.int64), 1, pair_stats, np.zeros(ck.N_TOTALS), rounds)
+        pair["gas_sink"], 1, pair_stats, np.zeros(ck.N_TOTALS), rounds)
     legs = as_accounts(acc)
     acc_stats = np.zeros((n_prot, ck.N_STATS))
     done = run_accounts(acc, legs, acc_stats)
