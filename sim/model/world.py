@@ -20,7 +20,7 @@ from sim.engine.greeks import CALL, PUT
 from sim.errors import ScenarioError, SimWarning
 from sim.protocols.amm import Pools
 from sim.protocols.cdp import CDPs
-from sim.protocols.lending import LendingPools
+from sim.protocols.lending import CloseFactor, LendingPools
 from sim.protocols.lending_accounts import AccountBook
 from sim.protocols.liquid_staking import LiquidStaking as StakingTable
 from sim.protocols.options import OptionsProtocols, VolSurface
@@ -134,8 +134,10 @@ class World:
                     self.venue_pool[p * m + a] = self.pool_names.index(mk.liquidation_venue)
             markets.append(row)
         self.lending = LendingPools(self.lending_names, markets, [
-            (c.close_factor, c.close_factor_hf_threshold, c.min_base_max_close_factor_threshold,
-             c.min_leftover_base) for c in lendings.values()])
+            CloseFactor(close_factor=c.close_factor,
+                        close_factor_hf_threshold=c.close_factor_hf_threshold,
+                        min_base_max_close_factor_threshold=c.min_base_max_close_factor_threshold,
+                        min_leftover_base=c.min_leftover_base) for c in lendings.values()])
         self.accounts = AccountBook(self.lending)  # multi-collateral accounts, same reserves
         self._build_staking()
         self._build_cdps()
