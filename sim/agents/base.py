@@ -56,9 +56,9 @@ class Holdings(NamedTuple):
 
     @classmethod
     def zeros(cls, groups: int, n_assets: int) -> Holdings:
-        """An empty balance sheet for ``groups`` groups."""
-        return cls(*(np.zeros((groups, n_assets)) for _ in range(2)), np.zeros(groups),
-                   *(np.zeros((groups, n_assets)) for _ in range(3)))
+        """An empty balance sheet for ``groups`` groups (views of one zeroed block)."""
+        block = np.zeros((5, groups, n_assets))
+        return cls(block[0], block[1], np.zeros(groups), block[2], block[3], block[4])
 
     def net_worth(self, price: np.ndarray) -> np.ndarray:
         """USD per group at ``price``: tokens and claims at price, plus derivative value."""

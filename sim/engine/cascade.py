@@ -121,6 +121,13 @@ def run_cascade(book, markets, pools, liquidators, arbitrageurs, oracle_price, o
     watch = np.empty(n, dtype=np.uint32)
     below = np.empty(n, dtype=np.uint32)
     n_watch = -1  # -1: the next round scans the whole book
+    # The round's candidates and deals, grown to the largest round (the first, usually).
+    cap = 0
+    rows = np.empty(0, dtype=np.uint32)
+    pair = np.empty((0, 2), dtype=np.int64)
+    terms = np.empty((0, N_TERMS))
+    taker = np.empty(0, dtype=np.int64)
+    deal = np.empty((0, N_DEAL))
     for r in range(max_rounds):
         # Select: positions below HF 1 (and, on a full scan, the watch list). Per market
         # factors first, so that a position costs two lookups: coll * (price lt) against
@@ -151,9 +158,13 @@ def run_cascade(book, markets, pools, liquidators, arbitrageurs, oracle_price, o
                 n_below += coll[i] * coll_factor[c] < scaled_debt[i] * debt_factor[d]
             totals[POSITIONS_SCANNED] += n_watch
         # Choose: the most debt a liquidator may repay on each position below 1.
-        rows = np.empty(n_below, dtype=np.uint32)
-        pair = np.empty((n_below, 2), dtype=np.int64)
-        terms = np.empty((n_below, N_TERMS))
+        if n_below > cap:
+            cap = n_below
+            rows = np.empty(cap, dtype=np.uint32)
+            pair = np.empty((cap, 2), dtype=np.int64)
+            terms = np.empty((cap, N_TERMS))
+            taker = np.empty(cap, dtype=np.int64)
+            deal = np.empty((cap, N_DEAL))
         n_cand = 0
         for k in range(n_below):
             i = np.uint64(below[k])
@@ -177,8 +188,6 @@ def run_cascade(book, markets, pools, liquidators, arbitrageurs, oracle_price, o
             terms[n_cand, MAX_COVER] = max_cover
             n_cand += 1
         # Take: the first willing liquidator (in ``liquidators.order``) takes each position.
-        taker = np.empty(n_cand, dtype=np.int64)
-        deal = np.empty((n_cand, N_DEAL))
         take_offers(n_cand, pair, terms, price, markets, pools, liquidators, value_price,
                     gas_sink, stats, taker, deal)
         # Book: borrower, reserve, treasury.

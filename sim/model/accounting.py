@@ -33,7 +33,7 @@ def token_totals(model) -> np.ndarray:
               + np.bincount(model.psm_stable, weights=model.psm.surplus, minlength=m))
     total += model.options.held(m)
     ctx = model.context()
-    for population in model.agents:
+    for population in model.populations:
         total += population.holdings(ctx).tokens[0]
     return total + model.staking.held() + model.cdps.held() + _algo_held(model)
 
@@ -84,4 +84,4 @@ def balance_sheets(model, ctx=None) -> dict:
     ``ctx``: the step's context at record time (a fresh one by default).
     """
     ctx = model.context() if ctx is None else ctx
-    return {population: population.holdings(ctx) for population in model.agents}
+    return {population: population.holdings(ctx) for population in model.populations}

@@ -124,14 +124,25 @@ class StressModel(mesa.Model):
             "round": list(range(1, s.simulation.max_cascade_rounds + 1)),
             "agent_kind": AGENT_KINDS, "pnl_component": COMPONENTS})
         self.last = self.context()  # the last step's context: what the populations reported
+        self._bind_world()
         record(self, self.last, np.zeros((len(w.lending_names), ck.N_STATS)),
                np.zeros(ck.N_TOTALS), np.zeros(s.simulation.max_cascade_rounds, dtype=np.int64))
 
     def __getattr__(self, name: str):
-        # The world's protocols and names read on the model: ``model.amm``, ``model.lending``.
+        # The world's protocols and names read on the model (``model.amm``, ``model.lending``)
+        # while it is built; ``_bind_world`` then makes them plain attributes.
         if name.startswith("__") or name == "world" or "world" not in self.__dict__:
             raise AttributeError(name)
         return getattr(self.world, name)
+
+    def _bind_world(self) -> None:
+        """The world's attributes as the model's own (the same objects, read fast).
+
+        The world is complete once the model is built: its protocols and arrays change in
+        place from then on, and no attribute of it is rebound.
+        """
+        for name, value in vars(self.world).items():
+            self.__dict__.setdefault(name, value)
 
     def _expose_tables(self) -> None:
         """Each kind's tables as model attributes (``TABLES``); liquidators and keepers."""

@@ -60,12 +60,15 @@ def delta(model, sheets: dict | None = None) -> np.ndarray:
     return out
 
 
+ROW = {kind: k for k, kind in enumerate(AGENT_KINDS)}
+
+
 def _kinds(sheets: dict, m: int, greek: str) -> np.ndarray:
     """One field of the populations' balance sheets summed per agent kind (kinds x m)."""
     out = np.zeros((len(AGENT_KINDS), m))
     for population, sheet in sheets.items():
-        row = AGENT_KINDS.index(population.kind)
-        out[row] += sheet.exposure()[0] if greek == "delta" else getattr(sheet, greek)[0]
+        out[ROW[population.kind]] += (sheet.exposure()[0] if greek == "delta"
+                                      else getattr(sheet, greek)[0])
     return out
 
 

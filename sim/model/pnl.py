@@ -43,8 +43,11 @@ def market_maker_value(model) -> float:
 
 def _hedgers(model) -> list:
     """The delta hedgers' balance sheets (``Holdings``, one group each)."""
+    hedgers = [p for p in model.populations if p.kind == "delta_hedger"]
+    if not hedgers:
+        return []
     ctx = model.context()
-    return [p.holdings(ctx) for p in model.agents if p.kind == "delta_hedger"]
+    return [p.holdings(ctx) for p in hedgers]
 
 
 def market_maker_greeks(model) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
