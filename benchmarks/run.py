@@ -197,8 +197,8 @@ def bench_kernel(n: int, repeats: int, protocols: int = 1) -> tuple[dict, dict, 
         "liquidatable_at_start": synthetic.liquidatable_share(book),
         "watched_at_start": synthetic.watched_share(book),
         "positions_liquidated": float(np.mean(after["coll"] != book["coll"])),
-        "liquidations": int(stats[ck.N_LIQUIDATIONS]),
-        "rounds": int(totals[ck.ROUNDS]),
+        "liquidations": int(stats[ck.LIQUIDATION_COUNT]),
+        "rounds": int(totals[ck.CASCADE_ROUNDS]),
         "positions_scanned": scanned,
         "best_s": best,
         "median_s": float(np.median(times)),
@@ -238,13 +238,13 @@ def bench_mesa(n: int, repeats: int, kernel: dict, book: dict, after: dict) -> d
         builds.append(time.perf_counter() - start)
         runs.append(timed(model.run_cascade))
         check = {
-            "liquidations": [int(stats[ck.N_LIQUIDATIONS]), model.n_liquidations],
-            "rounds": [int(totals[ck.ROUNDS]), len(model.round_counts)],
+            "liquidations": [int(stats[ck.LIQUIDATION_COUNT]), model.n_liquidations],
+            "rounds": [int(totals[ck.CASCADE_ROUNDS]), len(model.round_counts)],
             "round_counts_equal": bool(np.array_equal(
                 after["round_counts"][:len(model.round_counts)], model.round_counts)),
-            "debt_repaid_rel_diff": rel_diff(stats[ck.DEBT_REPAID_VALUE],
+            "debt_repaid_rel_diff": rel_diff(stats[ck.LIQUIDATED_VALUE],
                                              model.debt_repaid_value),
-            "bad_debt_rel_diff": rel_diff(stats[ck.BAD_DEBT_VALUE], model.bad_debt_value),
+            "bad_debt_rel_diff": rel_diff(stats[ck.BAD_DEBT], model.bad_debt_value),
             "final_coll_max_rel_diff": rel_diff(after["coll"], model.final_coll()),
             "final_scaled_debt_max_rel_diff": rel_diff(after["scaled_debt"],
                                                        model.final_scaled_debt()),

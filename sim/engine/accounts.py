@@ -43,7 +43,7 @@ from sim.engine._jit import kernel
 from sim.engine.health import weighted_collateral
 from sim.engine.liquidation import max_debt_to_cover
 from sim.engine.liquidator import (
-    BAD_DEBT_VALUE,
+    BAD_DEBT,
     COLLATERAL,
     DEBT,
     DEFICIT,
@@ -278,6 +278,6 @@ def liquidate_accounts(legs, markets, pools, liquidators, oracle_price, value_pr
                     total_scaled_debt[k] -= leg_amount[leg]
                     bad_value += owed * price[k]
                     leg_amount[leg] = 0.0
-        stats[market_protocol[c], BAD_DEBT_VALUE] += bad_value
+        stats[market_protocol[c], BAD_DEBT] += bad_value
         done += 1
     return done

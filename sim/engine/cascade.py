@@ -33,20 +33,20 @@ from sim.engine.amm import arbitrage, pool_spot
 from sim.engine.health import health_factor
 from sim.engine.liquidation import max_debt_to_cover
 from sim.engine.liquidator import (
-    BAD_DEBT_VALUE,
+    BAD_DEBT,
     COLLATERAL,
-    COLLATERAL_SEIZED_VALUE,
     DEBT,
-    DEBT_REPAID_VALUE,
     DEFICIT,
+    LIQUIDATED_VALUE,
+    LIQUIDATION_COUNT,
     LIQUIDATOR_PROFIT,
     MAX_COVER,
     N_DEAL,
-    N_LIQUIDATIONS,
     N_STATS,
     N_TERMS,
     PROTOCOL_FEE_VALUE,
     REPAID,
+    SEIZED_COLLATERAL_VALUE,
     TO_LIQUIDATOR,
     TO_PROTOCOL,
     take_offers,
@@ -55,13 +55,13 @@ from sim.engine.liquidator import (
 # The per-protocol stats slots are ``sim.engine.liquidator``'s, named here too (callers read
 # them as ``cascade.X``).
 __all__ = [
-    "ARBITRAGE_VOLUME", "BAD_DEBT_VALUE", "COLLATERAL_SEIZED_VALUE", "DEBT_REPAID_VALUE",
-    "LIQUIDATOR_PROFIT", "N_LIQUIDATIONS", "N_STATS", "N_TOTALS", "POSITIONS_SCANNED",
-    "PROTOCOL_FEE_VALUE", "ROUNDS", "WATCH_HEALTH", "run_cascade",
+    "ARBITRAGE_VOLUME", "BAD_DEBT", "SEIZED_COLLATERAL_VALUE", "LIQUIDATED_VALUE",
+    "LIQUIDATOR_PROFIT", "LIQUIDATION_COUNT", "N_STATS", "N_TOTALS", "POSITIONS_SCANNED",
+    "PROTOCOL_FEE_VALUE", "CASCADE_ROUNDS", "WATCH_HEALTH", "run_cascade",
 ]
 
 # Slots of the ``totals`` output array (the whole cascade).
-ROUNDS = 0
+CASCADE_ROUNDS = 0
 POSITIONS_SCANNED = 1
 ARBITRAGE_VOLUME = 2
 N_TOTALS = 3
@@ -214,10 +214,10 @@ def run_cascade(book, markets, pools, liquidators, arbitrageurs, oracle_price, o
             cash[d] += repaid
             deficit[d] += bad
             treasury[c] += to_protocol
-            stats[market_protocol[c], BAD_DEBT_VALUE] += bad * price[d]
+            stats[market_protocol[c], BAD_DEBT] += bad * price[d]
             done += 1
         round_counts[r] = done
-        totals[ROUNDS] = r + 1
+        totals[CASCADE_ROUNDS] = r + 1
         if done == 0:
             break
         # End of block: arbitrageurs back-run, then pool oracles read the new spot price.

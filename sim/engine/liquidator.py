@@ -31,11 +31,12 @@ from sim.engine._jit import helper
 from sim.engine.amm import pool_quote
 from sim.engine.liquidation import liquidation_amounts
 
-# Slots of the per-protocol ``stats`` rows of the lending liquidation kernels.
-N_LIQUIDATIONS = 0
-DEBT_REPAID_VALUE = 1
-COLLATERAL_SEIZED_VALUE = 2
-BAD_DEBT_VALUE = 3  # booked by the caller, with the borrower's side
+# Slots of the per-protocol ``stats`` rows of the lending liquidation kernels, named as the
+# result variables they become (``sim.model.record``; values in USD at oracle prices).
+LIQUIDATION_COUNT = 0
+LIQUIDATED_VALUE = 1
+SEIZED_COLLATERAL_VALUE = 2
+BAD_DEBT = 3  # booked by the caller, with the borrower's side
 LIQUIDATOR_PROFIT = 4
 PROTOCOL_FEE_VALUE = 5
 N_STATS = 6
@@ -60,7 +61,7 @@ def take_offers(n, pair, terms, price, markets, pools, liquidators, value_price,
 
     For a taken candidate the liquidator pays the debt and the gas and gets the collateral,
     sold on the collateral market's venue pool or kept; ``stats`` gets the liquidation (every
-    slot but ``BAD_DEBT_VALUE``, which the caller books with the borrower's side).
+    slot but ``BAD_DEBT``, which the caller books with the borrower's side).
 
     Args:
         n: int, number of candidates.
@@ -141,9 +142,9 @@ def take_offers(n, pair, terms, price, markets, pools, liquidators, value_price,
             else:
                 liq_balance[liq, ca] += to_liq
             proto = market_protocol[c]
-            stats[proto, N_LIQUIDATIONS] += 1.0
-            stats[proto, DEBT_REPAID_VALUE] += repaid * pd
-            stats[proto, COLLATERAL_SEIZED_VALUE] += (to_liq + to_protocol) * pc
+            stats[proto, LIQUIDATION_COUNT] += 1.0
+            stats[proto, LIQUIDATED_VALUE] += repaid * pd
+            stats[proto, SEIZED_COLLATERAL_VALUE] += (to_liq + to_protocol) * pc
             stats[proto, LIQUIDATOR_PROFIT] += profit
             stats[proto, PROTOCOL_FEE_VALUE] += to_protocol * pc
             taker[k] = liq

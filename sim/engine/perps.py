@@ -28,7 +28,7 @@ import numpy as np
 from sim.engine._jit import helper, kernel
 
 # Slots of the per-protocol ``stats`` rows written by ``liquidate_pass``.
-N_LIQUIDATIONS = 0
+LIQUIDATION_COUNT = 0
 LIQUIDATED_NOTIONAL = 1  # |size| * mark of the positions liquidated (settlement tokens)
 LIQUIDATION_FEES = 2  # fees paid into the insurance fund
 INSURANCE_PAID = 3  # shortfalls paid by the insurance fund
@@ -241,7 +241,7 @@ def liquidate_pass(market, size, entry_price, margin, funding_entry, market_prot
             eq = 0.0  # a position ADL left at zero equity, off by rounding: no shortfall
         p = market_protocol[k]
         liquidated += 1
-        stats[p, N_LIQUIDATIONS] += 1.0
+        stats[p, LIQUIDATION_COUNT] += 1.0
         stats[p, LIQUIDATED_NOTIONAL] += notional
         # 1. Close at the mark against the vault.
         vault_balance[k] -= eq - margin[i]

@@ -266,7 +266,7 @@ class StressModel(mesa.Model):
                 gas_sink=self.gas_sink, max_rounds=n_rounds)
             stats += s_
             totals += tot
-            capped = int(r[-1]) if tot[ck.ROUNDS] >= n_rounds else 0
+            capped = int(r[-1]) if tot[ck.CASCADE_ROUNDS] >= n_rounds else 0
             if len(self.accounts):  # one pass over the multi-collateral accounts
                 s_a, done = self.accounts.liquidate(
                     oracle_price=self.oracles.price, value_price=ext,
@@ -278,7 +278,7 @@ class StressModel(mesa.Model):
             take = min(last[-1] + 1 if len(last) else 0, n_rounds - used)
             rounds[used:used + take] = r[:take]
             used += take
-            activity = (s_[:, ck.N_LIQUIDATIONS].sum() + self._auctions(t0 if k == 0 else t1, t1)
+            activity = (s_[:, ck.LIQUIDATION_COUNT].sum() + self._auctions(t0 if k == 0 else t1, t1)
                         + self._perp_liquidations(ctx))
             self.liquidation_passes = k + 1
             if not linked or activity == 0:
@@ -288,7 +288,7 @@ class StressModel(mesa.Model):
             w.publish(t, stale)
         if capped:  # no later pass took the cascade up again
             self._cascade_capped(t, n_rounds, capped)
-        ctx.volume["liquidator"] = stats[:, ck.COLLATERAL_SEIZED_VALUE].sum()
+        ctx.volume["liquidator"] = stats[:, ck.SEIZED_COLLATERAL_VALUE].sum()
         ctx.volume["arbitrageur"] += totals[ck.ARBITRAGE_VOLUME]
         return stats, totals, rounds
 
@@ -321,7 +321,7 @@ class StressModel(mesa.Model):
                 desk.receive(self.perps, payout)
         traded = self.perps.rehedge(self.amm)  # base tokens per market
         ctx.volume["perp_trader"] += traded @ self.prices[self.t, self.perps.market_asset]
-        return float(stats[:, perps_kernel.N_LIQUIDATIONS].sum())
+        return float(stats[:, perps_kernel.LIQUIDATION_COUNT].sum())
 
     def _auctions(self, t0: float, t1: float) -> float:
         """Bark unsafe vaults at ``t1`` and run the CDP auctions over ``[t0, t1]`` (seconds).

@@ -127,13 +127,13 @@ def record(model, ctx, stats: np.ndarray, totals: np.ndarray, rounds: np.ndarray
         "pool_quote_share": rquote / (rbase + rquote),
         "lp_pnl": lp_pnl,
         "liquidity_pulled": pulled,
-        "liquidated_value": (per_protocol(stats[:, ck.DEBT_REPAID_VALUE]) + cdp["repaid"]
+        "liquidated_value": (per_protocol(stats[:, ck.LIQUIDATED_VALUE]) + cdp["repaid"]
                              + perp["notional"]),
-        "seized_collateral_value": (per_protocol(stats[:, ck.COLLATERAL_SEIZED_VALUE])
+        "seized_collateral_value": (per_protocol(stats[:, ck.SEIZED_COLLATERAL_VALUE])
                                     + cdp["sold"]),
-        "liquidation_count": (per_protocol(stats[:, ck.N_LIQUIDATIONS]) + cdp["started"]
+        "liquidation_count": (per_protocol(stats[:, ck.LIQUIDATION_COUNT]) + cdp["started"]
                               + perp["count"]),
-        "bad_debt": (per_protocol(stats[:, ck.BAD_DEBT_VALUE]) + cdp["bad_debt"]
+        "bad_debt": (per_protocol(stats[:, ck.BAD_DEBT]) + cdp["bad_debt"]
                      + perp["bad_debt"]),
         "insurance_fund": perp["insurance_fund"],
         "adl_value": perp["adl"],
@@ -282,7 +282,7 @@ def _perp_record(model, ctx, ext: np.ndarray) -> dict[str, np.ndarray]:
     p = ext[pm.settlement_asset]
     st = ctx.perp_stats
     out["notional"][rows] = st[:, perps_kernel.LIQUIDATED_NOTIONAL] * p
-    out["count"][rows] = st[:, perps_kernel.N_LIQUIDATIONS]
+    out["count"][rows] = st[:, perps_kernel.LIQUIDATION_COUNT]
     out["bad_debt"][rows] = st[:, perps_kernel.BAD_DEBT] * p
     out["adl"][rows] = st[:, perps_kernel.ADL_AMOUNT] * p
     out["insurance_fund"][rows] = pm.insurance_fund * p

@@ -161,10 +161,10 @@ def run_twin(case, max_rounds):
 
 
 STAT_SLOTS = (  # kernel slot, twin key, rtol, atol
-    (ck.N_LIQUIDATIONS, "liquidations", 0.0, 0.0),
-    (ck.DEBT_REPAID_VALUE, "repaid", 1e-9, 0.0),
-    (ck.COLLATERAL_SEIZED_VALUE, "seized", 1e-9, 0.0),
-    (ck.BAD_DEBT_VALUE, "bad", 1e-9, 1e-6),
+    (ck.LIQUIDATION_COUNT, "liquidations", 0.0, 0.0),
+    (ck.LIQUIDATED_VALUE, "repaid", 1e-9, 0.0),
+    (ck.SEIZED_COLLATERAL_VALUE, "seized", 1e-9, 0.0),
+    (ck.BAD_DEBT, "bad", 1e-9, 1e-6),
     (ck.LIQUIDATOR_PROFIT, "profit", 1e-9, 1e-6),
     (ck.PROTOCOL_FEE_VALUE, "fee", 1e-9, 1e-9),
 )
@@ -184,9 +184,9 @@ def test_kernel_matches_plain_python_twin(seed):
         for slot, key, rtol, atol in STAT_SLOTS:
             np.testing.assert_allclose(stats[p, slot], sums[key], rtol=rtol, atol=atol,
                                        err_msg=f"protocol {p}, {key}")
-    assert totals[ck.ROUNDS] == n_rounds
+    assert totals[ck.CASCADE_ROUNDS] == n_rounds
     assert list(rounds[:n_rounds]) == per_round
-    assert sum(per_round) == stats[:, ck.N_LIQUIDATIONS].sum()
+    assert sum(per_round) == stats[:, ck.LIQUIDATION_COUNT].sum()
     # The kernel scans the whole book in the first round, then only its watch list (the whole
     # book again if prices fall far): between one scan and a full rescan every round.
     assert n <= totals[ck.POSITIONS_SCANNED] <= n * n_rounds
@@ -213,7 +213,7 @@ def test_some_cases_cascade_over_several_rounds():
     # Guard that the twin comparison above covers multi-round cascades, not just one round,
     # with one protocol and with two.
     for n_prot in (1, 2):
-        rounds = [run_kernel(random_case(s), 60)[2][ck.ROUNDS] for s in SEEDS
+        rounds = [run_kernel(random_case(s), 60)[2][ck.CASCADE_ROUNDS] for s in SEEDS
                   if n_protocols(s) == n_prot]
         assert max(rounds) >= 3, f"{n_prot} protocol(s)"
 
@@ -223,4 +223,4 @@ def test_half_the_cases_have_two_protocols_that_both_liquidate():
     assert len(two) == len(SEEDS) // 2
     for s in two:
         stats = run_kernel(random_case(s), 60)[1]
-        assert (stats[:, ck.N_LIQUIDATIONS] > 0).all(), f"seed {s}"
+        assert (stats[:, ck.LIQUIDATION_COUNT] > 0).all(), f"seed {s}"

@@ -184,7 +184,7 @@ def test_full_close_capped_by_a_small_collateral_leg_reduces_the_repay():
     assert book.leg_debt()[2] == pytest.approx(35_000 - 24_000 / 1.05, rel=1e-12)
     assert pools.treasury[WBTC] == pytest.approx((1 - 1 / 1.05) * 0.1, rel=1e-9)
     assert liqs.balance[0, WBTC] == pytest.approx(1 - (1 - 1 / 1.05) * 0.1, rel=1e-12)
-    assert pools.deficit.sum() == 0.0 and stats[0, ck.BAD_DEBT_VALUE] == 0.0
+    assert pools.deficit.sum() == 0.0 and stats[0, ck.BAD_DEBT] == 0.0
     # HF after = 13,280 / 12,142.857 = 1.093647.
     assert book.health_of([0], price)[0] == pytest.approx(13_280 / (35_000 - 24_000 / 1.05))
 
@@ -207,7 +207,7 @@ def test_every_debt_leg_becomes_deficit_when_the_last_collateral_goes():
     assert n == 1
     assert pools.deficit[DAI] == pytest.approx(5000 - 2000 / 1.06, rel=1e-12)
     assert pools.deficit[USDC] == pytest.approx(usdc_left, rel=1e-9)
-    assert stats[0, ck.BAD_DEBT_VALUE] == pytest.approx(5000 - 2000 / 1.06 + usdc_left)
+    assert stats[0, ck.BAD_DEBT] == pytest.approx(5000 - 2000 / 1.06 + usdc_left)
     assert not book.leg_amount.any()
     np.testing.assert_allclose(pools.total_scaled_debt, 0.0, atol=1e-9)
     np.testing.assert_allclose(pools.total_coll, 0.0, atol=1e-12)
@@ -426,8 +426,8 @@ def test_single_pair_comparison_covers_every_branch():
     for seed in range(6):
         case = pair_book(seed, 2, 0.5 if seed % 2 else 0.85, 2e5 if seed < 3 else 5e6)
         run_accounts(case, as_accounts(case), seen)
-    assert (seen[:, ck.N_LIQUIDATIONS] > 10).all()
-    assert (seen[:, ck.BAD_DEBT_VALUE] > 0).all()
+    assert (seen[:, ck.LIQUIDATION_COUNT] > 10).all()
+    assert (seen[:, ck.BAD_DEBT] > 0).all()
 
 
 # --- Plain-Python twin on multi-leg books ---------------------------------------------------
@@ -599,10 +599,10 @@ def twin_pass(case):
             else:
                 bal[liq][asset[ck_]] += to_liq
             row = stats[proto[ck_]]
-            row[ck.N_LIQUIDATIONS] += 1
-            row[ck.DEBT_REPAID_VALUE] += x * pd
-            row[ck.COLLATERAL_SEIZED_VALUE] += seized * pc
-            row[ck.BAD_DEBT_VALUE] += bad_value
+            row[ck.LIQUIDATION_COUNT] += 1
+            row[ck.LIQUIDATED_VALUE] += x * pd
+            row[ck.SEIZED_COLLATERAL_VALUE] += seized * pc
+            row[ck.BAD_DEBT] += bad_value
             row[ck.LIQUIDATOR_PROFIT] += profit
             row[ck.PROTOCOL_FEE_VALUE] += to_fee * pc
             done += 1
@@ -704,7 +704,7 @@ def test_passes_conserve_tokens_and_the_reserve_ledger(seed):
         if n == 0:
             break
     assert total > 0
-    np.testing.assert_allclose(stats[:, ck.BAD_DEBT_VALUE].sum(),
+    np.testing.assert_allclose(stats[:, ck.BAD_DEBT].sum(),
                                (c["deficit"] * c["oracle_price"][c["market_asset"]]).sum(),
                                rtol=1e-9, atol=1e-6)
 

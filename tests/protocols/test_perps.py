@@ -88,7 +88,7 @@ def test_long_liquidated_only_below_its_liquidation_price(price, liquidated):
     pm = perp()
     open_one(pm, 10.0, 1000.0)
     stats, _, _ = pm.liquidate(prices(price))
-    assert stats[0, kern.N_LIQUIDATIONS] == float(liquidated)
+    assert stats[0, kern.LIQUIDATION_COUNT] == float(liquidated)
     assert (pm.book.size[0] == 0.0) == liquidated
 
 
@@ -165,7 +165,7 @@ def test_added_margin_moves_the_liquidation_price():
     pm.add_margin([row], [1000.0])
     assert pm.liquidation_price([row]) == pytest.approx([18000 / 9.7], rel=1e-12)
     stats, _, _ = pm.liquidate(prices(1900))
-    assert stats[0, kern.N_LIQUIDATIONS] == 0.0
+    assert stats[0, kern.LIQUIDATION_COUNT] == 0.0
 
 
 def test_bad_parameters_name_the_field():
@@ -270,7 +270,7 @@ def test_adl_by_hand_with_two_opposite_positions(order):
     assert score_c == pytest.approx(1200 / 8400 * 7200 / 3200)  # 0.3214
     vault_before = pm.vault_equity(prices(1800))[0]
     stats, closed, payout = pm.liquidate(prices(1800))
-    assert stats[0, kern.N_LIQUIDATIONS] == 1.0
+    assert stats[0, kern.LIQUIDATION_COUNT] == 1.0
     assert stats[0, kern.INSURANCE_PAID] == pytest.approx(200.0)
     assert stats[0, kern.ADL_AMOUNT] == pytest.approx(800.0)
     assert stats[0, kern.ADL_NOTIONAL] == pytest.approx(8 * 1800.0)
@@ -297,7 +297,7 @@ def test_adl_never_makes_a_counterparty_bankrupt():
     assert stats[0, kern.ADL_AMOUNT] == pytest.approx(900.0)
     assert stats[0, kern.ADL_NOTIONAL] == pytest.approx(9 * 1800.0)
     assert stats[0, kern.BAD_DEBT] == pytest.approx(100.0, rel=1e-9)
-    assert stats[0, kern.N_LIQUIDATIONS] == 2.0
+    assert stats[0, kern.LIQUIDATION_COUNT] == 2.0
     assert payout[short] == pytest.approx(0.0, abs=1e-9)
     assert closed[0] == pytest.approx(10.0 - 9.0 - 1.0, abs=1e-12)
     assert pm.short_oi[0] == pytest.approx(0.0, abs=1e-12)
@@ -368,7 +368,7 @@ def twin_pass(pos, mk, insurance):
             continue
         if -kern.ROUNDING * abs(s) * mark < eq < 0:
             eq = 0.0  # rounding, not a loss (a position ADL left at zero equity)
-        stats[p][kern.N_LIQUIDATIONS] += 1
+        stats[p][kern.LIQUIDATION_COUNT] += 1
         stats[p][kern.LIQUIDATED_NOTIONAL] += abs(s) * mark
         mk["vault"][k] -= eq - pos["margin"][i]
         reduce(i, s)
@@ -419,7 +419,7 @@ def twin_pass(pos, mk, insurance):
             stats[p][kern.BAD_DEBT] += shortfall
     for p in range(len(insurance)):
         stats[p][kern.INSURANCE_FUND] = insurance[p]
-    return payout, closed, stats, sum(row[kern.N_LIQUIDATIONS] for row in stats)
+    return payout, closed, stats, sum(row[kern.LIQUIDATION_COUNT] for row in stats)
 
 
 def random_book(rng, n, n_markets, n_protocols):
@@ -632,10 +632,10 @@ def test_cross_margin_pools_an_accounts_equity_by_requirement():
     np.testing.assert_allclose(pm.equity(now), [2250.0, 6750.0])
     assert pm.book.margin.sum() == pytest.approx(11_000.0)
     stats, _, _ = pm.liquidate(now)
-    assert stats[0, kern.N_LIQUIDATIONS] == 0
+    assert stats[0, kern.LIQUIDATION_COUNT] == 0
     # WETH at 800: account equity 11,000 + 10 (800 - 2,200) = -3,000 < 0.03 (8,000 +
     # 60,000) = 2,040: both positions go, the WBTC one with the WETH one.
     crash = np.array([800.0, 60000.0, 1.0])
     pm.pool_cross_margin(crash)
     stats, _, _ = pm.liquidate(crash)
-    assert stats[0, kern.N_LIQUIDATIONS] == 2
+    assert stats[0, kern.LIQUIDATION_COUNT] == 2
