@@ -133,7 +133,7 @@ class Liquidator(mesa.Agent):
         c, d = pos.coll_market, pos.debt_market  # markets
         ca, da = m.market_asset[c], m.market_asset[d]  # their assets
         pc, pd = m.oracle_price[ca], m.oracle_price[da]
-        gas_tokens = self.gas / m.value_price[da]
+        gas_tokens = self.gas / m.external_price[da]
         budget = self.balance[da] - gas_tokens
         if budget <= 0.0:
             return False
@@ -143,15 +143,15 @@ class Liquidator(mesa.Agent):
         if repaid <= 0.0:
             return False
         # Flash-loan bots must sell on the venue; others only when it beats holding.
-        hold_value = to_liq * m.value_price[ca]
+        hold_value = to_liq * m.external_price[ca]
         pool = m.venue[c]
         sell, sold_for, proceeds = False, 0.0, hold_value
         if pool is not None:
             sold_for = pool.amount_out(to_liq)
-            venue_value = sold_for * m.value_price[pool.quote]
+            venue_value = sold_for * m.external_price[pool.quote]
             if self.atomic or venue_value >= hold_value:
                 sell, proceeds = True, venue_value
-        profit = proceeds - repaid * m.value_price[da] - self.gas
+        profit = proceeds - repaid * m.external_price[da] - self.gas
         if profit < self.min_profit:
             return False
 
@@ -202,7 +202,7 @@ class CascadeModel(mesa.Model):
         self.market_asset = [int(a) for a in book["market_asset"]]
         self.rules = [tuple(float(x) for x in row) for row in book["market_rules"]]
         self.oracle_price = [float(x) for x in book["oracle_price"]]
-        self.value_price = [float(x) for x in book["value_price"]]
+        self.external_price = [float(x) for x in book["external_price"]]
         self.pools = [
             Pool(int(b), int(q), float(rb), float(rq), float(fee))
             for b, q, rb, rq, fee in zip(book["pool_base"], book["pool_quote_asset"],

@@ -106,7 +106,7 @@ def make_book(n: int, seed: int = 0, protocols: int = 1) -> dict:
         "min_leftover_base": np.full(k_markets, RULES[3]),
         "oracle_price": price.copy(),
         "oracle_pool": np.array([0, -1, -1], dtype=np.int64),  # WETH reads the pool
-        "value_price": price.copy(),
+        "external_price": price.copy(),
         "venue_pool": np.tile(np.array([0, -1, -1], dtype=np.int64), protocols),
         "reserve_base": reserve_base,
         "reserve_quote": reserve_base * price[WETH] / price[USDC],
@@ -147,7 +147,7 @@ def arguments(book: dict) -> tuple:
         LiquidatorTable(b["liq_balance"], b["liq_gas"], b["liq_min_profit"], b["liq_atomic"],
                         b["liq_order"]),
         ArbitrageurTable(b["arb_balance"], b["arb_pools"], b["arb_order"]),
-        b["oracle_price"], b["oracle_pool"], b["value_price"], b["gas_sink"], b["max_rounds"],
+        b["oracle_price"], b["oracle_pool"], b["external_price"], b["gas_sink"], b["max_rounds"],
         b["stats"], b["totals"], b["round_counts"],
     )
 

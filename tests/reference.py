@@ -77,7 +77,7 @@ def arbitrage(pools, price, arb_balance, arb_pools, arb_order):
     return volume
 
 
-def cascade(book, market, rules, oracle, oracle_pool, value_price, venue, pools, liquidators,
+def cascade(book, market, rules, oracle, oracle_pool, external_price, venue, pools, liquidators,
             arbs, max_rounds):
     """Full-rescan cascade: every round visits every position in index order.
 
@@ -114,7 +114,7 @@ def cascade(book, market, rules, oracle, oracle_pool, value_price, venue, pools,
             if hf >= 1:
                 continue
             for liq in liquidators["order"]:
-                gas_tokens = liquidators["gas"][liq] / value_price[da]
+                gas_tokens = liquidators["gas"][liq] / external_price[da]
                 budget = liquidators["balance"][liq][da] - gas_tokens
                 if budget <= 0:
                     continue
@@ -127,16 +127,16 @@ def cascade(book, market, rules, oracle, oracle_pool, value_price, venue, pools,
                 if x <= 0:
                     continue
                 v = venue[c]
-                hold = to_liq * value_price[ca]
+                hold = to_liq * external_price[ca]
                 sell, sold_for, proceeds = False, 0.0, hold
                 if v >= 0:
                     pool = pools[v]
                     assert pool["base"] == ca, "a venue sells the market's asset"
                     sold_for = amount_out(to_liq, pool["rb"], pool["rq"], pool["fee"])
-                    venue_value = sold_for * value_price[pool["quote"]]
+                    venue_value = sold_for * external_price[pool["quote"]]
                     if liquidators["atomic"][liq] or venue_value >= hold:
                         sell, proceeds = True, venue_value
-                profit = proceeds - x * value_price[da] - liquidators["gas"][liq]
+                profit = proceeds - x * external_price[da] - liquidators["gas"][liq]
                 if profit < liquidators["min_profit"][liq]:
                     continue
                 pos["coll"] = max(pos["coll"] - to_liq - to_fee, 0.0)
@@ -165,7 +165,7 @@ def cascade(book, market, rules, oracle, oracle_pool, value_price, venue, pools,
         per_round.append(done)
         if done == 0:
             break
-        volume += arbitrage(pools, value_price, arbs["balance"], arbs["pools"], arbs["order"])
+        volume += arbitrage(pools, external_price, arbs["balance"], arbs["pools"], arbs["order"])
         for a, p in enumerate(oracle_pool):
             if p >= 0:
                 oracle[a] = pools[p]["rq"] / pools[p]["rb"] * oracle[pools[p]["quote"]]

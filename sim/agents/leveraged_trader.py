@@ -213,11 +213,11 @@ class TraderTable:
         self.margin_call_health = margin_call_health
         self.target_health = target_health
 
-    def act(self, pool: LendingPools, price: np.ndarray, value_price: np.ndarray,
+    def act(self, pool: LendingPools, price: np.ndarray, external_price: np.ndarray,
             amm: Pools, venue_pool: np.ndarray, external: np.ndarray) -> float:
         """Answer this step's margin calls; return the value of collateral sold (numeraire).
 
-        ``price`` and ``value_price`` are per asset (oracle and external); ``venue_pool`` is
+        ``price`` and ``external_price`` are per asset (oracle and external); ``venue_pool`` is
         per market.
         """
         rows = pool.rows_below(price, self.margin_call_health)
@@ -241,10 +241,10 @@ class TraderTable:
         sellers = (short > 0) & self.deleverager[own] & (health >= 1.0)
         if not sellers.any():
             return 0.0
-        return self._deleverage(pool, rows[sellers], short[sellers], price, value_price, amm,
+        return self._deleverage(pool, rows[sellers], short[sellers], price, external_price, amm,
                                 venue_pool, external)
 
-    def _deleverage(self, pool, rows, short, price, value_price, amm, venue_pool, external):
+    def _deleverage(self, pool, rows, short, price, external_price, amm, venue_pool, external):
         book = pool.book
         mprice = pool.market_price(price)
         sold_value = 0.0
@@ -262,7 +262,7 @@ class TraderTable:
             if on_venue:
                 rate = amm.quote_sell_base(v, size.sum()) / size.sum()
             else:
-                rate = value_price[a] / value_price[d[0]]
+                rate = external_price[a] / external_price[d[0]]
             debt = pool.debt_of(sel)
             ok = (book.coll[sel] - size) * mprice[k] * pool.liquidation_threshold[k] >= (
                 np.maximum(debt - size * rate, 0.0) * mprice[d_market]) * (1 + 1e-9)
@@ -280,5 +280,5 @@ class TraderTable:
             pool.repay(sel, repay)
             pool.remove_collateral(sel, size, price)
             self.wallet[sel - self.rows.start] += proceeds - repay
-            sold_value += float(size.sum() * value_price[a])
+            sold_value += float(size.sum() * external_price[a])
         return sold_value

@@ -209,7 +209,7 @@ class RedeemerTable:
         return tokens * staking.rate[p]
 
     def act_algorithmic(self, algo: AlgorithmicStablecoin, amm: Pools, oracle_price: np.ndarray,
-                        value_price: np.ndarray, sister_asset: np.ndarray,
+                        external_price: np.ndarray, sister_asset: np.ndarray,
                         rng: np.random.Generator) -> float:
         """Trade every algorithmic stablecoin's pools toward its peg; return the volume (USD).
 
@@ -217,7 +217,7 @@ class RedeemerTable:
             algo: the algorithmic stablecoins (swaps recorded there).
             amm: the pools.
             oracle_price: per-asset oracle prices (the issuer swaps at the sister's).
-            value_price: per-asset prices at which redeemers value tokens.
+            external_price: per-asset prices at which redeemers value tokens.
             sister_asset: asset index of each protocol's sister token.
             rng: the model's generator (acting order).
         """
@@ -229,19 +229,19 @@ class RedeemerTable:
                 price = oracle_price[sister_asset[p]]
                 # Below the peg: buy the stable, burn it for the sister, sell the sister.
                 volume += self._round_trip(
-                    k, amm, value_price, first=int(sp), last=int(lp),
+                    k, amm, external_price, first=int(sp), last=int(lp),
                     swap=lambda x, p=p, q=price, do=False: (
                         algo.burn_stable if do else algo.quote_burn_stable)(p, x, q).minted,
-                    limit=value_price[amm.quote[sp]])
+                    limit=external_price[amm.quote[sp]])
                 # Above it: buy the sister, burn it for the stable, sell the stable.
                 volume += self._round_trip(
-                    k, amm, value_price, first=int(lp), last=int(sp),
+                    k, amm, external_price, first=int(lp), last=int(sp),
                     swap=lambda x, p=p, q=price, do=False: (
                         algo.burn_sister if do else algo.quote_burn_sister)(p, x, q).minted,
-                    limit=value_price[amm.quote[lp]] / price)
+                    limit=external_price[amm.quote[lp]] / price)
         return volume
 
-    def act_psm(self, psm: PegStabilityModule, amm: Pools, value_price: np.ndarray,
+    def act_psm(self, psm: PegStabilityModule, amm: Pools, external_price: np.ndarray,
                 rng: np.random.Generator) -> float:
         """Trade every PSM's stable pool toward par through the PSM; return the volume (USD).
 
@@ -252,7 +252,7 @@ class RedeemerTable:
         Args:
             psm: the PSMs (swaps recorded there; those used are ``self.psms``).
             amm: the pools.
-            value_price: per-asset prices at which redeemers value tokens.
+            external_price: per-asset prices at which redeemers value tokens.
             rng: the model's generator (acting order).
         """
         volume = 0.0
@@ -263,13 +263,13 @@ class RedeemerTable:
                 cap = amm.input_for_output(sp, sell_base=False,
                                            want=psm.reserve[p] * (1.0 + psm.tout[p]))
                 volume += self._round_trip(
-                    k, amm, value_price, first=sp, last=-1, get=gem,
+                    k, amm, external_price, first=sp, last=-1, get=gem,
                     swap=lambda x, p=p, do=False: (psm.buy_gem if do else psm.quote_buy_gem)(
                         p, x / (1.0 + psm.tout[p])).gem,
-                    limit=value_price[amm.quote[sp]] * (1.0 + psm.tout[p]) / value_price[gem],
+                    limit=external_price[amm.quote[sp]] * (1.0 + psm.tout[p]) / external_price[gem],
                     cap=cap * (1.0 - 1e-9))
                 volume += self._round_trip(
-                    k, amm, value_price, first=-1, last=sp, pay=gem,
+                    k, amm, external_price, first=-1, last=sp, pay=gem,
                     swap=lambda x, p=p, do=False: (psm.sell_gem if do else psm.quote_sell_gem)(
                         p, x).dai,
                     limit=0.0, cap=max(psm.line[p] - psm.reserve[p], 0.0))

@@ -139,7 +139,7 @@ def account_totals(legs, price, liquidation_threshold, borrow_index, market_prot
 
 
 @kernel
-def liquidate_accounts(legs, markets, pools, liquidators, oracle_price, value_price, gas_sink,
+def liquidate_accounts(legs, markets, pools, liquidators, oracle_price, external_price, gas_sink,
                        stats):
     """One liquidation pass over the accounts at fixed oracle prices; update tables in place.
 
@@ -151,7 +151,7 @@ def liquidate_accounts(legs, markets, pools, liquidators, oracle_price, value_pr
 
     Args:
         legs: ``LegTable`` (``sim.engine.tables``), the accounts' legs (amounts in/out).
-        markets, pools, liquidators, oracle_price, value_price, gas_sink, stats: as
+        markets, pools, liquidators, oracle_price, external_price, gas_sink, stats: as
             ``sim.engine.cascade.run_cascade`` (here the oracle prices stay fixed).
 
     Returns:
@@ -227,7 +227,7 @@ def liquidate_accounts(legs, markets, pools, liquidators, oracle_price, value_pr
     # Take: the first willing liquidator (in ``liquidators.order``) takes each account.
     taker = np.empty(n_cand, dtype=np.int64)
     deal = np.empty((n_cand, N_DEAL))
-    take_offers(n_cand, pair, terms, price, markets, pools, liquidators, value_price, gas_sink,
+    take_offers(n_cand, pair, terms, price, markets, pools, liquidators, external_price, gas_sink,
                 stats, taker, deal)
     # Book: the borrower's legs, reserves and treasury.
     done = 0

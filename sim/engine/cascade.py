@@ -71,7 +71,7 @@ WATCH_HEALTH = 1.5
 
 @kernel
 def run_cascade(book, markets, pools, liquidators, arbitrageurs, oracle_price, oracle_pool,
-                value_price, gas_sink, max_rounds, stats, totals, round_counts):
+                external_price, gas_sink, max_rounds, stats, totals, round_counts):
     """Run the cascade to a fixed point (or ``max_rounds``); update every table in place.
 
     A *market* is one asset of one lending protocol; positions point at markets, and every
@@ -85,7 +85,7 @@ def run_cascade(book, markets, pools, liquidators, arbitrageurs, oracle_price, o
         arbitrageurs: ``ArbitrageurTable`` (inventories in/out).
         oracle_price: float64[m], prices the protocols read (in/out: pool-read oracles move).
         oracle_pool: int64[m], pool whose spot an asset's oracle reads, or -1 (external feed).
-        value_price: float64[m], external prices at which liquidators value tokens.
+        external_price: float64[m], external prices at which liquidators value tokens.
         gas_sink: float64[m], tokens paid as gas (in/out).
         max_rounds: int, round limit.
         stats: float64[P, N_STATS], accumulated per lending protocol (slots named in
@@ -188,7 +188,7 @@ def run_cascade(book, markets, pools, liquidators, arbitrageurs, oracle_price, o
             terms[n_cand, MAX_COVER] = max_cover
             n_cand += 1
         # Take: the first willing liquidator (in ``liquidators.order``) takes each position.
-        take_offers(n_cand, pair, terms, price, markets, pools, liquidators, value_price,
+        take_offers(n_cand, pair, terms, price, markets, pools, liquidators, external_price,
                     gas_sink, stats, taker, deal)
         # Book: borrower, reserve, treasury.
         done = 0
@@ -223,7 +223,7 @@ def run_cascade(book, markets, pools, liquidators, arbitrageurs, oracle_price, o
         # End of block: arbitrageurs back-run, then pool oracles read the new spot price.
         totals[ARBITRAGE_VOLUME] += arbitrage(
             pools.reserve_base, pools.reserve_quote, pools.fee, pools.amp, pools.peg,
-            pools.base, pools.quote, value_price, arbitrageurs.balance, arbitrageurs.pools,
+            pools.base, pools.quote, external_price, arbitrageurs.balance, arbitrageurs.pools,
             arbitrageurs.order)
         for a in range(m):
             p = oracle_pool[a]

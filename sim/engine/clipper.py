@@ -134,7 +134,7 @@ def run_dutch(t0, t1, active, a_ilk, a_vault, lot, tab, due, top, tic, start_pri
               sold, end_time, ilk_curve, ilk_buf, ilk_cut, ilk_step, ilk_tau, ilk_tail,
               ilk_cusp, ilk_chip, ilk_tip, ilk_chost, ilk_asset, ilk_protocol, ilk_venue, dirt,
               big_dirt, stable_asset, sin, surplus, minted, burnt, gem, oracle_price,
-              value_price, reserve_base, reserve_quote, pool_fee, pool_amp, pool_peg,
+              external_price, reserve_base, reserve_quote, pool_fee, pool_amp, pool_peg,
               pool_quote_asset, k_balance, k_gas, k_min_profit, k_order, gas_sink,
               zero_bid_threshold, stats):
     """Run every active Dutch auction over ``[t0, t1]`` seconds (Clipper take and redo).
@@ -167,7 +167,7 @@ def run_dutch(t0, t1, active, a_ilk, a_vault, lot, tab, due, top, tic, start_pri
         stable_asset: int64[P], asset index of each protocol's stable.
         sin, surplus, minted, burnt: float64[P], the protocol ledger (in/out).
         gem: float64[n], vault owners' free collateral (in/out).
-        oracle_price, value_price: float64[m], prices (oracle in stable units, par 1).
+        oracle_price, external_price: float64[m], prices (oracle in stable units, par 1).
         reserve_base, reserve_quote, pool_fee, pool_amp, pool_peg: float64[p], pools
             (reserves in/out), as in ``keeper_take``.
         pool_quote_asset: int64[p], quote asset per pool.
@@ -184,7 +184,7 @@ def run_dutch(t0, t1, active, a_ilk, a_vault, lot, tab, due, top, tic, start_pri
         if not active[a]:
             continue
         k, p, s_asset, c_asset, venue, p_stable, p_coll, p_quote = auction_context(
-            a_ilk[a], ilk_protocol, stable_asset, ilk_asset, ilk_venue, value_price,
+            a_ilk[a], ilk_protocol, stable_asset, ilk_asset, ilk_venue, external_price,
             pool_quote_asset)
         now = t0 if t0 > tic[a] else tic[a]
         excluded[:] = False

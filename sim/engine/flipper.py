@@ -46,7 +46,7 @@ def min_lot_for(value_needed, venue, reserve_base, reserve_quote, pool_fee, pool
 def run_english(t0, t1, active, a_ilk, a_vault, lot, tab, due, bid, guy, bid_expiry, end,
                 kicked, start_price, raised, sold, end_time, ilk_beg, ilk_ttl, ilk_tau, ilk_asset,
                 ilk_protocol, ilk_venue, dirt, big_dirt, stable_asset, sin, surplus, burnt,
-                gem, value_price, reserve_base, reserve_quote, pool_fee, pool_amp, pool_peg,
+                gem, external_price, reserve_base, reserve_quote, pool_fee, pool_amp, pool_peg,
                 pool_quote_asset, k_balance, k_gas, k_min_profit, k_order, k_opportunist,
                 opportunist_bid, gas_sink, zero_bid_threshold, stats):
     """Run every active English auction over ``[t0, t1]`` seconds (flip.sol tend/dent/deal).
@@ -77,7 +77,7 @@ def run_english(t0, t1, active, a_ilk, a_vault, lot, tab, due, bid, guy, bid_exp
         ilk_beg, ilk_ttl, ilk_tau: float64[K], Flipper parameters.
         ilk_asset, ilk_protocol, ilk_venue: int64[K].
         dirt, big_dirt, stable_asset, sin, surplus, burnt, gem: as in ``run_dutch``.
-        value_price: float64[m]; reserve_base, ..., pool_quote_asset: pools, as in
+        external_price: float64[m]; reserve_base, ..., pool_quote_asset: pools, as in
             ``run_dutch``.
         k_balance, k_gas, k_min_profit, k_order: keepers, as in ``run_dutch``.
         k_opportunist: bool[l], zero-bidders.
@@ -91,7 +91,7 @@ def run_english(t0, t1, active, a_ilk, a_vault, lot, tab, due, bid, guy, bid_exp
         if not active[a]:
             continue
         k, p, s_asset, c_asset, venue, p_stable, p_coll, p_quote = auction_context(
-            a_ilk[a], ilk_protocol, stable_asset, ilk_asset, ilk_venue, value_price,
+            a_ilk[a], ilk_protocol, stable_asset, ilk_asset, ilk_venue, external_price,
             pool_quote_asset)
         now = t0 if t0 > kicked[a] else kicked[a]
         for _ in range(MAX_EVENTS):

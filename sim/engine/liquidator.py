@@ -55,7 +55,7 @@ N_DEAL = 4
 
 
 @helper
-def take_offers(n, pair, terms, price, markets, pools, liquidators, value_price, gas_sink,
+def take_offers(n, pair, terms, price, markets, pools, liquidators, external_price, gas_sink,
                 stats, taker, deal):
     """Offer candidates ``0 .. n - 1`` to the liquidators, in order; settle what they take.
 
@@ -70,7 +70,7 @@ def take_offers(n, pair, terms, price, markets, pools, liquidators, value_price,
         price: float64[K], oracle price of each market's asset.
         markets: ``MarketTable`` (read); pools: ``PoolTable`` (reserves in/out);
             liquidators: ``LiquidatorTable`` (balances in/out).
-        value_price: float64[m], external prices at which liquidators value tokens.
+        external_price: float64[m], external prices at which liquidators value tokens.
         gas_sink: float64[m], tokens paid as gas (in/out).
         stats: float64[P, N_STATS], accumulated per lending protocol.
         taker: int64[N], written: the liquidator who took each candidate, or -1.
@@ -107,7 +107,7 @@ def take_offers(n, pair, terms, price, markets, pools, liquidators, value_price,
         v = venue_pool[c]
         for j in range(liq_order.shape[0]):
             liq = liq_order[j]
-            gas_tokens = liq_gas[liq] / value_price[da]
+            gas_tokens = liq_gas[liq] / external_price[da]
             budget = liq_balance[liq, da] - gas_tokens
             if budget <= 0.0:
                 continue
@@ -118,18 +118,18 @@ def take_offers(n, pair, terms, price, markets, pools, liquidators, value_price,
                 continue
             # Atomic (flash-loan) liquidators must sell on the venue; the others sell there
             # only when it beats carrying the collateral off-chain at the external price.
-            hold_value = to_liq * value_price[ca]
+            hold_value = to_liq * external_price[ca]
             sell = False
             sold_for = 0.0
             proceeds = hold_value
             if v >= 0:
                 sold_for = pool_quote(v, True, to_liq, reserve_base, reserve_quote, pool_fee,
                                       pool_amp, pool_peg)
-                venue_value = sold_for * value_price[pool_quote_asset[v]]
+                venue_value = sold_for * external_price[pool_quote_asset[v]]
                 if liq_atomic[liq] or venue_value >= hold_value:
                     sell = True
                     proceeds = venue_value
-            profit = proceeds - repaid * value_price[da] - liq_gas[liq]
+            profit = proceeds - repaid * external_price[da] - liq_gas[liq]
             if profit < liq_min_profit[liq]:
                 continue
             # Settle the liquidator's side: debt and gas paid, collateral sold or kept.

@@ -8,7 +8,7 @@ stable tokens minted minus burnt. A sale burns ``owe``: it first cancels the auc
 part in ``sin`` (Vow.heal), the rest is penalty income in ``surplus``. What of an auction's
 debt part is still uncovered when its lot is gone stays in ``sin`` as bad debt.
 
-Keepers value tokens at ``value_price`` (numeraire) and sell the collateral they win at once
+Keepers value tokens at ``external_price`` (numeraire) and sell the collateral they win at once
 on the ilk's venue pool, constant product or StableSwap (or keep it at the external price when
 the ilk has none). Auction prices are in stable units with par = 1 numeraire (Spotter's
 ``par``).
@@ -66,7 +66,7 @@ def end_auction(a, protocol, when, lot, tab, active, end_time, start_price, due,
 
 
 @kernel
-def auction_context(k, ilk_protocol, stable_asset, ilk_asset, ilk_venue, value_price,
+def auction_context(k, ilk_protocol, stable_asset, ilk_asset, ilk_venue, external_price,
                      pool_quote_asset):
     """What the keepers of an auction on ilk ``k`` read, for Dutch and English alike.
 
@@ -78,8 +78,8 @@ def auction_context(k, ilk_protocol, stable_asset, ilk_asset, ilk_venue, value_p
     s_asset = stable_asset[p]
     c_asset = ilk_asset[k]
     venue = ilk_venue[k]
-    p_quote = value_price[pool_quote_asset[venue]] if venue >= 0 else 0.0
-    return k, p, s_asset, c_asset, venue, value_price[s_asset], value_price[c_asset], p_quote
+    p_quote = external_price[pool_quote_asset[venue]] if venue >= 0 else 0.0
+    return k, p, s_asset, c_asset, venue, external_price[s_asset], external_price[c_asset], p_quote
 
 
 @helper

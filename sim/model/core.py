@@ -261,7 +261,7 @@ class StressModel(mesa.Model):
         for k in range(MAX_PASSES):
             s_, tot, r = self.lending.liquidate(
                 oracle_price=self.oracles.price, oracle_pool=self.oracles.live_pools(stale),
-                value_price=ext, venue_pool=self.venue_pool, pools=self.amm,
+                external_price=ext, venue_pool=self.venue_pool, pools=self.amm,
                 liquidators=self.liquidators, arbitrage=self._arbitrage_inputs(),
                 gas_sink=self.gas_sink, max_rounds=n_rounds)
             stats += s_
@@ -269,7 +269,7 @@ class StressModel(mesa.Model):
             capped = int(r[-1]) if tot[ck.CASCADE_ROUNDS] >= n_rounds else 0
             if len(self.accounts):  # one pass over the multi-collateral accounts
                 s_a, done = self.accounts.liquidate(
-                    oracle_price=self.oracles.price, value_price=ext,
+                    oracle_price=self.oracles.price, external_price=ext,
                     venue_pool=self.venue_pool, pools=self.amm, liquidators=self.liquidators,
                     gas_sink=self.gas_sink)
                 stats += s_a
@@ -338,7 +338,7 @@ class StressModel(mesa.Model):
         keepers = self.keepers
         c.bark(t1, self.oracles.price, barker=int(keepers.order[0]) if len(keepers) else -1,
                keeper_balance=keepers.balance)
-        c.run_auctions(t0, t1, oracle_price=self.oracles.price, value_price=self.prices[self.t],
+        c.run_auctions(t0, t1, oracle_price=self.oracles.price, external_price=self.prices[self.t],
                        keepers=keepers, pools=self.amm, gas_sink=self.gas_sink,
                        opportunist=self.keeper_opportunist)
         return c.stats[:, [cdp_kernel.AUCTIONS_STARTED, cdp_kernel.STABLE_RAISED]].sum() - before

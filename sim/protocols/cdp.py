@@ -328,7 +328,7 @@ class CDPs:
             np.add.at(keeper_balance[barker], self.stable_asset, paid)
         return count
 
-    def run_auctions(self, t0: float, t1: float, *, oracle_price, value_price, keepers,
+    def run_auctions(self, t0: float, t1: float, *, oracle_price, external_price, keepers,
                      pools=None, gas_sink, opportunist=None, opportunist_bid: float = 1e-9
                      ) -> None:
         """Advance every active auction over ``[t0, t1]`` seconds (one model step).
@@ -336,7 +336,7 @@ class CDPs:
         Args:
             t0, t1: interval in seconds.
             oracle_price: per-asset oracle prices (``top = oracle * buf`` at redo).
-            value_price: per-asset prices at which keepers value tokens.
+            external_price: per-asset prices at which keepers value tokens.
             keepers: has ``balance`` (keepers x assets, updated), ``gas_cost`` and
                 ``min_profit`` (numeraire, per transaction) and ``order`` (acting order),
                 as ``sim.agents.liquidator.LiquidatorTable``.
@@ -361,7 +361,7 @@ class CDPs:
         opp = (np.zeros(len(gas), dtype=np.bool_) if opportunist is None
                else np.asarray(opportunist, dtype=np.bool_))
         oracle_price = np.asarray(oracle_price, dtype=np.float64)
-        value_price = np.asarray(value_price, dtype=np.float64)
+        external_price = np.asarray(external_price, dtype=np.float64)
         dutch = a.active & (a.kind == cdp_kernel.DUTCH)
         english = a.active & (a.kind == cdp_kernel.ENGLISH)
         if dutch.any():
@@ -373,7 +373,7 @@ class CDPs:
                 self.chip, self.tip, self.chost, self.ilk_asset, self.ilk_protocol,
                 self.ilk_venue, self.dirt, self.big_dirt, self.stable_asset, self.sin,
                 self.surplus, self.stable_minted, self.stable_burnt, self.vaults.gem,
-                oracle_price, value_price, rb, rq, fee, amp, peg, quote, keepers.balance, gas,
+                oracle_price, external_price, rb, rq, fee, amp, peg, quote, keepers.balance, gas,
                 min_profit, order, gas_sink, self.zero_bid_threshold, self.stats)
             a.active[dutch] = active[dutch]
         if english.any():
@@ -383,7 +383,7 @@ class CDPs:
                 a.bid_expiry, a.end, a.kicked, a.start_price, a.raised, a.sold, a.end_time,
                 self.beg, self.ttl_seconds, self.tau_seconds, self.ilk_asset,
                 self.ilk_protocol, self.ilk_venue, self.dirt, self.big_dirt, self.stable_asset,
-                self.sin, self.surplus, self.stable_burnt, self.vaults.gem, value_price, rb, rq,
+                self.sin, self.surplus, self.stable_burnt, self.vaults.gem, external_price, rb, rq,
                 fee, amp, peg, quote, keepers.balance, gas, min_profit, order, opp, opportunist_bid,
                 gas_sink, self.zero_bid_threshold, self.stats)
             a.active[english] = active[english]

@@ -309,7 +309,7 @@ class LendingPools:
 
     # --- liquidations -----------------------------------------------------------------------
 
-    def liquidate(self, *, oracle_price, oracle_pool, value_price, venue_pool, pools,
+    def liquidate(self, *, oracle_price, oracle_pool, external_price, venue_pool, pools,
                   liquidators, arbitrage, gas_sink, max_rounds
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Run the liquidation cascade to a fixed point across every lending protocol.
@@ -331,7 +331,7 @@ class LendingPools:
             PositionTable(coll_market=b.coll_market, debt_market=b.debt_market, coll=b.coll,
                           scaled_debt=b.scaled_debt),
             self.market_table(venue_pool), pool_table(pools), liquidator_table(liquidators),
-            ArbitrageurTable(*arbitrage), oracle_price, oracle_pool, value_price, gas_sink,
+            ArbitrageurTable(*arbitrage), oracle_price, oracle_pool, external_price, gas_sink,
             max_rounds, stats, totals, rounds)
         return stats, totals, rounds
 

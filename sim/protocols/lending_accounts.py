@@ -252,7 +252,7 @@ class AccountBook:
 
     # --- liquidations -----------------------------------------------------------------------
 
-    def liquidate(self, *, oracle_price, value_price, venue_pool, pools, liquidators,
+    def liquidate(self, *, oracle_price, external_price, venue_pool, pools, liquidators,
                   gas_sink) -> tuple[np.ndarray, int]:
         """One liquidation pass over the accounts (one block at fixed oracle prices).
 
@@ -268,7 +268,7 @@ class AccountBook:
         stats = np.zeros((len(lp.names), cascade_kernel.N_STATS))
         done = accounts_kernel.liquidate_accounts(
             self.leg_table(), lp.market_table(venue_pool), pool_table(pools),
-            liquidator_table(liquidators), oracle_price, value_price, gas_sink, stats)
+            liquidator_table(liquidators), oracle_price, external_price, gas_sink, stats)
         return stats, int(done)
 
     def leg_table(self) -> LegTable:

@@ -77,7 +77,7 @@ def random_case(seed, n=400):
         total_scaled_debt=np.bincount(debt_market, scaled_debt, k),
         market_rules=np.array([PROTOCOLS[p]["rules"] for p in market_protocol]),
         oracle_price=oracle.copy(), oracle_pool=np.array([0, -1, -1], dtype=np.int64),
-        value_price=PRICE0 * np.array([shock, 1.0, 1.0]),
+        external_price=PRICE0 * np.array([shock, 1.0, 1.0]),
         venue_pool=np.tile(np.array([0, -1, -1], dtype=np.int64), n_prot),
         reserve_base=np.array([rng.uniform(500, 5000)]),
         pool_fee=np.array([0.003]), pool_base=np.array([0], dtype=np.int64),
@@ -124,7 +124,7 @@ def run_kernel(case, max_rounds):
         LiquidatorTable(c["liq_balance"], c["liq_gas"], c["liq_min_profit"], c["liq_atomic"],
                         c["liq_order"]),
         ArbitrageurTable(c["arb_balance"], c["arb_pools"], c["arb_order"]),
-        c["oracle_price"], c["oracle_pool"], c["value_price"], c["gas_sink"],
+        c["oracle_price"], c["oracle_pool"], c["external_price"], c["gas_sink"],
         max_rounds, stats, totals, rounds)
     return c, stats, totals, rounds
 
@@ -155,7 +155,7 @@ def run_twin(case, max_rounds):
                 order=list(c["arb_order"]))
     oracle = list(c["oracle_price"])
     result = ref.cascade(book, market, rules, oracle, list(c["oracle_pool"]),
-                         list(c["value_price"]), list(c["venue_pool"]), pools, liqs, arbs,
+                         list(c["external_price"]), list(c["venue_pool"]), pools, liqs, arbs,
                          max_rounds)
     return book, market, pools, liqs, oracle, result
 

@@ -89,7 +89,7 @@ def liquidate(pools, book, price, balance=(0.0, 0.0, 1e6, 1e6)):
     amm, venue = no_venues(len(pools.cash))
     liqs = keeper(balance)
     gas_sink = np.zeros(M)
-    stats, n = book.liquidate(oracle_price=np.asarray(price, float), value_price=np.asarray(
+    stats, n = book.liquidate(oracle_price=np.asarray(price, float), external_price=np.asarray(
         price, float), venue_pool=venue, pools=amm, liquidators=liqs, gas_sink=gas_sink)
     return stats, n, liqs
 
@@ -349,7 +349,7 @@ def pair_book(seed, n_prot, shock, capital, n=150):
         total_coll=np.bincount(coll_market, coll, k),
         total_scaled_debt=np.bincount(debt_market, scaled, k),
         market_rules=np.array([PAIR_PROTOCOLS[p]["rules"] for p in market_protocol]),
-        oracle_price=oracle, value_price=price0 * np.array([shock, 1.0, 1.0]),
+        oracle_price=oracle, external_price=price0 * np.array([shock, 1.0, 1.0]),
         venue_pool=np.tile(np.array([0, -1, -1], dtype=np.int64), n_prot),
         reserve_base=reserve_base, reserve_quote=reserve_base * oracle[0],
         pool_fee=np.array([0.003]),
@@ -388,7 +388,7 @@ def kernel_tables(c):
 
 def run_accounts(c, legs, stats):
     return ak.liquidate_accounts(LegTable(*legs), *kernel_tables(c), c["oracle_price"],
-                                 c["value_price"], c["gas_sink"], stats)
+                                 c["external_price"], c["gas_sink"], stats)
 
 
 @settings(max_examples=40, deadline=None)
@@ -405,7 +405,7 @@ def test_one_leg_accounts_match_the_single_pair_cascade(seed, n_prot, shock, cap
         *kernel_tables(pair),
         ArbitrageurTable(np.zeros((0, 3)), np.zeros(0, dtype=np.int64),
                          np.zeros(0, dtype=np.int64)),
-        pair["oracle_price"], np.full(3, -1, dtype=np.int64), pair["value_price"],
+        pair["oracle_price"], np.full(3, -1, dtype=np.int64), pair["external_price"],
         pair["gas_sink"], 1, pair_stats, np.zeros(ck.N_TOTALS), rounds)
     legs = as_accounts(acc)
     acc_stats = np.zeros((n_prot, ck.N_STATS))
@@ -489,7 +489,7 @@ def multi_leg_book(seed, n=250):
         total_coll=np.bincount(leg_market[~leg_is_debt], leg_amount[~leg_is_debt], k),
         total_scaled_debt=np.bincount(leg_market[leg_is_debt], leg_amount[leg_is_debt], k),
         market_rules=np.array([TWIN_PROTOCOLS[p]["rules"] for p in market_protocol]),
-        oracle_price=oracle, value_price=oracle * np.array([1.0, 1.02, 1.0, 1.0]),
+        oracle_price=oracle, external_price=oracle * np.array([1.0, 1.02, 1.0, 1.0]),
         venue_pool=venue, reserve_base=reserve_base,
         reserve_quote=reserve_base * oracle[[WETH, WBTC]] * 0.99, pool_fee=np.full(2, 0.003),
         pool_amp=np.zeros(2), pool_peg=np.ones(2), pool_base=np.array([WETH, WBTC]),
@@ -514,7 +514,7 @@ def twin_pass(case):
     asset, proto = list(c["market_asset"]), list(c["market_protocol"])
     lt, bonus, fee = list(c["lt"]), list(c["bonus"]), list(c["protocol_fee"])
     index = list(c["borrow_index"])
-    oracle, value = list(c["oracle_price"]), list(c["value_price"])
+    oracle, value = list(c["oracle_price"]), list(c["external_price"])
     cash, treasury, deficit = list(c["cash"]), list(c["treasury"]), list(c["deficit"])
     pools = [dict(rb=float(b), rq=float(q), fee=float(f), quote=int(a)) for b, q, f, a in
              zip(c["reserve_base"], c["reserve_quote"], c["pool_fee"], c["pool_quote"],
@@ -745,7 +745,7 @@ def test_account_book_keeps_the_reserve_ledger_and_wallet_tokens():
     before = held()
     n_total = 0
     for _ in range(10):
-        _, n = book.liquidate(oracle_price=shocked, value_price=shocked, venue_pool=venue,
+        _, n = book.liquidate(oracle_price=shocked, external_price=shocked, venue_pool=venue,
                               pools=amm, liquidators=liqs, gas_sink=gas_sink)
         n_total += n
         if n == 0:

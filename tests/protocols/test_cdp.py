@@ -288,7 +288,7 @@ def test_dutch_auction_takes_at_the_first_profitable_stair_and_returns_the_rest(
     c = barked_eth_a()
     k = keepers([[0.0, 1e6]], gas=[50.0], min_profit=[500.0])
     gas_sink = np.zeros(2)
-    c.run_auctions(0.0, 3600.0, oracle_price=prices(2000.0), value_price=prices(2000.0),
+    c.run_auctions(0.0, 3600.0, oracle_price=prices(2000.0), external_price=prices(2000.0),
                    keepers=k, gas_sink=gas_sink)
     a = c.auctions
     # Keeper values ETH at 2,000 (no venue). Above 1,695 = 16,950 / 10 it can only buy the tab:
@@ -317,10 +317,10 @@ def test_dutch_auction_takes_at_the_first_profitable_stair_and_returns_the_rest(
 def test_dutch_auction_waits_across_steps():
     c = barked_eth_a()
     k = keepers([[0.0, 1e6]], gas=[50.0], min_profit=[500.0])
-    c.run_auctions(0.0, 1800.0, oracle_price=prices(2000.0), value_price=prices(2000.0),
+    c.run_auctions(0.0, 1800.0, oracle_price=prices(2000.0), external_price=prices(2000.0),
                    keepers=k, gas_sink=np.zeros(2))
     assert c.auctions.active[0]  # the 2,700 s stair is after this step
-    c.run_auctions(1800.0, 3600.0, oracle_price=prices(2000.0), value_price=prices(2000.0),
+    c.run_auctions(1800.0, 3600.0, oracle_price=prices(2000.0), external_price=prices(2000.0),
                    keepers=k, gas_sink=np.zeros(2))
     assert c.auctions.end_time[0] == 2700.0
 
@@ -332,7 +332,7 @@ def test_bad_debt_when_the_lot_runs_out():
     # first at k = 77 (ln(0.461500) / ln 0.99 = 76.98): 2,600 * 0.99^77 = 1,199.18, 6,930 s,
     # before the cusp stair (8,280 s).
     k = keepers([[0.0, 1e6]], gas=[0.0], min_profit=[1.0])
-    c.run_auctions(0.0, 7200.0, oracle_price=prices(2000.0), value_price=prices(1200.0),
+    c.run_auctions(0.0, 7200.0, oracle_price=prices(2000.0), external_price=prices(1200.0),
                    keepers=k, gas_sink=np.zeros(2))
     a = c.auctions
     price = 2600 * 0.99**77
@@ -354,7 +354,7 @@ def test_redo_at_the_cusp_restarts_from_the_oracle_and_pays_the_incentive():
     # redo sets top = 1,500 * 1.3 = 1,950 and pays tip 100 (tab 16,950 >= chost 113 and
     # lot * 1,500 >= 113).
     k = keepers([[0.0, 1e6]], gas=[10.0], min_profit=[0.0])
-    c.run_auctions(0.0, 9000.0, oracle_price=prices(1500.0), value_price=prices(1.0),
+    c.run_auctions(0.0, 9000.0, oracle_price=prices(1500.0), external_price=prices(1.0),
                    keepers=k, gas_sink=np.zeros(2))
     a = c.auctions
     assert a.active[0]
@@ -369,7 +369,7 @@ def test_keeper_sells_on_the_venue_and_moves_the_pool():
     pool = venue_pool(1_000.0, 2e6)
     c = barked_eth_a(venue=0)
     k = keepers([[0.0, 1e6]], gas=[50.0], min_profit=[100.0])
-    c.run_auctions(0.0, 7200.0, oracle_price=prices(2000.0), value_price=prices(2000.0),
+    c.run_auctions(0.0, 7200.0, oracle_price=prices(2000.0), external_price=prices(2000.0),
                    keepers=k, pools=pool, gas_sink=np.zeros(2))
     a = c.auctions
     sold = a.sold[0]
@@ -435,7 +435,7 @@ def test_dutch_run_matches_the_stair_by_stair_twin(seed):
                       (pool.reserve_base[0], pool.reserve_quote[0], 0.003), [2000.0, 1.0],
                       90.0, 0.99, 7200.0, 8280.0)
     k = keepers(bal, gas, mp)
-    c.run_auctions(0.0, 7200.0, oracle_price=prices(2000.0), value_price=prices(2000.0),
+    c.run_auctions(0.0, 7200.0, oracle_price=prices(2000.0), external_price=prices(2000.0),
                    keepers=k, pools=pool, gas_sink=np.zeros(2))
     a = c.auctions
     lot, tab, raised, sold, balance = twin
@@ -459,7 +459,7 @@ def test_english_auction_tend_then_dent_with_normal_gas():
     # Keepers: 0 an opportunist, 1 and 2 rational (gas 50, min profit 100); ETH worth 2,000.
     k = keepers([[0, 30_000.0]] * 3, gas=[50.0] * 3, min_profit=[0.0, 100.0, 100.0])
     opp = np.array([True, False, False])
-    c.run_auctions(0.0, 3600.0, oracle_price=prices(2000.0), value_price=prices(2000.0),
+    c.run_auctions(0.0, 3600.0, oracle_price=prices(2000.0), external_price=prices(2000.0),
                    keepers=k, gas_sink=np.zeros(2), opportunist=opp)
     a = c.auctions
     # 0 bids 1e-9; 1's reservation bid (20,000 - 150) caps at the tab 16,950 (tend ends);
@@ -483,7 +483,7 @@ def test_english_auction_gas_spike_leaves_only_zero_bids():
     # Gas at 25,000 for everyone: a rational keeper's reservation bid (20,000 - 25,000 - 100)
     # is negative; the opportunist bids 1e-9 anyway and wins 10 ETH at 600 s.
     k = keepers([[0, 30_000.0]] * 2, gas=[25_000.0] * 2, min_profit=[0.0, 100.0])
-    c.run_auctions(0.0, 3600.0, oracle_price=prices(2000.0), value_price=prices(2000.0),
+    c.run_auctions(0.0, 3600.0, oracle_price=prices(2000.0), external_price=prices(2000.0),
                    keepers=k, gas_sink=np.zeros(2), opportunist=np.array([True, False]))
     a = c.auctions
     assert a.end_time[0] == 600.0
@@ -501,7 +501,7 @@ def test_english_auction_gas_spike_leaves_only_zero_bids():
 def test_english_auction_without_bids_restarts():
     c = english_eth_a()
     k = keepers([[0, 30_000.0]], gas=[25_000.0], min_profit=[0.0])
-    c.run_auctions(0.0, 30_000.0, oracle_price=prices(2000.0), value_price=prices(2000.0),
+    c.run_auctions(0.0, 30_000.0, oracle_price=prices(2000.0), external_price=prices(2000.0),
                    keepers=k, gas_sink=np.zeros(2))
     # flip.tick: no bid by end (6 h = 21,600 s) -> end = 21,600 + 21,600.
     assert c.auctions.active[0]
@@ -545,7 +545,7 @@ def test_tokens_and_maker_ledger_are_conserved(seed, english, drops):
         price *= drop
         c.drip(1.0)
         c.bark(t, prices(price), barker=0, keeper_balance=k.balance)
-        c.run_auctions(t, t + 3600.0, oracle_price=prices(price), value_price=prices(price),
+        c.run_auctions(t, t + 3600.0, oracle_price=prices(price), external_price=prices(price),
                        keepers=k, pools=pool, gas_sink=gas_sink, opportunist=opp)
         t += 3600.0
         wallet[:, ETH] += c.collect(rows)
