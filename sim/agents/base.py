@@ -28,6 +28,7 @@ import mesa
 import numpy as np
 
 from sim.errors import ScenarioError
+from sim.protocols.liquid_staking import HOURS_PER_YEAR
 from sim.scenario import draw
 
 
@@ -147,6 +148,10 @@ class StepContext:
                                                        slice(start, stop))
         return self._book_totals[start, stop]
 
+    def forget_book_totals(self) -> None:
+        """Drop the kept ``book_totals`` (the book changed since they were taken)."""
+        self._book_totals.clear()
+
     def realised_vol(self, window: int) -> np.ndarray | None:
         """Realised volatility per asset over the last ``window`` steps (None: too early).
 
@@ -160,9 +165,6 @@ class StepContext:
         past[:, self.world.option_tokens] = 1.0  # not priced yet this step
         returns = np.diff(np.log(past), axis=0)
         return np.sqrt((returns ** 2).mean(axis=0) * HOURS_PER_YEAR / self.dt_hours)
-
-
-HOURS_PER_YEAR = 365.0 * 24.0
 
 
 class Member:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.agents.base import Holdings, Member, Population, StepContext, amounts, by_group
+from sim.agents.base import Holdings, Member, Population, StepContext, amounts
 from sim.protocols.amm import Pools
 
 
@@ -51,11 +51,15 @@ class Holders(Population):
     def holdings(self, ctx: StepContext, members=None) -> Holdings:
         """The token still held and the proceeds (tokens)."""
         t = self.table
-        tokens = np.zeros((len(t), len(ctx.external_price)))
-        tokens[:, t.token] = t.tokens
-        tokens[:, t.quote] += t.proceeds
-        out = Holdings.zeros(1 if members is None else len(members), len(ctx.external_price))
-        out.tokens[:] = by_group(tokens, members)
+        if members is None:
+            out = Holdings.zeros(1, len(ctx.external_price))
+            out.tokens[0, t.token] = t.tokens.sum()
+            out.tokens[0, t.quote] += t.proceeds.sum()
+            return out
+        idx = np.asarray(members, dtype=np.int64)
+        out = Holdings.zeros(len(idx), len(ctx.external_price))
+        out.tokens[:, t.token] = t.tokens[idx]
+        out.tokens[:, t.quote] += t.proceeds[idx]
         return out
 
 

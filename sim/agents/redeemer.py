@@ -104,18 +104,16 @@ class Redeemers(Population):
         m = len(ctx.external_price)
         out = Holdings.zeros(1 if members is None else len(members), m)
         out.tokens[:] = by_group(self.table.balance, members)
-        t = st.tickets
-        open_ = ~t.paid & (t.owner >= 0)
-        if members is not None:
-            group = np.full(len(self.table), -1, dtype=np.int64)
-            group[np.asarray(members, dtype=np.int64)] = np.arange(len(members))
-            open_[open_] &= group[t.owner[open_]] >= 0
-        claim = np.minimum(t.owed[open_], t.tokens[open_] * st.rate[t.protocol[open_]])
-        under = st.underlying[t.protocol[open_]]
-        if members is None:
-            out.claims[0] = np.bincount(under, weights=claim, minlength=m)
-        else:
-            np.add.at(out.claims, (group[t.owner[open_]], under), claim)
+        ids, claim = st.open_claims()
+        owner = st.tickets.owner[ids]
+        group = np.full(len(self.table), -1, dtype=np.int64)
+        group[np.arange(len(self.table)) if members is None
+              else np.asarray(members, dtype=np.int64)] = (
+            0 if members is None else np.arange(len(members)))
+        mine = owner >= 0
+        mine[mine] = group[owner[mine]] >= 0
+        under = st.underlying[st.tickets.protocol[ids[mine]]]
+        np.add.at(out.claims, (group[owner[mine]], under), claim[mine])
         return out
 
 

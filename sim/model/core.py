@@ -1,6 +1,6 @@
 """StressModel: a world of protocols, populations of agents, and the step in five phases.
 
-One step (DESIGN.md, "The data flow"):
+One step (``docs/architecture.md``, "The step"):
 
 1. **market**: external prices of the step; interest and stability fees accrue, funding
    accrues, option surfaces react to realised volatility and expired options settle,
@@ -157,8 +157,6 @@ class StressModel(mesa.Model):
                 self.keepers, self.keeper_opportunist = p.table, p.opportunist
             elif isinstance(p, Liquidators):
                 self.liquidators = p.table
-        self.vol_window = next((p.window for p in self.populations
-                                if isinstance(p, VolArbitrageurs)), None)
 
     def context(self) -> StepContext:
         """A fresh context of the current step (nothing traded yet)."""
@@ -229,6 +227,7 @@ class StressModel(mesa.Model):
             shocks.unwind(w.amm, p, trade, w.external)
         w.algo.end_step(w.oracles.price[w.algo_sister])
         w.psm.end_step()
+        ctx.forget_book_totals()  # the book is final for the step from here
         self.last = ctx
         record(self, ctx, stats, totals, rounds)
 

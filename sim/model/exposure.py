@@ -102,10 +102,10 @@ def _positions(model, sheets: dict | None = None) -> np.ndarray:
         out[row[name], st.underlying[p]] += st.backing[p] + st.retained[p]
     if len(st):  # the redeemers' claims come out of what the protocols hold
         by_protocol = np.zeros((len(st), m))
-        t = st.tickets
-        open_ = ~t.paid & (t.owner >= 0)
-        claim = np.minimum(t.owed[open_], t.tokens[open_] * st.rate[t.protocol[open_]])
-        np.add.at(by_protocol, (t.protocol[open_], st.underlying[t.protocol[open_]]), claim)
+        ids, claim = st.open_claims()
+        theirs = st.tickets.owner[ids] >= 0
+        protocol = st.tickets.protocol[ids[theirs]]
+        np.add.at(by_protocol, (protocol, st.underlying[protocol]), claim[theirs])
         for p, name in enumerate(model.staking_names):
             out[row[name]] -= by_protocol[p]
 

@@ -25,8 +25,11 @@ COMPONENTS = ["delta", "gamma", "vega", "theta", "fees", "residual"]
 HOURS_PER_YEAR = 365.0 * 24.0
 
 
-def market_maker_value(model) -> float:
-    """Value now of the options vaults plus their delta hedgers, at external prices (USD)."""
+def market_maker_value(model, sheets: dict | None = None) -> float:
+    """Value now of the options vaults plus their delta hedgers, at external prices (USD).
+
+    ``sheets``: the populations' balance sheets of this step, if already taken.
+    """
     opt = model.options
     ext = model.prices[model.t]
     value = float(opt.vault @ ext[opt.settlement_asset])
@@ -36,21 +39,22 @@ def market_maker_value(model) -> float:
         per_unit = opt.greeks(ext, model.t * model.dt_hours, live)[0]
         value += float((per_unit * opt.vault_position(live))
                        @ ext[opt.settlement_asset[b.protocol[live]]])
-    for sheet in _hedgers(model):
+    for sheet in _hedgers(model, sheets):
         value += float(sheet.net_worth(ext)[0])
     return value
 
 
-def _hedgers(model) -> list:
+def _hedgers(model, sheets: dict | None = None) -> list:
     """The delta hedgers' balance sheets (``Holdings``, one group each)."""
     hedgers = [p for p in model.populations if p.kind == "delta_hedger"]
-    if not hedgers:
-        return []
-    ctx = model.context()
+    if sheets is not None:
+        return [sheets[p] for p in hedgers]
+    ctx = model.context() if hedgers else None
     return [p.holdings(ctx) for p in hedgers]
 
 
-def market_maker_greeks(model) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def market_maker_greeks(model, sheets: dict | None = None
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(Delta, Gamma, vega per asset, Theta per year) of the vaults' options and hedgers."""
     opt = model.options
     m = len(model.assets)
@@ -74,7 +78,7 @@ def market_maker_greeks(model) -> tuple[np.ndarray, np.ndarray, np.ndarray, floa
                          ** surface.term[a], 0.0)
         np.add.at(vega, a, owed * v * moves)
         theta = float(owed @ th)
-    for sheet in _hedgers(model):  # their tokens and perp positions (not the perps' margin)
+    for sheet in _hedgers(model, sheets):  # their tokens and perp positions (not the perps' margin)
         delta += sheet.tokens[0] + sheet.delta[0]
     return delta, gamma, vega, theta
 
@@ -85,20 +89,20 @@ class MarketMakerPnL:
     def __init__(self, model):
         self._snapshot(model)
 
-    def _snapshot(self, model) -> None:
-        self.value = market_maker_value(model)
-        self.greeks = market_maker_greeks(model)
+    def _snapshot(self, model, sheets: dict | None = None) -> None:
+        self.value = market_maker_value(model, sheets)
+        self.greeks = market_maker_greeks(model, sheets)
         self.price = model.prices[model.t].copy()
         self.atm = model.options.surface.atm.copy()
 
-    def step(self, model, hedge_cost: float) -> np.ndarray:
+    def step(self, model, hedge_cost: float, sheets: dict | None = None) -> np.ndarray:
         """The components (``COMPONENTS``) of the step just taken, USD; then roll forward."""
         delta, gamma, vega, theta = self.greeks
         ds = model.prices[model.t] - self.price
         out = np.array([delta @ ds, 0.5 * gamma @ (ds * ds),
                         vega @ (model.options.surface.atm - self.atm),
                         theta * model.dt_hours / HOURS_PER_YEAR, -hedge_cost, 0.0])
-        value = market_maker_value(model)
+        value = market_maker_value(model, sheets)
         out[-1] = value - self.value - out[:-1].sum()
-        self._snapshot(model)
+        self._snapshot(model, sheets)
         return out

@@ -179,7 +179,7 @@ def record(model, ctx, stats: np.ndarray, totals: np.ndarray, rounds: np.ndarray
         "hedge_cost": np.array([ctx.hedge_cost if k == "delta_hedger" else
                                 ctx.vol_arb_hedge_cost if k == "vol_arbitrageur" else 0.0
                                 for k in AGENT_KINDS]),
-        "mm_pnl": (model.mm_pnl.step(model, ctx.hedge_cost) if model.t > 0
+        "mm_pnl": (model.mm_pnl.step(model, ctx.hedge_cost, sheets) if model.t > 0
                    else np.zeros(len(COMPONENTS))),
         "atm_vol": np.where(np.isin(np.arange(len(model.assets)), model.option_assets),
                             model.options.surface.atm, np.nan),

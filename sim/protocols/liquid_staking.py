@@ -326,13 +326,16 @@ class LiquidStaking:
 
     # --- records and conservation -----------------------------------------------------------
 
+    def open_claims(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids of the open tickets, underlying each claims now: ``min(owed, tokens * rate)``)."""
+        t = self.tickets
+        ids = np.flatnonzero(~t.paid)
+        return ids, np.minimum(t.owed[ids], t.tokens[ids] * self.rate[t.protocol[ids]])
+
     def queue_owed(self) -> np.ndarray:
         """Underlying claimed by open tickets per protocol: ``sum min(owed, tokens * rate)``."""
-        t = self.tickets
-        open_ = ~t.paid
-        p = t.protocol[open_]
-        claim = np.minimum(t.owed[open_], t.tokens[open_] * self.rate[p])
-        return np.bincount(p, weights=claim, minlength=len(self))
+        ids, claim = self.open_claims()
+        return np.bincount(self.tickets.protocol[ids], weights=claim, minlength=len(self))
 
     def record(self) -> dict[str, np.ndarray]:
         """Per-protocol state for the recorder (copies)."""
