@@ -20,8 +20,10 @@ liquidates them in book order: the same result as doing both in one pass. The se
 are branch-free and index with unsigned integers. The positions below 1 are then liquidated
 in three steps over the round's candidates (``sim.engine.liquidator``, shared with the
 accounts kernel): choose (the close-factor rule), take (the liquidators, in one call per
-round), book (the borrower's side). A call per position would cost ~150 ns in numba's
-reference counting of the ~30 arrays it needs, more than the liquidation itself.
+batch of ``BATCH`` candidates), book (the borrower's side). Batches go in book order, so the
+result is that of one pass; small batches keep the buffers in cache and the kernel's memory
+at the book's. A call per position would cost ~150 ns in numba's reference counting of the
+~30 arrays it needs, more than the liquidation itself.
 
 The kernel's tables come as named bundles of arrays (``sim.engine.tables``).
 """
@@ -67,6 +69,7 @@ ARBITRAGE_VOLUME = 2
 N_TOTALS = 3
 
 WATCH_HEALTH = 1.5
+BATCH = 512  # candidates per call of the liquidators
 
 
 @kernel
@@ -121,13 +124,13 @@ def run_cascade(book, markets, pools, liquidators, arbitrageurs, oracle_price, o
     watch = np.empty(n, dtype=np.uint32)
     below = np.empty(n, dtype=np.uint32)
     n_watch = -1  # -1: the next round scans the whole book
-    # The round's candidates and deals, grown to the largest round (the first, usually).
-    cap = 0
-    rows = np.empty(0, dtype=np.uint32)
-    pair = np.empty((0, 2), dtype=np.int64)
-    terms = np.empty((0, N_TERMS))
-    taker = np.empty(0, dtype=np.int64)
-    deal = np.empty((0, N_DEAL))
+    # A batch of candidates and their deals: the positions below 1 go to the liquidators
+    # ``BATCH`` at a time, in book order (small buffers that stay in cache).
+    rows = np.empty(BATCH, dtype=np.uint32)
+    pair = np.empty((BATCH, 2), dtype=np.int64)
+    terms = np.empty((BATCH, N_TERMS))
+    taker = np.empty(BATCH, dtype=np.int64)
+    deal = np.empty((BATCH, N_DEAL))
     for r in range(max_rounds):
         # Select: positions below HF 1 (and, on a full scan, the watch list). Per market
         # factors first, so that a position costs two lookups: coll * (price lt) against
@@ -157,65 +160,61 @@ def run_cascade(book, markets, pools, liquidators, arbitrageurs, oracle_price, o
                 below[n_below] = i
                 n_below += coll[i] * coll_factor[c] < scaled_debt[i] * debt_factor[d]
             totals[POSITIONS_SCANNED] += n_watch
-        # Choose: the most debt a liquidator may repay on each position below 1.
-        if n_below > cap:
-            cap = n_below
-            rows = np.empty(cap, dtype=np.uint32)
-            pair = np.empty((cap, 2), dtype=np.int64)
-            terms = np.empty((cap, N_TERMS))
-            taker = np.empty(cap, dtype=np.int64)
-            deal = np.empty((cap, N_DEAL))
-        n_cand = 0
-        for k in range(n_below):
-            i = np.uint64(below[k])
-            c = np.uint64(coll_market[i])
-            d = np.uint64(debt_market[i])
-            debt = scaled_debt[i] * borrow_index[d]
-            pc = price[c]
-            pd = price[d]
-            if debt <= 0.0 or coll[i] <= 0.0:
-                continue
-            health = health_factor(coll[i], pc, lt[c], debt, pd)
-            max_cover = max_debt_to_cover(debt, coll[i], pd, pc, health, close_factor[c],
-                                          hf_threshold[c], small_threshold[c])
-            if max_cover <= 0.0:
-                continue
-            rows[n_cand] = i
-            pair[n_cand, 0] = c
-            pair[n_cand, 1] = d
-            terms[n_cand, COLLATERAL] = coll[i]
-            terms[n_cand, DEBT] = debt
-            terms[n_cand, MAX_COVER] = max_cover
-            n_cand += 1
-        # Take: the first willing liquidator (in ``liquidators.order``) takes each position.
-        take_offers(n_cand, pair, terms, price, markets, pools, liquidators, external_price,
-                    gas_sink, stats, taker, deal)
-        # Book: borrower, reserve, treasury.
         done = 0
-        for k in range(n_cand):
-            if taker[k] < 0:
-                continue
-            i = np.uint64(rows[k])
-            c = np.uint64(pair[k, 0])
-            d = np.uint64(pair[k, 1])
-            repaid = deal[k, REPAID]
-            bad = deal[k, DEFICIT]
-            to_protocol = deal[k, TO_PROTOCOL]
-            seized = deal[k, TO_LIQUIDATOR] + to_protocol
-            coll[i] -= seized
-            if coll[i] < 0.0:
-                coll[i] = 0.0
-            burnt = (repaid + bad) / borrow_index[d]
-            scaled_debt[i] -= burnt
-            if bad > 0.0 or scaled_debt[i] < 0.0:
-                scaled_debt[i] = 0.0
-            total_scaled_debt[d] -= burnt
-            total_coll[c] -= seized
-            cash[d] += repaid
-            deficit[d] += bad
-            treasury[c] += to_protocol
-            stats[market_protocol[c], BAD_DEBT] += bad * price[d]
-            done += 1
+        k = 0
+        while k < n_below:
+            # Choose: the most debt a liquidator may repay on each position below 1.
+            n_cand = 0
+            while k < n_below and n_cand < BATCH:
+                i = np.uint64(below[k])
+                k += 1
+                c = np.uint64(coll_market[i])
+                d = np.uint64(debt_market[i])
+                debt = scaled_debt[i] * borrow_index[d]
+                pc = price[c]
+                pd = price[d]
+                if debt <= 0.0 or coll[i] <= 0.0:
+                    continue
+                health = health_factor(coll[i], pc, lt[c], debt, pd)
+                max_cover = max_debt_to_cover(debt, coll[i], pd, pc, health, close_factor[c],
+                                              hf_threshold[c], small_threshold[c])
+                if max_cover <= 0.0:
+                    continue
+                rows[n_cand] = i
+                pair[n_cand, 0] = c
+                pair[n_cand, 1] = d
+                terms[n_cand, COLLATERAL] = coll[i]
+                terms[n_cand, DEBT] = debt
+                terms[n_cand, MAX_COVER] = max_cover
+                n_cand += 1
+            # Take: the first willing liquidator (in ``liquidators.order``) takes each position.
+            take_offers(n_cand, pair, terms, price, markets, pools, liquidators, external_price,
+                        gas_sink, stats, taker, deal)
+            # Book: borrower, reserve, treasury.
+            for j in range(n_cand):
+                if taker[j] < 0:
+                    continue
+                i = np.uint64(rows[j])
+                c = np.uint64(pair[j, 0])
+                d = np.uint64(pair[j, 1])
+                repaid = deal[j, REPAID]
+                bad = deal[j, DEFICIT]
+                to_protocol = deal[j, TO_PROTOCOL]
+                seized = deal[j, TO_LIQUIDATOR] + to_protocol
+                coll[i] -= seized
+                if coll[i] < 0.0:
+                    coll[i] = 0.0
+                burnt = (repaid + bad) / borrow_index[d]
+                scaled_debt[i] -= burnt
+                if bad > 0.0 or scaled_debt[i] < 0.0:
+                    scaled_debt[i] = 0.0
+                total_scaled_debt[d] -= burnt
+                total_coll[c] -= seized
+                cash[d] += repaid
+                deficit[d] += bad
+                treasury[c] += to_protocol
+                stats[market_protocol[c], BAD_DEBT] += bad * price[d]
+                done += 1
         round_counts[r] = done
         totals[CASCADE_ROUNDS] = r + 1
         if done == 0:

@@ -6,7 +6,8 @@ accounts) a liquidator may liquidate, with the collateral market ``c``, the debt
 and the most debt the close-factor rule lets a liquidator repay; ``take_offers`` lets the
 liquidators *take* them, in order; they then *book* the borrower's side. Within one step of
 this (a cascade round, an accounts pass) prices are fixed and each position appears once, so
-the three steps give what one pass over the positions doing all three would.
+the three steps, over the whole step or over consecutive batches of its candidates (the
+cascade's), give what one pass over the positions doing all three would.
 
 For each candidate, the liquidators are asked in their acting order; the first whose
 liquidation pays takes it:
@@ -22,7 +23,7 @@ liquidation pays takes it:
 ``take_offers`` is inlined into its callers (``sim.engine._jit.helper``) and reads the arrays
 out of the bundles once, before its loop: reading a bundle's field inside a loop costs numba a
 reference count each time, and so does every array a call takes (~2 ns each), which is why
-the liquidators get the candidates of a whole round at once rather than one call per position.
+the liquidators get a batch of candidates at once rather than one call per position.
 """
 
 import numpy as np
