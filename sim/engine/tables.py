@@ -2,9 +2,10 @@
 
 Each bundle is a named tuple of numpy arrays: numba passes it to a kernel as a tuple of
 arrays and resolves every field at compile time, so a bundle costs nothing inside a kernel
-(it costs ~0.1 us per array when a kernel is called from Python, against ~0.01 us for an array
-passed alone). A caller builds each bundle once, by name, from its own tables; the kernels
-read the fields by name. Arrays marked in/out are updated in place.
+(it costs about 1 us per bundle when a kernel is called from Python: numba fingerprints a
+tuple subclass by its class and field names; measured 8.5 against 4.4 us for a cascade call
+with five bundles and no round). A caller builds each bundle once, by name, from its own
+tables; the kernels read the fields by name. Arrays marked in/out are updated in place.
 
 The bundles are written as ``Table`` subclasses rather than ``typing.NamedTuple`` because the
 engine imports only numpy and numba (``tests/test_layering.py``); numba takes any tuple
