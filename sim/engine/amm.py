@@ -72,15 +72,6 @@ def cp_depth(reserve_base, price_move):
 
 
 @kernel
-def cp_swap(reserve_in, reserve_out, p, amount_in, fee):
-    """Sell ``amount_in`` into pool ``p`` (reserve arrays updated in place); return tokens out."""
-    out = cp_amount_out(amount_in, reserve_in[p], reserve_out[p], fee)
-    reserve_in[p] += amount_in
-    reserve_out[p] -= out
-    return out
-
-
-@kernel
 def pool_quote(p, sell_base, amount_in, reserve_base, reserve_quote, fee, amp, peg):
     """Tokens out of pool ``p`` for ``amount_in`` sold into it, without changing it.
 

@@ -58,10 +58,6 @@ class Pools:
     def __len__(self) -> int:
         return len(self.names)
 
-    def is_stableswap(self, pool: int) -> bool:
-        """Whether ``pool`` follows the StableSwap invariant."""
-        return bool(self.amp[pool] > 0)
-
     def spot(self) -> np.ndarray:
         """Marginal quote tokens per base token, per pool (fee excluded)."""
         return np.array([pool_spot(p, self.reserve_base, self.reserve_quote, self.amp, self.peg)
