@@ -133,9 +133,12 @@ def make_book(n: int, seed: int = 0, protocols: int = 1) -> dict:
 
 
 def arguments(book: dict) -> tuple:
-    """The ``run_cascade`` arguments: ``book``'s arrays (not copies) in the kernel's bundles."""
+    """The ``run_cascade`` arguments: ``book``'s arrays (not copies) in the kernel's tables.
+
+    Tables go as the plain tuples a kernel takes (``sim.engine.tables``).
+    """
     b = book
-    return (
+    tables = (
         PositionTable(b["coll_market"], b["debt_market"], b["coll"], b["scaled_debt"]),
         MarketTable(b["market_asset"], b["market_protocol"], b["lt"], b["bonus"],
                     b["protocol_fee"], b["borrow_index"], b["cash"], b["treasury"],
@@ -147,6 +150,9 @@ def arguments(book: dict) -> tuple:
         LiquidatorTable(b["liq_balance"], b["liq_gas"], b["liq_min_profit"], b["liq_atomic"],
                         b["liq_order"]),
         ArbitrageurTable(b["arb_balance"], b["arb_pools"], b["arb_order"]),
+    )
+    return (
+        *(tuple(table) for table in tables),
         b["oracle_price"], b["oracle_pool"], b["external_price"], b["gas_sink"], b["max_rounds"],
         b["stats"], b["totals"], b["round_counts"],
     )

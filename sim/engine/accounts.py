@@ -44,17 +44,14 @@ from sim.engine.health import weighted_collateral
 from sim.engine.liquidation import max_debt_to_cover
 from sim.engine.liquidator import (
     BAD_DEBT,
-    COLLATERAL,
-    DEBT,
     DEFICIT,
-    MAX_COVER,
     N_DEAL,
-    N_TERMS,
     REPAID,
     TO_LIQUIDATOR,
     TO_PROTOCOL,
     take_offers,
 )
+from sim.engine.tables import LegTable, LiquidatorTable, MarketTable, PoolTable, PositionTable
 
 # Slots of the per-protocol ``insolvent`` rows of ``account_totals``.
 INSOLVENT_DEBT_VALUE = 0
@@ -75,6 +72,7 @@ def account_sums(legs, a, price, liquidation_threshold, borrow_index):
     Returns:
         (sum_i coll_i P_i LT_i, sum_j debt_j P_j, sum_i coll_i P_i): floats, numeraire.
     """
+    legs = LegTable(*legs)  # a plain tuple from Python (``sim.engine.tables``)
     weighted = 0.0
     debt_value = 0.0
     coll_value = 0.0
@@ -98,6 +96,7 @@ def account_health(legs, accounts, price, liquidation_threshold, borrow_index, o
         price, liquidation_threshold, borrow_index: float64[K], per market (``account_sums``).
         out: float64[n], written.
     """
+    legs = LegTable(*legs)
     for j in range(accounts.shape[0]):
         weighted, debt_value, _ = account_sums(legs, accounts[j], price, liquidation_threshold,
                                                borrow_index)
@@ -119,6 +118,7 @@ def account_totals(legs, price, liquidation_threshold, borrow_index, market_prot
             accounts of max(0, debt value - collateral value), Gauntlet's VaR base) and the
             number of accounts with HF < 1.
     """
+    legs = LegTable(*legs)
     total_coll[:] = 0.0
     total_debt[:] = 0.0
     insolvent[:] = 0.0
@@ -157,6 +157,10 @@ def liquidate_accounts(legs, markets, pools, liquidators, oracle_price, external
     Returns:
         int, the number of liquidations in the pass.
     """
+    legs = LegTable(*legs)
+    markets = MarketTable(*markets)
+    pools = PoolTable(*pools)
+    liquidators = LiquidatorTable(*liquidators)
     leg_start, leg_market, leg_amount, leg_is_debt = (legs.start, legs.market, legs.amount,
                                                       legs.is_debt)
     lt, borrow_index = markets.liquidation_threshold, markets.borrow_index
@@ -172,8 +176,7 @@ def liquidate_accounts(legs, markets, pools, liquidators, oracle_price, external
     # repay.
     accounts = np.empty(n_accounts, dtype=np.int64)
     chosen = np.empty((n_accounts, 2), dtype=np.int64)  # collateral leg, debt leg
-    pair = np.empty((n_accounts, 2), dtype=np.int64)
-    terms = np.empty((n_accounts, N_TERMS))
+    max_covers = np.empty(n_accounts)
     n_cand = 0
     for a in range(n_accounts):
         # Account sums and the liquidator's choice of legs in one walk over the legs.
@@ -218,17 +221,15 @@ def liquidate_accounts(legs, markets, pools, liquidators, oracle_price, external
         accounts[n_cand] = a
         chosen[n_cand, 0] = lc
         chosen[n_cand, 1] = ld
-        pair[n_cand, 0] = c
-        pair[n_cand, 1] = d
-        terms[n_cand, COLLATERAL] = coll
-        terms[n_cand, DEBT] = debt
-        terms[n_cand, MAX_COVER] = max_cover
+        max_covers[n_cand] = max_cover
         n_cand += 1
-    # Take: the first willing liquidator (in ``liquidators.order``) takes each account.
+    # Take: the first willing liquidator (in ``liquidators.order``) takes each account. The
+    # legs, seen as rows of a position table: each leg's market and amount.
     taker = np.empty(n_cand, dtype=np.int64)
     deal = np.empty((n_cand, N_DEAL))
-    take_offers(n_cand, pair, terms, price, markets, pools, liquidators, external_price, gas_sink,
-                stats, taker, deal)
+    rows = PositionTable(leg_market, leg_market, leg_amount, leg_amount)
+    take_offers(n_cand, accounts, chosen, max_covers, rows, price, markets, pools, liquidators,
+                external_price, gas_sink, stats, taker, deal, False)
     # Book: the borrower's legs, reserves and treasury.
     done = 0
     for j in range(n_cand):
@@ -238,10 +239,10 @@ def liquidate_accounts(legs, markets, pools, liquidators, oracle_price, external
         e = leg_start[accounts[j] + 1]
         lc = chosen[j, 0]
         ld = chosen[j, 1]
-        c = pair[j, 0]
-        d = pair[j, 1]
-        coll = terms[j, COLLATERAL]
-        debt = terms[j, DEBT]
+        c = leg_market[lc]
+        d = leg_market[ld]
+        coll = leg_amount[lc]
+        debt = leg_amount[ld] * borrow_index[d]
         repaid = deal[j, REPAID]
         to_protocol = deal[j, TO_PROTOCOL]
         # Collateral leg: the whole leg goes when the seizure was capped by it (the

@@ -17,41 +17,36 @@ The result is exactly that of a full rescan every round.
 Each round first selects the positions with HF < 1 (a position's health depends only on its
 own row and the oracle prices, both fixed within the round until it is liquidated), then
 liquidates them in book order: the same result as doing both in one pass. The selection loops
-are branch-free and index with unsigned integers. The positions below 1 are then liquidated
-in three steps over the round's candidates (``sim.engine.liquidator``, shared with the
-accounts kernel): choose (the close-factor rule), take (the liquidators, in one call per
-batch of ``BATCH`` candidates), book (the borrower's side). Batches go in book order, so the
-result is that of one pass; small batches keep the buffers in cache and the kernel's memory
-at the book's. A call per position would cost ~150 ns in numba's reference counting of the
-~30 arrays it needs, more than the liquidation itself.
+are branch-free and index with unsigned integers. The positions below 1 go to the
+liquidators in one call (``sim.engine.liquidator.take_offers``, shared with the accounts
+kernel), which applies the close-factor rule, lets the first willing liquidator take each
+and books the borrower's side. A call per position would cost ~150 ns in numba's reference
+counting of the ~30 arrays it needs, more than the liquidation itself.
 
-The kernel's tables come as named bundles of arrays (``sim.engine.tables``).
+The kernel's tables come as plain tuples of arrays, named again inside (``sim.engine.tables``).
 """
 
 import numpy as np
 
 from sim.engine._jit import kernel
 from sim.engine.amm import arbitrage, pool_spot
-from sim.engine.health import health_factor
-from sim.engine.liquidation import max_debt_to_cover
 from sim.engine.liquidator import (
     BAD_DEBT,
-    COLLATERAL,
-    DEBT,
-    DEFICIT,
     LIQUIDATED_VALUE,
     LIQUIDATION_COUNT,
     LIQUIDATOR_PROFIT,
-    MAX_COVER,
     N_DEAL,
     N_STATS,
-    N_TERMS,
     PROTOCOL_FEE_VALUE,
-    REPAID,
     SEIZED_COLLATERAL_VALUE,
-    TO_LIQUIDATOR,
-    TO_PROTOCOL,
     take_offers,
+)
+from sim.engine.tables import (
+    ArbitrageurTable,
+    LiquidatorTable,
+    MarketTable,
+    PoolTable,
+    PositionTable,
 )
 
 # The per-protocol stats slots are ``sim.engine.liquidator``'s, named here too (callers read
@@ -69,7 +64,6 @@ ARBITRAGE_VOLUME = 2
 N_TOTALS = 3
 
 WATCH_HEALTH = 1.5
-BATCH = 512  # candidates per call of the liquidators
 
 
 @kernel
@@ -96,22 +90,18 @@ def run_cascade(book, markets, pools, liquidators, arbitrageurs, oracle_price, o
         totals: float64[N_TOTALS], rounds, positions scanned and arbitrage volume.
         round_counts: int64[max_rounds], liquidations per round (written).
     """
+    book = PositionTable(*book)  # plain tuples from Python (``sim.engine.tables``)
+    markets = MarketTable(*markets)
+    pools = PoolTable(*pools)
+    liquidators = LiquidatorTable(*liquidators)
+    arbitrageurs = ArbitrageurTable(*arbitrageurs)
     coll_market = book.coll_market
     debt_market = book.debt_market
     coll = book.coll
     scaled_debt = book.scaled_debt
     market_asset = markets.asset
-    market_protocol = markets.protocol
     lt = markets.liquidation_threshold
     borrow_index = markets.borrow_index
-    close_factor = markets.close_factor
-    hf_threshold = markets.close_factor_hf_threshold
-    small_threshold = markets.min_base_max_close_factor_threshold
-    cash = markets.cash
-    treasury = markets.treasury
-    deficit = markets.deficit
-    total_coll = markets.total_coll
-    total_scaled_debt = markets.total_scaled_debt
     n = coll.shape[0]
     m = oracle_price.shape[0]
     round_counts[:] = 0
@@ -124,13 +114,11 @@ def run_cascade(book, markets, pools, liquidators, arbitrageurs, oracle_price, o
     watch = np.empty(n, dtype=np.uint32)
     below = np.empty(n, dtype=np.uint32)
     n_watch = -1  # -1: the next round scans the whole book
-    # A batch of candidates and their deals: the positions below 1 go to the liquidators
-    # ``BATCH`` at a time, in book order (small buffers that stay in cache).
-    rows = np.empty(BATCH, dtype=np.uint32)
-    pair = np.empty((BATCH, 2), dtype=np.int64)
-    terms = np.empty((BATCH, N_TERMS))
-    taker = np.empty(BATCH, dtype=np.int64)
-    deal = np.empty((BATCH, N_DEAL))
+    # Unused here: the candidates are the rows below 1 (``take_offers``, single pair).
+    no_legs = np.empty((0, 2), dtype=np.int64)
+    no_cover = np.empty(0)
+    no_taker = np.empty(0, dtype=np.int64)
+    no_deal = np.empty((0, N_DEAL))
     for r in range(max_rounds):
         # Select: positions below HF 1 (and, on a full scan, the watch list). Per market
         # factors first, so that a position costs two lookups: coll * (price lt) against
@@ -160,61 +148,10 @@ def run_cascade(book, markets, pools, liquidators, arbitrageurs, oracle_price, o
                 below[n_below] = i
                 n_below += coll[i] * coll_factor[c] < scaled_debt[i] * debt_factor[d]
             totals[POSITIONS_SCANNED] += n_watch
-        done = 0
-        k = 0
-        while k < n_below:
-            # Choose: the most debt a liquidator may repay on each position below 1.
-            n_cand = 0
-            while k < n_below and n_cand < BATCH:
-                i = np.uint64(below[k])
-                k += 1
-                c = np.uint64(coll_market[i])
-                d = np.uint64(debt_market[i])
-                debt = scaled_debt[i] * borrow_index[d]
-                pc = price[c]
-                pd = price[d]
-                if debt <= 0.0 or coll[i] <= 0.0:
-                    continue
-                health = health_factor(coll[i], pc, lt[c], debt, pd)
-                max_cover = max_debt_to_cover(debt, coll[i], pd, pc, health, close_factor[c],
-                                              hf_threshold[c], small_threshold[c])
-                if max_cover <= 0.0:
-                    continue
-                rows[n_cand] = i
-                pair[n_cand, 0] = c
-                pair[n_cand, 1] = d
-                terms[n_cand, COLLATERAL] = coll[i]
-                terms[n_cand, DEBT] = debt
-                terms[n_cand, MAX_COVER] = max_cover
-                n_cand += 1
-            # Take: the first willing liquidator (in ``liquidators.order``) takes each position.
-            take_offers(n_cand, pair, terms, price, markets, pools, liquidators, external_price,
-                        gas_sink, stats, taker, deal)
-            # Book: borrower, reserve, treasury.
-            for j in range(n_cand):
-                if taker[j] < 0:
-                    continue
-                i = np.uint64(rows[j])
-                c = np.uint64(pair[j, 0])
-                d = np.uint64(pair[j, 1])
-                repaid = deal[j, REPAID]
-                bad = deal[j, DEFICIT]
-                to_protocol = deal[j, TO_PROTOCOL]
-                seized = deal[j, TO_LIQUIDATOR] + to_protocol
-                coll[i] -= seized
-                if coll[i] < 0.0:
-                    coll[i] = 0.0
-                burnt = (repaid + bad) / borrow_index[d]
-                scaled_debt[i] -= burnt
-                if bad > 0.0 or scaled_debt[i] < 0.0:
-                    scaled_debt[i] = 0.0
-                total_scaled_debt[d] -= burnt
-                total_coll[c] -= seized
-                cash[d] += repaid
-                deficit[d] += bad
-                treasury[c] += to_protocol
-                stats[market_protocol[c], BAD_DEBT] += bad * price[d]
-                done += 1
+        # Liquidate, in book order: the first willing liquidator (in ``liquidators.order``)
+        # takes each position; the borrower's side is booked at once.
+        done = take_offers(n_below, below, no_legs, no_cover, book, price, markets, pools,
+                           liquidators, external_price, gas_sink, stats, no_taker, no_deal, True)
         round_counts[r] = done
         totals[CASCADE_ROUNDS] = r + 1
         if done == 0:

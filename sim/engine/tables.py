@@ -1,57 +1,36 @@
 """The tables the lending liquidation kernels read and write, as named bundles of arrays.
 
-Each bundle is a named tuple of numpy arrays: numba passes it to a kernel as a tuple of
-arrays and resolves every field at compile time, so a bundle costs nothing inside a kernel
-(it costs about 1 us per bundle when a kernel is called from Python: numba fingerprints a
-tuple subclass by its class and field names; measured 8.5 against 4.4 us for a cascade call
-with five bundles and no round). A caller builds each bundle once, by name, from its own
-tables; the kernels read the fields by name. Arrays marked in/out are updated in place.
+Each table is a named tuple of numpy arrays (``collections.namedtuple``), read by field name
+in Python and in the kernels, where numba resolves every field at compile time: a table costs
+nothing inside a kernel. Arrays marked in/out are updated in place.
 
-The bundles are written as ``Table`` subclasses rather than ``typing.NamedTuple`` because the
-engine imports only numpy and numba (``tests/test_layering.py``); numba takes any tuple
-subclass with ``_fields`` and ``_asdict`` for a named tuple.
+At the call from Python a kernel takes each table as a *plain* tuple in field order, built by
+name with ``Table.pack(field=...)``, and names it again in its first lines
+(``book = PositionTable(*book)``). The reason is the call's cost: numba types a plain tuple of
+arrays in its C dispatcher, but a tuple subclass in Python, array by array (measured: five
+tables cost 6.6 us per call named and 2.3 us plain; 40 loose arrays cost the old cascade
+about 3 us). A kernel given named tables works the same, more slowly, and is compiled apart.
 
 Indices: ``n`` positions, ``A`` accounts with ``L`` legs, ``K`` markets (one asset of one
 lending protocol), ``m`` assets, ``p`` pools, ``l`` liquidators, ``k`` arbitrageurs.
 """
 
+from collections import namedtuple
 
-class Table(tuple):
-    """A tuple whose items are named by the class's ``_fields``, as a named tuple.
 
-    Built from positional items, by name, or both (``Table(a, b, c=...)``), every field
-    required; each field reads as an attribute.
-    """
+class _Pack:
+    """``pack``: the plain tuple a kernel takes, built by field name."""
 
     __slots__ = ()
-    _fields: tuple[str, ...] = ()
 
-    def __new__(cls, *items, **named):
-        """The table of ``items`` (in field order) then ``named`` fields."""
-        if len(items) > len(cls._fields):
-            raise TypeError(f"{cls.__name__} takes {len(cls._fields)} fields, got {len(items)}")
-        values = list(items)
-        for name in cls._fields[len(items):]:
-            if name not in named:
-                raise TypeError(f"{cls.__name__} needs field {name!r}")
-            values.append(named.pop(name))
-        if named:
-            raise TypeError(f"{cls.__name__} has no field {sorted(named)[0]!r}")
-        return super().__new__(cls, values)
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        for i, name in enumerate(cls._fields):
-            setattr(cls, name, property(lambda self, i=i: self[i]))
-
-    def _asdict(self) -> dict:
-        return dict(zip(self._fields, self, strict=True))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(self._fields)})"
+    @classmethod
+    def pack(cls, **fields) -> tuple:
+        """The arrays of ``fields`` (every field, by name) as a plain tuple in field order."""
+        return tuple(cls(**fields))
 
 
-class PositionTable(Table):
+class PositionTable(_Pack, namedtuple("PositionTable",
+                                      "coll_market debt_market coll scaled_debt")):
     """Single-pair positions: one collateral market and one debt market each.
 
     Fields:
@@ -61,10 +40,10 @@ class PositionTable(Table):
         scaled_debt: float64[n], debt tokens / borrow index (in/out).
     """
 
-    _fields = ("coll_market", "debt_market", "coll", "scaled_debt")
+    __slots__ = ()
 
 
-class LegTable(Table):
+class LegTable(_Pack, namedtuple("LegTable", "start market amount is_debt")):
     """Multi-collateral accounts in CSR form: account ``a`` owns legs ``start[a]:start[a + 1]``.
 
     Fields:
@@ -74,10 +53,15 @@ class LegTable(Table):
         is_debt: bool[L], whether a leg is debt.
     """
 
-    _fields = ("start", "market", "amount", "is_debt")
+    __slots__ = ()
 
 
-class MarketTable(Table):
+class MarketTable(_Pack, namedtuple("MarketTable", (
+        "asset", "protocol", "liquidation_threshold", "liquidation_bonus",
+        "liquidation_protocol_fee", "borrow_index", "cash", "treasury", "deficit", "total_coll",
+        "total_scaled_debt", "close_factor", "close_factor_hf_threshold",
+        "min_base_max_close_factor_threshold", "min_leftover_base", "venue_pool",
+    ))):
     """Per market: its asset, its protocol's rules, its reserve and where its collateral sells.
 
     The close-factor rules are the market's protocol's (``sim.engine.liquidation``), repeated
@@ -102,15 +86,11 @@ class MarketTable(Table):
         venue_pool: int64[K], pool where seized collateral is sold, or -1.
     """
 
-    _fields = (
-        "asset", "protocol", "liquidation_threshold", "liquidation_bonus",
-        "liquidation_protocol_fee", "borrow_index", "cash", "treasury", "deficit", "total_coll",
-        "total_scaled_debt", "close_factor", "close_factor_hf_threshold",
-        "min_base_max_close_factor_threshold", "min_leftover_base", "venue_pool",
-    )
+    __slots__ = ()
 
 
-class PoolTable(Table):
+class PoolTable(_Pack, namedtuple("PoolTable",
+                                  "reserve_base reserve_quote fee amp peg base quote")):
     """Every AMM pool of the model (``sim.engine.amm``).
 
     Fields:
@@ -123,10 +103,11 @@ class PoolTable(Table):
         quote: int64[p], asset of the quote token.
     """
 
-    _fields = ("reserve_base", "reserve_quote", "fee", "amp", "peg", "base", "quote")
+    __slots__ = ()
 
 
-class LiquidatorTable(Table):
+class LiquidatorTable(_Pack, namedtuple("LiquidatorTable",
+                                        "balance gas_cost min_profit atomic order")):
     """The liquidators of a step.
 
     Fields:
@@ -137,10 +118,10 @@ class LiquidatorTable(Table):
         order: int64[l], the order in which they act this step.
     """
 
-    _fields = ("balance", "gas_cost", "min_profit", "atomic", "order")
+    __slots__ = ()
 
 
-class ArbitrageurTable(Table):
+class ArbitrageurTable(_Pack, namedtuple("ArbitrageurTable", "balance pools order")):
     """The arbitrageurs who back-run the pools at the end of each cascade round.
 
     Fields:
@@ -149,4 +130,4 @@ class ArbitrageurTable(Table):
         order: int64[k], their acting order.
     """
 
-    _fields = ("balance", "pools", "order")
+    __slots__ = ()

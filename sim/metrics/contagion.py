@@ -26,6 +26,7 @@ __all__ = [
     "debtrank_impact",
     "eisenberg_noe",
     "fire_sale_vulnerability",
+    "standalone_payments",
 ]
 
 
@@ -170,6 +171,35 @@ def eisenberg_noe(
     p = np.where(default, np.minimum(p, pbar), pbar)
     equity = e + pi_t @ p - p
     return ClearingResult(payments=p, waves=tuple(waves), equity=equity)
+
+
+def standalone_payments(
+    liabilities: object, external_assets: object, *, rtol: float = 1e-10
+) -> np.ndarray:
+    """What each node would pay if every other node paid it in full (Eisenberg-Noe).
+
+    Node i then holds e_i plus its nominal claims, ``v_i = e_i + sum_j L[j, i]``, and owes
+    pbar_i to creditors that pay nothing back: ``eisenberg_noe`` on that network (every
+    node's obligations owed to one sink) finds p_i = pbar_i, or v_i when i fails the same
+    default test (``pbar_i - v_i > rtol * max(pbar_i, v_i)``). With no claims left inside the
+    network there is nothing to solve, so this is that result in closed form. The
+    difference between a node's shortfall in the network and this one is the part of its
+    shortfall that comes from contagion (``sim.model.systemic.clearing``).
+
+    Args:
+        liabilities: L, float (n, n), as ``eisenberg_noe``.
+        external_assets: e, float (n,), as ``eisenberg_noe``.
+        rtol: relative tolerance of the default test.
+
+    Returns:
+        float (n,), each node's payment.
+    """
+    liab = _square("liabilities", liabilities)
+    e = _vector("external_assets", external_assets, liab.shape[0])
+    pbar = liab.sum(axis=1)
+    value = e + liab.sum(axis=0)
+    short = pbar - value > rtol * np.maximum(pbar, value)
+    return np.where(short, np.minimum(value, pbar), pbar)
 
 
 # ----------------------------------------------------------------------------- DebtRank

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from sim.engine.health import recoverable_debt
-from sim.metrics.contagion import eisenberg_noe
+from sim.metrics.contagion import eisenberg_noe, standalone_payments
 from sim.model.fire_sales import fire_sale, leveraged_holders, price_impact
 
 __all__ = ["Obligations", "clearing", "fire_sale", "leveraged_holders", "obligations",
@@ -340,10 +340,7 @@ def clearing(model, *, rtol: float = 1e-10) -> dict[str, np.ndarray]:
     e = np.append(ob.external_assets, 0.0)
     paid = eisenberg_noe(network, e, rtol=rtol).payments[:n]
     # Everyone else pays in full: i's nominal claims become external assets.
-    alone = np.zeros((n + 1, n + 1))
-    alone[:n, n] = pbar
-    e_alone = e + np.append(ob.liabilities.sum(axis=0), 0.0)
-    paid_alone = eisenberg_noe(alone, e_alone, rtol=rtol).payments[:n]
+    paid_alone = standalone_payments(network, e, rtol=rtol)[:n]
     shortfall = np.maximum(pbar - paid, 0.0)
     return {
         "clearing_shortfall": shortfall,

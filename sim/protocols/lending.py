@@ -328,16 +328,18 @@ class LendingPools:
         totals = np.zeros(cascade_kernel.N_TOTALS)
         rounds = np.zeros(max_rounds, dtype=np.int64)
         cascade_kernel.run_cascade(
-            PositionTable(coll_market=b.coll_market, debt_market=b.debt_market, coll=b.coll,
-                          scaled_debt=b.scaled_debt),
+            PositionTable.pack(coll_market=b.coll_market, debt_market=b.debt_market,
+                               coll=b.coll, scaled_debt=b.scaled_debt),
             self.market_table(venue_pool), pool_table(pools), liquidator_table(liquidators),
-            ArbitrageurTable(*arbitrage), oracle_price, oracle_pool, external_price, gas_sink,
+            ArbitrageurTable.pack(balance=arbitrage[0], pools=arbitrage[1],
+                                  order=arbitrage[2]),
+            oracle_price, oracle_pool, external_price, gas_sink,
             max_rounds, stats, totals, rounds)
         return stats, totals, rounds
 
-    def market_table(self, venue_pool: np.ndarray) -> MarketTable:
-        """The markets as the liquidation kernels read them (arrays shared, not copied)."""
-        return MarketTable(
+    def market_table(self, venue_pool: np.ndarray) -> tuple:
+        """The markets as the liquidation kernels take them (arrays shared, not copied)."""
+        return MarketTable.pack(
             asset=self.market_asset, protocol=self.market_protocol,
             liquidation_threshold=self.liquidation_threshold,
             liquidation_bonus=self.liquidation_bonus,
@@ -350,15 +352,15 @@ class LendingPools:
             min_leftover_base=self.min_leftover_base, venue_pool=venue_pool)
 
 
-def pool_table(pools) -> PoolTable:
-    """The AMM pools (``sim.protocols.amm.Pools``) as the liquidation kernels read them."""
-    return PoolTable(reserve_base=pools.reserve_base, reserve_quote=pools.reserve_quote,
-                     fee=pools.fee, amp=pools.amp, peg=pools.peg, base=pools.base,
-                     quote=pools.quote)
+def pool_table(pools) -> tuple:
+    """The AMM pools (``sim.protocols.amm.Pools``) as the liquidation kernels take them."""
+    return PoolTable.pack(reserve_base=pools.reserve_base, reserve_quote=pools.reserve_quote,
+                          fee=pools.fee, amp=pools.amp, peg=pools.peg, base=pools.base,
+                          quote=pools.quote)
 
 
-def liquidator_table(liquidators) -> LiquidatorTable:
+def liquidator_table(liquidators) -> tuple:
     """The liquidators (``balance``, ``gas_cost``, ``min_profit``, ``atomic``, ``order``)."""
-    return LiquidatorTable(balance=liquidators.balance, gas_cost=liquidators.gas_cost,
-                           min_profit=liquidators.min_profit, atomic=liquidators.atomic,
-                           order=liquidators.order)
+    return LiquidatorTable.pack(balance=liquidators.balance, gas_cost=liquidators.gas_cost,
+                                min_profit=liquidators.min_profit, atomic=liquidators.atomic,
+                                order=liquidators.order)

@@ -271,7 +271,7 @@ class AccountBook:
             liquidator_table(liquidators), oracle_price, external_price, gas_sink, stats)
         return stats, int(done)
 
-    def leg_table(self) -> LegTable:
-        """The legs as the account kernels read them (arrays shared, not copied)."""
-        return LegTable(start=self.leg_start, market=self.leg_market, amount=self.leg_amount,
-                        is_debt=self.leg_is_debt)
+    def leg_table(self) -> tuple:
+        """The legs as the account kernels take them (arrays shared, not copied)."""
+        return LegTable.pack(start=self.leg_start, market=self.leg_market,
+                             amount=self.leg_amount, is_debt=self.leg_is_debt)

@@ -112,7 +112,7 @@ def run_kernel(case, max_rounds):
     stats = np.zeros((n_protocols_of(case), ck.N_STATS))
     totals = np.zeros(ck.N_TOTALS)
     rounds = np.zeros(max_rounds, dtype=np.int64)
-    ck.run_cascade(
+    tables = (
         PositionTable(c["coll_market"], c["debt_market"], c["coll"], c["scaled_debt"]),
         MarketTable(c["market_asset"], c["market_protocol"], c["lt"], c["bonus"],
                     c["protocol_fee"], c["borrow_index"], c["cash"], c["treasury"],
@@ -124,8 +124,10 @@ def run_kernel(case, max_rounds):
         LiquidatorTable(c["liq_balance"], c["liq_gas"], c["liq_min_profit"], c["liq_atomic"],
                         c["liq_order"]),
         ArbitrageurTable(c["arb_balance"], c["arb_pools"], c["arb_order"]),
-        c["oracle_price"], c["oracle_pool"], c["external_price"], c["gas_sink"],
-        max_rounds, stats, totals, rounds)
+    )
+    ck.run_cascade(  # tables as plain tuples, as the model passes them (sim.engine.tables)
+        *(tuple(t) for t in tables), c["oracle_price"], c["oracle_pool"], c["external_price"],
+        c["gas_sink"], max_rounds, stats, totals, rounds)
     return c, stats, totals, rounds
 
 

@@ -16,7 +16,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from sim.metrics import contagion as cg
-from sim.metrics.contagion import debtrank, debtrank_impact, eisenberg_noe, fire_sale_vulnerability
+from sim.metrics.contagion import (
+    debtrank,
+    debtrank_impact,
+    eisenberg_noe,
+    fire_sale_vulnerability,
+    standalone_payments,
+)
 
 SETTINGS = settings(deadline=None, max_examples=60)
 
@@ -189,6 +195,29 @@ def test_en_matches_the_linear_programme(case):
     assert lp.status == 0
     scale = max(1.0, pbar.max(), e.max())
     np.testing.assert_allclose(eisenberg_noe(liab, e).payments, lp.x, rtol=0, atol=1e-6 * scale)
+
+
+@SETTINGS
+@given(networks())
+def test_standalone_payments_are_eisenberg_noe_with_everyone_else_paying_in_full(case):
+    # Independent method: eisenberg_noe itself on the network in which each node's nominal
+    # claims are external assets and it owes everything to a sink that owes nothing.
+    liab, e = case
+    np.fill_diagonal(liab, 0.0)
+    n = len(e)
+    star = np.zeros((n + 1, n + 1))
+    star[:n, n] = liab.sum(axis=1)
+    value = np.append(e + liab.sum(axis=0), 0.0)
+    expected = eisenberg_noe(star, value).payments[:n]
+    scale = max(1.0, star.max(), value.max())
+    np.testing.assert_allclose(standalone_payments(liab, e), expected, rtol=0,
+                               atol=1e-12 * scale)
+
+
+def test_standalone_payments_by_hand():
+    # A owes B 10 and holds 4; B owes A 3 and holds 1. Alone, A holds 4 + 3 = 7 < 10: pays 7;
+    # B holds 1 + 10 = 11 >= 3: pays 3.
+    np.testing.assert_allclose(standalone_payments([[0, 10], [3, 0]], [4, 1]), [7.0, 3.0])
 
 
 # ================================================================================ DebtRank

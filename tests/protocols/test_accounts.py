@@ -375,19 +375,22 @@ def as_accounts(case):
 
 
 def kernel_tables(c):
-    """The case's markets, pools and liquidators as the kernels' bundles."""
-    return (MarketTable(c["market_asset"], c["market_protocol"], c["lt"], c["bonus"],
-                        c["protocol_fee"], c["borrow_index"], c["cash"], c["treasury"],
-                        c["deficit"], c["total_coll"], c["total_scaled_debt"],
-                        *c["market_rules"].T, c["venue_pool"]),
-            PoolTable(c["reserve_base"], c["reserve_quote"], c["pool_fee"], c["pool_amp"],
-                      c["pool_peg"], c["pool_base"], c["pool_quote"]),
-            LiquidatorTable(c["liq_balance"], c["liq_gas"], c["liq_min_profit"],
-                            c["liq_atomic"], c["liq_order"]))
+    """The case's markets, pools and liquidators as the kernels take them (plain tuples)."""
+    tables = (
+        MarketTable(c["market_asset"], c["market_protocol"], c["lt"], c["bonus"],
+                    c["protocol_fee"], c["borrow_index"], c["cash"], c["treasury"],
+                    c["deficit"], c["total_coll"], c["total_scaled_debt"],
+                    *c["market_rules"].T, c["venue_pool"]),
+        PoolTable(c["reserve_base"], c["reserve_quote"], c["pool_fee"], c["pool_amp"],
+                  c["pool_peg"], c["pool_base"], c["pool_quote"]),
+        LiquidatorTable(c["liq_balance"], c["liq_gas"], c["liq_min_profit"],
+                        c["liq_atomic"], c["liq_order"]),
+    )
+    return tuple(tuple(t) for t in tables)
 
 
 def run_accounts(c, legs, stats):
-    return ak.liquidate_accounts(LegTable(*legs), *kernel_tables(c), c["oracle_price"],
+    return ak.liquidate_accounts(tuple(LegTable(*legs)), *kernel_tables(c), c["oracle_price"],
                                  c["external_price"], c["gas_sink"], stats)
 
 
@@ -400,11 +403,11 @@ def test_one_leg_accounts_match_the_single_pair_cascade(seed, n_prot, shock, cap
     pair_stats = np.zeros((n_prot, ck.N_STATS))
     rounds = np.zeros(1, dtype=np.int64)
     ck.run_cascade(
-        PositionTable(pair["coll_market"], pair["debt_market"], pair["coll"],
-                      pair["scaled_debt"]),
+        tuple(PositionTable(pair["coll_market"], pair["debt_market"], pair["coll"],
+                            pair["scaled_debt"])),
         *kernel_tables(pair),
-        ArbitrageurTable(np.zeros((0, 3)), np.zeros(0, dtype=np.int64),
-                         np.zeros(0, dtype=np.int64)),
+        tuple(ArbitrageurTable(np.zeros((0, 3)), np.zeros(0, dtype=np.int64),
+                               np.zeros(0, dtype=np.int64))),
         pair["oracle_price"], np.full(3, -1, dtype=np.int64), pair["external_price"],
         pair["gas_sink"], 1, pair_stats, np.zeros(ck.N_TOTALS), rounds)
     legs = as_accounts(acc)
